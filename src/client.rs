@@ -1,0 +1,134 @@
+//! The handle client threads hold. Every method sends one request, carrying
+//! its own reply channel, over the store's bounded request channel and blocks
+//! until the server answers.
+//!
+//! A client never hangs and never panics on a store that is gone: a closed
+//! store, a stopped server thread, or a dropped request all come back as
+//! [`ClientError::Closed`].
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+
+use crate::command::{Command, ListQuery, QueryRequest, ReplyTo, Request, Stats};
+use crate::error::ClientError;
+use crate::server::Shared;
+use crate::ticket::{Ticket, TicketDraft, TicketId, TicketPatch};
+
+/// A handle for talking to a [`Store`](crate::Store) from any thread.
+/// Cheap to clone; every clone talks to the same server thread.
+#[derive(Clone, Debug)]
+pub struct Client {
+    requests: SyncSender<Request>,
+    shared: Arc<Shared>,
+}
+
+/// Whether a request waits for room in a full request channel.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WhenFull {
+    Wait,
+    Refuse,
+}
+
+impl Client {
+    pub(crate) fn new(requests: SyncSender<Request>, shared: Arc<Shared>) -> Self {
+        Client { requests, shared }
+    }
+
+    /// Creates a ticket (status `ToDo`, version 1); returns it once it is durable.
+    pub fn create(&self, draft: TicketDraft) -> Result<Ticket, ClientError> {
+        self.command(Command::Create(draft), WhenFull::Wait)
+    }
+
+    /// Changes a ticket; returns it as it is after the change, once durable.
+    pub fn update(&self, id: TicketId, patch: TicketPatch) -> Result<Ticket, ClientError> {
+        self.command(Command::Update(id, patch), WhenFull::Wait)
+    }
+
+    /// Deletes a ticket; returns the removed ticket once the delete is durable.
+    pub fn delete(&self, id: TicketId) -> Result<Ticket, ClientError> {
+        self.command(Command::Delete(id), WhenFull::Wait)
+    }
+
+    /// Runs any command, waiting for room in the request channel.
+    pub fn execute(&self, command: Command) -> Result<Ticket, ClientError> {
+        self.command(command, WhenFull::Wait)
+    }
+
+    /// Like [`Self::create`], but fails at once with [`ClientError::Overloaded`]
+    /// when the request channel is full.
+    pub fn try_create(&self, draft: TicketDraft) -> Result<Ticket, ClientError> {
+        self.command(Command::Create(draft), WhenFull::Refuse)
+    }
+
+    /// Like [`Self::update`], but fails at once with [`ClientError::Overloaded`]
+    /// when the request channel is full.
+    pub fn try_update(&self, id: TicketId, patch: TicketPatch) -> Result<Ticket, ClientError> {
+        self.command(Command::Update(id, patch), WhenFull::Refuse)
+    }
+
+    /// Like [`Self::delete`], but fails at once with [`ClientError::Overloaded`]
+    /// when the request channel is full.
+    pub fn try_delete(&self, id: TicketId) -> Result<Ticket, ClientError> {
+        self.command(Command::Delete(id), WhenFull::Refuse)
+    }
+
+    /// The ticket with this id, if it exists.
+    pub fn get(&self, id: TicketId) -> Result<Option<Ticket>, ClientError> {
+        self.call(
+            |reply| Request::Query(QueryRequest::Get { id, reply }),
+            WhenFull::Wait,
+        )
+    }
+
+    /// Tickets matching `query`, in ascending id order.
+    pub fn list(&self, query: ListQuery) -> Result<Vec<Ticket>, ClientError> {
+        self.call(
+            |reply| Request::Query(QueryRequest::List { query, reply }),
+            WhenFull::Wait,
+        )
+    }
+
+    /// Counts by status, the next id, and the log's size.
+    pub fn stats(&self) -> Result<Stats, ClientError> {
+        self.call(
+            |reply| Request::Query(QueryRequest::Stats { reply }),
+            WhenFull::Wait,
+        )
+    }
+
+    fn command(&self, command: Command, when_full: WhenFull) -> Result<Ticket, ClientError> {
+        self.call(|reply| Request::Command { command, reply }, when_full)
+    }
+
+    fn call<T>(
+        &self,
+        request: impl FnOnce(ReplyTo<T>) -> Request,
+        when_full: WhenFull,
+    ) -> Result<T, ClientError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(ClientError::Closed);
+        }
+        // Capacity 1: the server sends exactly one reply and never waits on it.
+        let (reply, answer) = mpsc::sync_channel(1);
+        let request = request(reply);
+        match when_full {
+            WhenFull::Wait => self
+                .requests
+                .send(request)
+                .map_err(|_| ClientError::Closed)?,
+            WhenFull::Refuse => self.requests.try_send(request).map_err(|e| match e {
+                TrySendError::Full(_) => ClientError::Overloaded,
+                TrySendError::Disconnected(_) => ClientError::Closed,
+            })?,
+        }
+        // If the server drops the request unanswered (it stopped), the reply
+        // sender is dropped with it and this returns instead of hanging.
+        answer.recv().map_err(|_| ClientError::Closed)?
+    }
+}
+
+const _: () = {
+    const fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
+    assert_send_sync_clone::<Client>();
+};

@@ -1,0 +1,95 @@
+//! The payload codec: the only place that calls serde/bincode.
+//!
+//! A record payload is the bincode 1.3.3 encoding of a `Vec<Event>` with
+//! bincode's `DefaultOptions` (little-endian, variable-length integers),
+//! an explicit size limit, and trailing bytes rejected. Keeping every
+//! bincode call here means the payload codec can be replaced behind a format
+//! version bump without touching the framing.
+
+use bincode::Options as _;
+
+use crate::event::Event;
+use crate::wal::record::RECORD_PAYLOAD_BYTES_MAX;
+
+fn options() -> impl bincode::Options {
+    bincode::DefaultOptions::new()
+        .with_little_endian()
+        .with_varint_encoding()
+        .with_limit(RECORD_PAYLOAD_BYTES_MAX as u64)
+        .reject_trailing_bytes()
+}
+
+/// Appends the payload encoding of `events` to `out`.
+pub(crate) fn encode_events(events: &[Event], out: &mut Vec<u8>) -> Result<(), String> {
+    options()
+        .serialize_into(out, events)
+        .map_err(|e| e.to_string())
+}
+
+/// Decodes a payload; fails on anything but exactly one well-formed `Vec<Event>`
+/// whose field values pass validation.
+pub(crate) fn decode_events(payload: &[u8]) -> Result<Vec<Event>, String> {
+    options().deserialize(payload).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ticket::{Status, TicketId};
+    use crate::time::Timestamp;
+
+    fn sample() -> Vec<Event> {
+        vec![
+            Event::Created {
+                id: TicketId::from(1),
+                title: "Fix the flux".try_into().unwrap(),
+                description: "It is not capacitating.".try_into().unwrap(),
+                at: Timestamp::from_unix_millis(1_700_000_000_000),
+            },
+            Event::Updated {
+                id: TicketId::from(1),
+                version: 2,
+                title: None,
+                description: None,
+                status: Some(Status::Done),
+                at: Timestamp::from_unix_millis(1_700_000_000_001),
+            },
+        ]
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let mut bytes = Vec::new();
+        encode_events(&sample(), &mut bytes).unwrap();
+        assert_eq!(decode_events(&bytes).unwrap(), sample());
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut bytes = Vec::new();
+        encode_events(&sample(), &mut bytes).unwrap();
+        bytes.push(0);
+        assert!(decode_events(&bytes).is_err());
+    }
+
+    #[test]
+    fn invalid_field_values_do_not_decode() {
+        // A Created event whose title is empty: the bytes are well-formed bincode,
+        // but the title fails validation, so decoding fails.
+        let mut bytes = Vec::new();
+        encode_events(&sample()[..1], &mut bytes).unwrap();
+        let title_len_at = bytes.iter().position(|&b| b == 12).unwrap();
+        let mut damaged = bytes[..title_len_at].to_vec();
+        damaged.push(0);
+        damaged.extend_from_slice(&bytes[title_len_at + 1 + 12..]);
+        assert!(decode_events(&damaged).is_err());
+    }
+
+    #[test]
+    fn huge_length_prefix_does_not_allocate() {
+        // vec length = u64::MAX (varint marker 253 + 8 bytes)
+        let mut bytes = vec![253];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode_events(&bytes).is_err());
+    }
+}

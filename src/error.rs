@@ -1,0 +1,244 @@
+//! Typed errors, one enum per layer. Each variant's message is a sentence a
+//! user can act on and names the file and byte offset where that applies.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::ticket::TicketId;
+
+/// A value that failed validation: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TicketError {
+    /// The title was empty.
+    #[error("title is empty: it must be 1 to 50 bytes of UTF-8")]
+    TitleEmpty,
+    /// The title was longer than its limit.
+    #[error("title is {len} bytes long: it must be at most {max} bytes of UTF-8")]
+    TitleTooLong {
+        /// The length given, in bytes.
+        len: usize,
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// The description was empty.
+    #[error("description is empty: it must be 1 to 500 bytes of UTF-8")]
+    DescriptionEmpty,
+    /// The description was longer than its limit.
+    #[error("description is {len} bytes long: it must be at most {max} bytes of UTF-8")]
+    DescriptionTooLong {
+        /// The length given, in bytes.
+        len: usize,
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// A status that is not one of the known spellings.
+    #[error("status {input:?} is not valid: use one of todo, to-do, inprogress, in-progress, done")]
+    InvalidStatus {
+        /// What was given.
+        input: String,
+    },
+    /// A ticket id that is not a positive whole number.
+    #[error("ticket id {input:?} is not valid: use a positive whole number such as 1")]
+    InvalidId {
+        /// What was given.
+        input: String,
+    },
+    /// An update that would change no field.
+    #[error("the update changes nothing: give at least one of title, description or status")]
+    EmptyPatch,
+}
+
+/// A failure of the storage under the log: the operation, the file, and the
+/// operating system's error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// An I/O operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done, e.g. "fdatasync".
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// A write or sync failed earlier, so the store refuses every later write:
+    /// a retried fsync can report success without having written anything.
+    /// Queries still work. Close and reopen the store to recover.
+    #[error(
+        "the store refuses writes since an earlier failure on {path}: {cause}; close and reopen it"
+    )]
+    Poisoned {
+        /// The log file that failed.
+        path: PathBuf,
+        /// The first failure, as text.
+        cause: String,
+    },
+    /// A record would be larger than the format allows.
+    #[error("a log record of {len} bytes is over the limit of {max} bytes")]
+    RecordTooLarge {
+        /// The encoded payload length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The server thread is gone, so the store could not be closed cleanly.
+    #[error("the server thread stopped unexpectedly")]
+    ServerGone,
+}
+
+impl StorageError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        StorageError::Io {
+            op,
+            path: path.into(),
+            source: Arc::new(source),
+        }
+    }
+}
+
+/// What is wrong with a damaged log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Damage {
+    /// The file header is not a ticketlog header.
+    #[error("the file does not start with the ticketlog magic bytes")]
+    BadMagic,
+    /// The file header's checksum does not match.
+    #[error("the file header checksum does not match")]
+    BadFileHeader,
+    /// The file header names a format version this build cannot read.
+    #[error("format version {found} is not supported (this build reads version {supported})")]
+    UnsupportedVersion {
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// A record header's checksum does not match.
+    #[error("record header checksum does not match")]
+    BadRecordHeader,
+    /// A record's payload checksum does not match.
+    #[error("record payload checksum does not match")]
+    BadPayload,
+    /// A record claims a length over the format's limit.
+    #[error("record length {len} is over the limit of {max} bytes")]
+    RecordTooLong {
+        /// The claimed payload length.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A record runs past the end of the file.
+    #[error("record of {len} bytes runs past the end of the file")]
+    Truncated {
+        /// The bytes the record needs.
+        len: u64,
+    },
+    /// A record carries the wrong sequence number.
+    #[error("record has sequence number {found}, expected {expected}")]
+    SequenceGap {
+        /// The expected log sequence number.
+        expected: u64,
+        /// The one found.
+        found: u64,
+    },
+    /// The payload passed its checksum but does not decode.
+    #[error("record payload does not decode: {0}")]
+    Undecodable(String),
+    /// The record decodes but contradicts the state replayed so far.
+    #[error("record contradicts the replayed state: {0}")]
+    Inconsistent(String),
+    /// A valid, durable record follows damaged bytes: this is not a torn tail.
+    #[error("{first} at this offset, and a valid record follows at byte {next_valid}")]
+    MidLog {
+        /// The damage found first.
+        first: Box<Damage>,
+        /// Where the next valid record starts.
+        next_valid: u64,
+    },
+}
+
+/// Why a store could not be opened. Nothing on disk is changed by a failed open.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Another store, in this or another process, has the directory open.
+    #[error("{dir} is already open by another store (its lock file is held)")]
+    AlreadyOpen {
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// The log is damaged in a way that is not a torn tail; nothing was changed.
+    #[error("{file} is corrupt at byte {offset}: {damage}")]
+    Corrupt {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte offset of the damage within the file.
+        offset: u64,
+        /// What is wrong.
+        damage: Damage,
+    },
+    /// An I/O operation failed while opening.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The options are not usable.
+    #[error("invalid option: {0}")]
+    InvalidOptions(String),
+}
+
+impl OpenError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        OpenError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// What a client can get back instead of a reply.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The request channel is full (only from the `try_*` methods).
+    #[error("the store is overloaded: its request queue is full, try again later")]
+    Overloaded,
+    /// The store was closed, or its server thread is gone.
+    #[error("the store is closed")]
+    Closed,
+    /// No ticket has this id (it was never created, or was deleted).
+    #[error("ticket {0} does not exist")]
+    NotFound(TicketId),
+    /// The ticket is not at the version the patch expected; nothing was written.
+    #[error(
+        "ticket {id} is at version {actual}, not the expected version {expected}; nothing was changed"
+    )]
+    Conflict {
+        /// The ticket.
+        id: TicketId,
+        /// The version the patch expected.
+        expected: u64,
+        /// The ticket's current version.
+        actual: u64,
+    },
+    /// The request failed validation.
+    #[error("invalid request: {0}")]
+    Invalid(#[from] TicketError),
+    /// The log could not be written or synced. The command was not
+    /// acknowledged; it may or may not be found after a reopen.
+    #[error("storage failure: {0}")]
+    Storage(#[from] StorageError),
+}

@@ -1,0 +1,82 @@
+//! Events: what the log records. An event holds everything replay needs —
+//! the assigned id, the new version, the timestamp and the new field values —
+//! so replaying it never consults the clock or anything outside the log.
+//!
+//! The shape of these types is part of the on-disk format (see
+//! `docs/FORMAT.md`): variants and fields are encoded by position. Append new
+//! variants at the end; any other change needs a format version bump.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ticket::{Status, TicketDescription, TicketId, TicketTitle};
+use crate::time::Timestamp;
+
+/// One accepted change to the store, as written in the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Event {
+    /// A ticket was created, at version 1 and status [`Status::ToDo`].
+    Created {
+        /// The id the server minted.
+        id: TicketId,
+        /// Its title.
+        title: TicketTitle,
+        /// Its description.
+        description: TicketDescription,
+        /// When the server accepted the command.
+        at: Timestamp,
+    },
+    /// A ticket was changed; `None` fields were left as they were.
+    Updated {
+        /// The ticket.
+        id: TicketId,
+        /// Its version after the change (one more than before).
+        version: u64,
+        /// The new title, if changed.
+        title: Option<TicketTitle>,
+        /// The new description, if changed.
+        description: Option<TicketDescription>,
+        /// The new status, if changed.
+        status: Option<Status>,
+        /// When the server accepted the command.
+        at: Timestamp,
+    },
+    /// A ticket was deleted.
+    Deleted {
+        /// The ticket.
+        id: TicketId,
+        /// Its version when it was deleted.
+        version: u64,
+        /// When the server accepted the command.
+        at: Timestamp,
+    },
+}
+
+impl Event {
+    /// The ticket the event is about.
+    pub fn ticket_id(&self) -> TicketId {
+        match self {
+            Event::Created { id, .. } | Event::Updated { id, .. } | Event::Deleted { id, .. } => {
+                *id
+            }
+        }
+    }
+
+    /// When the server accepted the command behind the event.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Event::Created { at, .. } | Event::Updated { at, .. } | Event::Deleted { at, .. } => {
+                *at
+            }
+        }
+    }
+
+    /// A short name for the kind of event: `created`, `updated` or `deleted`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Created { .. } => "created",
+            Event::Updated { .. } => "updated",
+            Event::Deleted { .. } => "deleted",
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! The in-memory state: every live ticket in a `BTreeMap` by id, the next id
+//! to mint, and per-status counts.
+//!
+//! Two doors lead in, and they are kept apart on purpose:
+//! - [`State::decide`] validates a command against the current state and
+//!   returns the [`Event`] it would log, changing nothing;
+//! - [`State::apply`] applies an event (a new one, or one replayed from the
+//!   log), checks that it is consistent with the state, and returns what is
+//!   needed to undo it.
+//!
+//! `apply` is the only code that mutates tickets, on both the live path and
+//! replay, so replay cannot drift from what the server did. This module never
+//! reads the clock (the timestamp comes in with the command) and never does I/O.
+
+use std::collections::BTreeMap;
+
+use crate::command::{Command, ListQuery, Stats};
+use crate::error::{ClientError, TicketError};
+use crate::event::Event;
+use crate::ticket::{Status, Ticket, TicketId};
+use crate::time::Timestamp;
+
+/// All tickets and the id counter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct State {
+    tickets: BTreeMap<TicketId, Ticket>,
+    /// The id the next created ticket gets. Invariant: greater than every id
+    /// ever created, so ids are never reused.
+    next_id: u64,
+    /// Live tickets per status, indexed by [`Status::index`].
+    /// Invariant: sums to `tickets.len()`.
+    status_counts: [u64; 3],
+    /// The latest timestamp applied. Invariant: events arrive with
+    /// non-decreasing timestamps.
+    last_at: Timestamp,
+}
+
+/// What is needed to take back one applied event.
+#[derive(Debug)]
+pub(crate) enum Undo {
+    /// Remove the created ticket and give its id back.
+    Create(TicketId),
+    /// Put back the ticket as it was before the update.
+    Update(Ticket),
+    /// Re-insert the deleted ticket.
+    Delete(Ticket),
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            tickets: BTreeMap::new(),
+            next_id: 1,
+            status_counts: [0; 3],
+            last_at: Timestamp::from_unix_millis(0),
+        }
+    }
+}
+
+impl State {
+    /// The next id the server will mint.
+    pub fn next_id(&self) -> TicketId {
+        TicketId::from(self.next_id)
+    }
+
+    /// The latest timestamp applied; the server never stamps an event earlier than this.
+    pub fn last_at(&self) -> Timestamp {
+        self.last_at
+    }
+
+    /// Decides what `command` does to the current state, without changing it.
+    /// `now` is the server's clock, already clamped to be at least [`Self::last_at`].
+    pub fn decide(&self, command: &Command, now: Timestamp) -> Result<Event, ClientError> {
+        debug_assert!(now >= self.last_at);
+        match command {
+            Command::Create(draft) => Ok(Event::Created {
+                id: TicketId::from(self.next_id),
+                title: draft.title.clone(),
+                description: draft.description.clone(),
+                at: now,
+            }),
+            Command::Update(id, patch) => {
+                let ticket = self.tickets.get(id).ok_or(ClientError::NotFound(*id))?;
+                if let Some(expected) = patch.expected_version
+                    && expected != ticket.version
+                {
+                    return Err(ClientError::Conflict {
+                        id: *id,
+                        expected,
+                        actual: ticket.version,
+                    });
+                }
+                if patch.changes_nothing() {
+                    return Err(ClientError::Invalid(TicketError::EmptyPatch));
+                }
+                Ok(Event::Updated {
+                    id: *id,
+                    version: ticket.version + 1,
+                    title: patch.title.clone(),
+                    description: patch.description.clone(),
+                    status: patch.status,
+                    at: now,
+                })
+            }
+            Command::Delete(id) => {
+                let ticket = self.tickets.get(id).ok_or(ClientError::NotFound(*id))?;
+                Ok(Event::Deleted {
+                    id: *id,
+                    version: ticket.version,
+                    at: now,
+                })
+            }
+        }
+    }
+
+    /// Applies an event. Fails, changing nothing, if the event contradicts the
+    /// state (a replayed log that does not match what the server did).
+    /// Returns the ticket as it is after the event (the removed one for a
+    /// delete) and the undo record.
+    pub fn apply(&mut self, event: &Event) -> Result<(Ticket, Undo), String> {
+        let at = event.at();
+        if at < self.last_at {
+            return Err(format!(
+                "timestamp {} is earlier than the previous event's {}",
+                at.as_unix_millis(),
+                self.last_at.as_unix_millis()
+            ));
+        }
+        let outcome = match event {
+            Event::Created {
+                id,
+                title,
+                description,
+                at,
+            } => {
+                if id.get() != self.next_id {
+                    return Err(format!(
+                        "created ticket {id}, but the next id is {}",
+                        self.next_id
+                    ));
+                }
+                let ticket = Ticket {
+                    id: *id,
+                    title: title.clone(),
+                    description: description.clone(),
+                    status: Status::ToDo,
+                    version: 1,
+                    created_at: *at,
+                    updated_at: *at,
+                };
+                // Ids grow by one per durable record, so this cannot overflow
+                // before the log holds 2^64 records.
+                self.next_id += 1;
+                self.insert(ticket.clone());
+                (ticket, Undo::Create(*id))
+            }
+            Event::Updated {
+                id,
+                version,
+                title,
+                description,
+                status,
+                at,
+            } => {
+                let Some(before) = self.tickets.get(id) else {
+                    return Err(format!("update of ticket {id}, which does not exist"));
+                };
+                if *version != before.version + 1 {
+                    return Err(format!(
+                        "update of ticket {id} to version {version}, but it is at version {}",
+                        before.version
+                    ));
+                }
+                let before = before.clone();
+                let mut after = before.clone();
+                if let Some(title) = title {
+                    after.title = title.clone();
+                }
+                if let Some(description) = description {
+                    after.description = description.clone();
+                }
+                if let Some(status) = status {
+                    after.status = *status;
+                }
+                after.version = *version;
+                after.updated_at = *at;
+                self.insert(after.clone());
+                (after, Undo::Update(before))
+            }
+            Event::Deleted { id, version, .. } => {
+                let Some(before) = self.tickets.get(id) else {
+                    return Err(format!("delete of ticket {id}, which does not exist"));
+                };
+                if *version != before.version {
+                    return Err(format!(
+                        "delete of ticket {id} at version {version}, but it is at version {}",
+                        before.version
+                    ));
+                }
+                let removed = self.remove(*id).expect("checked present just above");
+                (removed.clone(), Undo::Delete(removed))
+            }
+        };
+        self.last_at = at;
+        self.check_invariants();
+        Ok(outcome)
+    }
+
+    /// Takes back an applied event. Undos must be given in the reverse order of
+    /// their applies. `last_at` stays where it is: timestamps only move forward.
+    pub fn undo(&mut self, undo: Undo) {
+        match undo {
+            Undo::Create(id) => {
+                self.remove(id);
+                debug_assert_eq!(id.get() + 1, self.next_id);
+                self.next_id = id.get();
+            }
+            Undo::Update(before) | Undo::Delete(before) => {
+                self.insert(before);
+            }
+        }
+        self.check_invariants();
+    }
+
+    pub fn get(&self, id: TicketId) -> Option<Ticket> {
+        self.tickets.get(&id).cloned()
+    }
+
+    pub fn list(&self, query: &ListQuery) -> Vec<Ticket> {
+        let after = query.after.map_or(0, TicketId::get);
+        let limit = query.limit.unwrap_or(usize::MAX);
+        self.tickets
+            .range(TicketId::from(after.saturating_add(1))..)
+            .map(|(_, ticket)| ticket)
+            .filter(|ticket| query.status.is_none_or(|status| ticket.status == status))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Counts by status and the next id; the log figures are filled in by the server.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            todo: self.status_counts[Status::ToDo.index()],
+            in_progress: self.status_counts[Status::InProgress.index()],
+            done: self.status_counts[Status::Done.index()],
+            next_id: self.next_id(),
+            log_bytes: 0,
+            records: 0,
+        }
+    }
+
+    fn insert(&mut self, ticket: Ticket) {
+        self.status_counts[ticket.status.index()] += 1;
+        if let Some(old) = self.tickets.insert(ticket.id, ticket) {
+            self.status_counts[old.status.index()] -= 1;
+        }
+    }
+
+    fn remove(&mut self, id: TicketId) -> Option<Ticket> {
+        let removed = self.tickets.remove(&id)?;
+        self.status_counts[removed.status.index()] -= 1;
+        Some(removed)
+    }
+
+    fn check_invariants(&self) {
+        debug_assert_eq!(
+            self.status_counts.iter().sum::<u64>(),
+            self.tickets.len() as u64,
+            "status counts must add up to the number of tickets"
+        );
+        debug_assert!(
+            self.tickets
+                .last_key_value()
+                .is_none_or(|(id, _)| id.get() < self.next_id),
+            "every id must be below next_id"
+        );
+    }
+}

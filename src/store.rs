@@ -1,0 +1,181 @@
+//! The store handle: opening a data directory (lock, recover, start the
+//! server thread), handing out clients, and closing.
+//!
+//! Architecture invariant: the server thread is joined before `close` or
+//! `drop` returns, and the directory lock is released only after that.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{self, SyncSender};
+use std::thread::{self, JoinHandle};
+
+use crate::client::Client;
+use crate::command::Request;
+use crate::error::{OpenError, StorageError};
+use crate::options::Options;
+use crate::server::{Server, Shared};
+use crate::state::State;
+use crate::storage::StorageLock;
+use crate::wal::TornTail;
+use crate::wal::recovery;
+
+/// The lock file in a data directory; an open store holds an exclusive lock on it.
+pub(crate) const LOCK_FILE_NAME: &str = "LOCK";
+
+/// What opening the store found in the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Records replayed.
+    pub records_replayed: u64,
+    /// Bytes of the log after recovery.
+    pub log_bytes: u64,
+    /// A damaged or incomplete end of the log that was cut off, if any.
+    pub torn_tail: Option<TornTail>,
+}
+
+impl RecoveryReport {
+    /// Bytes cut off the end of the log (0 when the log ended cleanly).
+    pub fn bytes_dropped(&self) -> u64 {
+        self.torn_tail.as_ref().map_or(0, |torn| torn.bytes)
+    }
+}
+
+/// An open ticket store: a data directory, locked, with its server thread.
+///
+/// ```
+/// use ticketlog::{Options, Store, TicketDraft};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path(), Options::default())?;
+/// let client = store.client();
+/// let ticket = client.create(TicketDraft {
+///     title: "Write the docs".try_into()?,
+///     description: "Every public item gets one.".try_into()?,
+/// })?;
+/// assert_eq!(client.get(ticket.id)?, Some(ticket));
+/// store.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    requests: SyncSender<Request>,
+    shared: Arc<Shared>,
+    server: Option<JoinHandle<Result<(), StorageError>>>,
+    recovery: RecoveryReport,
+    // Dropped after `server` is joined (see `Drop`), releasing the directory.
+    _lock: Box<dyn StorageLock>,
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating it if needed: takes the directory
+    /// lock, replays the log (cutting off a torn tail), and starts the server
+    /// thread.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Store, OpenError> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        let storage = options.storage_ref().clone();
+
+        let created = storage
+            .create_dir_all(&dir)
+            .map_err(|e| OpenError::io("create directory", &dir, e))?;
+        if created {
+            let parent = match dir.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent,
+                _ => Path::new("."),
+            };
+            storage
+                .sync_dir(parent)
+                .map_err(|e| OpenError::io("fsync directory", parent, e))?;
+        }
+
+        let lock_path = dir.join(LOCK_FILE_NAME);
+        let lock = storage
+            .try_lock(&lock_path)
+            .map_err(|e| OpenError::io("lock", &lock_path, e))?
+            .ok_or_else(|| OpenError::AlreadyOpen { dir: dir.clone() })?;
+
+        let mut state = State::default();
+        let (log, scan) = recovery::open_log(storage.as_ref(), &dir, |entry| {
+            for event in &entry.events {
+                state.apply(event)?;
+            }
+            Ok(())
+        })?;
+        let recovery = RecoveryReport {
+            records_replayed: scan.records,
+            log_bytes: log.len(),
+            torn_tail: scan.torn_tail,
+        };
+
+        let (requests, receiver) = mpsc::sync_channel(options.get_channel_capacity());
+        let shared = Arc::new(Shared::default());
+        let server = Server {
+            state,
+            log,
+            requests: receiver,
+            batch_commands_max: options.get_batch_commands_max(),
+            shared: Arc::clone(&shared),
+        };
+        let server = thread::Builder::new()
+            .name("ticketlog-server".into())
+            .spawn(move || server.run())
+            .map_err(|e| OpenError::io("spawn server thread", &dir, e))?;
+
+        Ok(Store {
+            dir,
+            requests,
+            shared,
+            server: Some(server),
+            recovery,
+            _lock: lock,
+        })
+    }
+
+    /// A new client for this store. Clients can be cloned and sent to any thread.
+    pub fn client(&self) -> Client {
+        Client::new(self.requests.clone(), Arc::clone(&self.shared))
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What opening found in the log: records replayed and any torn tail cut off.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Stops taking requests, answers everything already queued, and joins the
+    /// server thread. Clients still held get [`ClientError::Closed`](crate::ClientError::Closed)
+    /// from then on. Returns the error that poisoned the store, if one did.
+    pub fn close(mut self) -> Result<(), StorageError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), StorageError> {
+        let Some(server) = self.server.take() else {
+            return Ok(());
+        };
+        // Queued behind every earlier request. If the server is gone, the send
+        // fails at once and the join below reports it.
+        let _ = self.requests.send(Request::Close);
+        match server.join() {
+            Ok(result) => result,
+            Err(_) => Err(StorageError::ServerGone),
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Errors here have no one to go to; `close` reports them.
+        let _ = self.shutdown();
+    }
+}
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Store>();
+};
