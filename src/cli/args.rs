@@ -1,0 +1,146 @@
+//! The command line as clap parses it. Field values that have a domain type
+//! are validated here, so a bad title or status is refused before any store
+//! is opened.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use ticketlog::{Status, TicketDescription, TicketId, TicketTitle};
+
+/// A durable, embedded ticket store.
+#[derive(Debug, Parser)]
+#[command(name = "ticketlog", version, about, long_about = None)]
+pub struct Cli {
+    /// Data directory [default: $TICKETLOG_DIR, else ./ticketlog-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Print one JSON object per line instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Create a ticket and print it
+    Add {
+        /// Title: 1 to 50 bytes
+        #[arg(long, value_parser = parse_title)]
+        title: TicketTitle,
+        /// Description: 1 to 500 bytes
+        #[arg(long, value_parser = parse_description)]
+        description: TicketDescription,
+    },
+    /// Print one ticket
+    Get {
+        /// Ticket id
+        #[arg(value_parser = parse_id)]
+        id: TicketId,
+    },
+    /// List tickets in ascending id order
+    List {
+        /// Only tickets with this status (todo, in-progress, done)
+        #[arg(long, value_parser = parse_status)]
+        status: Option<Status>,
+        /// Only tickets with an id greater than this
+        #[arg(long, value_parser = parse_id)]
+        after: Option<TicketId>,
+        /// At most this many tickets
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Change a ticket and print it
+    Update {
+        /// Ticket id
+        #[arg(value_parser = parse_id)]
+        id: TicketId,
+        /// New title
+        #[arg(long, value_parser = parse_title)]
+        title: Option<TicketTitle>,
+        /// New description
+        #[arg(long, value_parser = parse_description)]
+        description: Option<TicketDescription>,
+        /// New status (todo, in-progress, done)
+        #[arg(long, value_parser = parse_status)]
+        status: Option<Status>,
+        /// Change only if the ticket is at this version
+        #[arg(long, value_name = "VERSION")]
+        expect_version: Option<u64>,
+    },
+    /// Delete a ticket and print it
+    Delete {
+        /// Ticket id
+        #[arg(value_parser = parse_id)]
+        id: TicketId,
+    },
+    /// Print counts by status, the next id and the log size
+    Stats,
+    /// Inspect the log without changing it
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// Run concurrent clients against a fresh store, then reopen it and check the state
+    Demo(DemoArgs),
+    /// Create tickets from concurrent clients, printing each id as soon as it is
+    /// acknowledged (for crash tests: kill the process at any moment, then check)
+    Load(LoadArgs),
+}
+
+/// `ticketlog log …`
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Check every record; exit 0 if clean, 1 if the tail is torn, 2 if corrupt
+    Verify,
+    /// Print one line per record
+    Dump,
+}
+
+/// `ticketlog demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Client threads
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub clients: u32,
+    /// Operations per client
+    #[arg(long, default_value_t = 2000)]
+    pub ops: u64,
+    /// Seed for the operation mix [default: from the clock; printed]
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// `ticketlog load`
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Client threads
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub clients: u32,
+    /// Tickets per client (0: until killed)
+    #[arg(long, default_value_t = 0)]
+    pub count: u64,
+}
+
+fn parse_title(input: &str) -> Result<TicketTitle, String> {
+    TicketTitle::try_from(input).map_err(|e| e.to_string())
+}
+
+fn parse_description(input: &str) -> Result<TicketDescription, String> {
+    TicketDescription::try_from(input).map_err(|e| e.to_string())
+}
+
+fn parse_status(input: &str) -> Result<Status, String> {
+    input
+        .parse()
+        .map_err(|e: ticketlog::TicketError| e.to_string())
+}
+
+fn parse_id(input: &str) -> Result<TicketId, String> {
+    input
+        .parse()
+        .map_err(|e: ticketlog::TicketError| e.to_string())
+}

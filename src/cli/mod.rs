@@ -1,0 +1,229 @@
+//! The `ticketlog` binary: parse the arguments, resolve them into what to do,
+//! run it against the library, print data to stdout and diagnostics to
+//! stderr. Every failure ends as one line on stderr and a non-zero exit.
+
+mod args;
+mod demo;
+mod load;
+mod output;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+use ticketlog::wal::{self, LogEntry};
+use ticketlog::{
+    ClientError, ListQuery, OpenError, Options, StorageError, Store, TicketDraft, TicketPatch,
+};
+
+use args::{Cli, CliCommand, LogCommand};
+use output::Output;
+
+/// The data directory when neither `--dir` nor `$TICKETLOG_DIR` is given.
+const DIR_DEFAULT: &str = "ticketlog-data";
+/// The environment variable naming the data directory.
+const DIR_ENV: &str = "TICKETLOG_DIR";
+
+/// Exit status of a command that failed (bad request, missing ticket, I/O).
+const EXIT_FAILURE: u8 = 1;
+/// Exit status for a command line that does not parse.
+const EXIT_USAGE: u8 = 2;
+/// `log verify`/`log dump`: the log has a torn tail.
+const EXIT_TORN_TAIL: u8 = 1;
+/// `log verify`/`log dump`: the log is corrupt.
+const EXIT_CORRUPT: u8 = 2;
+/// `log verify`/`log dump`: the log could not be read at all.
+const EXIT_UNREADABLE: u8 = 3;
+
+/// Why a command failed; displayed as the one line on stderr.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("closing the store: {0}")]
+    Close(#[from] StorageError),
+    #[error("writing output: {0}")]
+    Output(#[from] io::Error),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Parses the command line, runs it, and turns the outcome into an exit status.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            return match error.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = error.print();
+                    ExitCode::SUCCESS
+                }
+                _ => {
+                    let rendered = error.render().to_string();
+                    let first_line = rendered.lines().next().unwrap_or("invalid arguments");
+                    let reason = first_line.strip_prefix("error: ").unwrap_or(first_line);
+                    eprintln!("ticketlog: {reason} (see 'ticketlog --help')");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        // Output cut short by a closed pipe (`ticketlog list | head`) is not a failure.
+        Err(CliError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ticketlog: {error}");
+            ExitCode::from(match error {
+                CliError::Open(OpenError::Corrupt { .. }) => EXIT_CORRUPT,
+                _ => EXIT_FAILURE,
+            })
+        }
+    }
+}
+
+fn data_dir(cli_dir: Option<PathBuf>) -> PathBuf {
+    cli_dir
+        .or_else(|| std::env::var_os(DIR_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DIR_DEFAULT))
+}
+
+fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let mut out = Output::new(cli.json);
+    match cli.command {
+        CliCommand::Demo(demo_args) => return demo::run(cli.dir.as_deref(), &demo_args, &mut out),
+        CliCommand::Load(load_args) => {
+            return load::run(&data_dir(cli.dir), &load_args, &mut out);
+        }
+        CliCommand::Log { command } => return run_log(&data_dir(cli.dir), command, &mut out),
+        _ => {}
+    }
+
+    let store = open_store(&data_dir(cli.dir))?;
+    let client = store.client();
+    let outcome = match cli.command {
+        CliCommand::Add { title, description } => client
+            .create(TicketDraft { title, description })
+            .map_err(CliError::from)
+            .and_then(|ticket| Ok(out.ticket(&ticket)?)),
+        CliCommand::Get { id } => match client.get(id) {
+            Ok(Some(ticket)) => out.ticket(&ticket).map_err(CliError::from),
+            Ok(None) => Err(ClientError::NotFound(id).into()),
+            Err(e) => Err(e.into()),
+        },
+        CliCommand::List {
+            status,
+            after,
+            limit,
+        } => client
+            .list(ListQuery {
+                status,
+                after,
+                limit,
+            })
+            .map_err(CliError::from)
+            .and_then(|tickets| {
+                tickets
+                    .iter()
+                    .try_for_each(|ticket| out.ticket(ticket))
+                    .map_err(CliError::from)
+            }),
+        CliCommand::Update {
+            id,
+            title,
+            description,
+            status,
+            expect_version,
+        } => client
+            .update(
+                id,
+                TicketPatch {
+                    title,
+                    description,
+                    status,
+                    expected_version: expect_version,
+                },
+            )
+            .map_err(CliError::from)
+            .and_then(|ticket| Ok(out.ticket(&ticket)?)),
+        CliCommand::Delete { id } => client
+            .delete(id)
+            .map_err(CliError::from)
+            .and_then(|ticket| Ok(out.ticket(&ticket)?)),
+        CliCommand::Stats => client
+            .stats()
+            .map_err(CliError::from)
+            .and_then(|stats| Ok(out.stats(&stats)?)),
+        CliCommand::Log { .. } | CliCommand::Demo(_) | CliCommand::Load(_) => {
+            unreachable!("handled before the store is opened")
+        }
+    };
+    // Close even after a failed command, so the store shuts down cleanly; the
+    // command's own error is the one worth reporting.
+    let closed = store.close();
+    outcome?;
+    closed?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the store, telling stderr about any torn tail that recovery cut off.
+pub(crate) fn open_store(dir: &Path) -> Result<Store, CliError> {
+    let store = Store::open(dir, Options::default())?;
+    if let Some(torn) = &store.recovery().torn_tail {
+        eprintln!(
+            "ticketlog: recovered {}: cut {} bytes of torn tail at byte {} ({})",
+            dir.display(),
+            torn.bytes,
+            torn.offset,
+            torn.damage
+        );
+    }
+    Ok(store)
+}
+
+fn run_log(dir: &Path, command: LogCommand, out: &mut Output) -> Result<ExitCode, CliError> {
+    let mut output_error: Option<io::Error> = None;
+    let is_verify = matches!(command, LogCommand::Verify);
+    let report = match command {
+        LogCommand::Verify => wal::read_log(dir, |_| {}),
+        LogCommand::Dump => wal::read_log(dir, |entry: &LogEntry| {
+            if output_error.is_none()
+                && let Err(e) = out.log_entry(entry)
+            {
+                output_error = Some(e);
+            }
+        }),
+    };
+    if let Some(e) = output_error {
+        return Err(e.into());
+    }
+    match report {
+        Ok(report) => {
+            if is_verify {
+                out.log_report(&report)?;
+            } else if let Some(torn) = &report.scan.torn_tail {
+                eprintln!(
+                    "ticketlog: torn tail: {} bytes at byte {} ({})",
+                    torn.bytes, torn.offset, torn.damage
+                );
+            }
+            Ok(ExitCode::from(if report.scan.torn_tail.is_some() {
+                EXIT_TORN_TAIL
+            } else {
+                0
+            }))
+        }
+        Err(error @ OpenError::Corrupt { .. }) => {
+            eprintln!("ticketlog: {error}");
+            Ok(ExitCode::from(EXIT_CORRUPT))
+        }
+        Err(error) => {
+            eprintln!("ticketlog: {error}");
+            Ok(ExitCode::from(EXIT_UNREADABLE))
+        }
+    }
+}
