@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use ticketlog::wal::LOG_FILE_NAME;
+use ticketlog::{Options, Store, TicketDraft};
+
+/// A draft with the given title and a fixed description.
+pub fn draft(title: &str) -> TicketDraft {
+    TicketDraft {
+        title: title.try_into().expect("test titles are valid"),
+        description: "A ticket made by a test.".try_into().expect("valid"),
+    }
+}
+
+/// The log file of a data directory.
+pub fn log_path(dir: &Path) -> PathBuf {
+    dir.join(LOG_FILE_NAME)
+}
+
+/// Opens a store with default options, panicking on failure (tests only).
+pub fn open(dir: &Path) -> Store {
+    Store::open(dir, Options::default()).expect("open store")
+}
+
+/// A seed for a randomised test: `TICKETLOG_SEED` if set, else from the clock.
+/// Printed so a failure can be replayed.
+pub fn seed(test: &str) -> u64 {
+    let seed = std::env::var("TICKETLOG_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("{test}: seed {seed} (replay with TICKETLOG_SEED={seed})");
+    seed
+}
+
+/// xorshift64*: small and deterministic.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform-ish in 0..n (n ≥ 1).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
