@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 
 use crate::command::{Command, ListQuery, QueryRequest, ReplyTo, Request, Stats};
 use crate::error::ClientError;
@@ -97,6 +97,13 @@ impl Client {
         )
     }
 
+    /// Sends a command without waiting for its reply, so one thread can keep
+    /// many commands in flight; waits only for room in the request channel.
+    /// Commands from one client are applied in the order they were submitted.
+    pub fn submit(&self, command: Command) -> Result<PendingReply<Ticket>, ClientError> {
+        self.send(|reply| Request::Command { command, reply }, WhenFull::Wait)
+    }
+
     fn command(&self, command: Command, when_full: WhenFull) -> Result<Ticket, ClientError> {
         self.call(|reply| Request::Command { command, reply }, when_full)
     }
@@ -106,6 +113,14 @@ impl Client {
         request: impl FnOnce(ReplyTo<T>) -> Request,
         when_full: WhenFull,
     ) -> Result<T, ClientError> {
+        self.send(request, when_full)?.wait()
+    }
+
+    fn send<T>(
+        &self,
+        request: impl FnOnce(ReplyTo<T>) -> Request,
+        when_full: WhenFull,
+    ) -> Result<PendingReply<T>, ClientError> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(ClientError::Closed);
         }
@@ -122,9 +137,22 @@ impl Client {
                 TrySendError::Disconnected(_) => ClientError::Closed,
             })?,
         }
-        // If the server drops the request unanswered (it stopped), the reply
-        // sender is dropped with it and this returns instead of hanging.
-        answer.recv().map_err(|_| ClientError::Closed)?
+        Ok(PendingReply { answer })
+    }
+}
+
+/// The reply to a [`Client::submit`]ted command, to be waited for later.
+#[derive(Debug)]
+#[must_use = "a submitted command's outcome is only known by waiting for it"]
+pub struct PendingReply<T> {
+    answer: Receiver<Result<T, ClientError>>,
+}
+
+impl<T> PendingReply<T> {
+    /// Blocks until the server answers. If the server drops the request
+    /// unanswered (it stopped), this returns [`ClientError::Closed`] instead of hanging.
+    pub fn wait(self) -> Result<T, ClientError> {
+        self.answer.recv().map_err(|_| ClientError::Closed)?
     }
 }
 

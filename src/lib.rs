@@ -16,7 +16,7 @@ mod ticket;
 mod time;
 pub mod wal;
 
-pub use client::Client;
+pub use client::{Client, PendingReply};
 pub use command::{Command, ListQuery, Stats};
 pub use error::{ClientError, Damage, OpenError, StorageError, TicketError};
 pub use event::Event;

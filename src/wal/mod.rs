@@ -13,7 +13,9 @@ use std::path::Path;
 
 pub use recovery::{LOG_FILE_NAME, LogEntry, LogScan, TornTail};
 
-use crate::error::OpenError;
+use crate::codec;
+use crate::error::{OpenError, StorageError};
+use crate::event::Event;
 use crate::state::State;
 use crate::storage::{FileSystem, OpenMode, Storage};
 use crate::store::LOCK_FILE_NAME;
@@ -76,4 +78,32 @@ pub fn read_log(dir: &Path, mut on_entry: impl FnMut(&LogEntry)) -> Result<LogRe
         next_id: state.next_id(),
         tickets: state.stats().tickets(),
     })
+}
+
+/// Appends one framed record carrying `events` to `out`, exactly as the
+/// writer frames it (for tools, tests and fuzzers that build logs by hand).
+pub fn frame_record(
+    out: &mut Vec<u8>,
+    lsn: u64,
+    unsynced_before: u32,
+    events: &[Event],
+) -> Result<(), StorageError> {
+    let mut payload = Vec::new();
+    encode_payload(events, &mut payload)?;
+    record::encode_record(out, lsn, unsynced_before, &payload);
+    Ok(())
+}
+
+/// Encodes `events` into `payload` (cleared first), refusing a payload over
+/// [`record::RECORD_PAYLOAD_BYTES_MAX`].
+pub(crate) fn encode_payload(events: &[Event], payload: &mut Vec<u8>) -> Result<(), StorageError> {
+    payload.clear();
+    // The codec's size limit is the record limit, so its only failure on
+    // well-formed events is a payload that would be too large.
+    codec::encode_events(events, payload).map_err(|_| StorageError::RecordTooLarge {
+        len: payload.len().max(record::RECORD_PAYLOAD_BYTES_MAX + 1),
+        max: record::RECORD_PAYLOAD_BYTES_MAX,
+    })?;
+    debug_assert!(payload.len() <= record::RECORD_PAYLOAD_BYTES_MAX);
+    Ok(())
 }

@@ -22,12 +22,13 @@ pub const RECORD_PAYLOAD_BYTES_MAX: usize = 1 << 20;
 /// The file header: magic, version, and the sequence number of the file's
 /// first record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct FileHeader {
+pub struct FileHeader {
+    /// The log sequence number of the file's first record (1 for a new log).
     pub first_lsn: u64,
 }
 
 impl FileHeader {
-    /// Layout: magic[8] | version u32 | flags u32 (0) | first_lsn u64 |
+    /// Encodes the header. Layout: magic[8] | version u32 | flags u32 (0) | first_lsn u64 |
     /// reserved u32 (0) | crc u32 over bytes 0..28.
     pub fn encode(&self) -> [u8; FILE_HEADER_LEN] {
         let mut bytes = [0u8; FILE_HEADER_LEN];
@@ -40,6 +41,7 @@ impl FileHeader {
         bytes
     }
 
+    /// Decodes and checks a file header.
     pub fn decode(bytes: &[u8; FILE_HEADER_LEN]) -> Result<FileHeader, Damage> {
         if bytes[0..8] != FILE_MAGIC {
             return Err(Damage::BadMagic);
@@ -67,7 +69,7 @@ impl FileHeader {
 
 /// A record header, as decoded after its own checksum has passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct RecordHeader {
+pub struct RecordHeader {
     /// Payload length in bytes, at most [`RECORD_PAYLOAD_BYTES_MAX`].
     pub payload_len: u32,
     /// The record's log sequence number.
@@ -123,7 +125,7 @@ impl RecordHeader {
 /// Layout of the header: header_crc u32 (over bytes 4..24) | payload_len u32 |
 /// lsn u64 | unsynced_before u32 | payload_crc u32 (over bytes 4..16 and the
 /// payload).
-pub(crate) fn encode_record(out: &mut Vec<u8>, lsn: u64, unsynced_before: u32, payload: &[u8]) {
+pub fn encode_record(out: &mut Vec<u8>, lsn: u64, unsynced_before: u32, payload: &[u8]) {
     assert!(
         payload.len() <= RECORD_PAYLOAD_BYTES_MAX,
         "callers bound the payload before framing it"

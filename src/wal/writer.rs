@@ -13,7 +13,7 @@ use crate::codec;
 use crate::error::StorageError;
 use crate::event::Event;
 use crate::storage::StorageFile;
-use crate::wal::record::{self, RECORD_HEADER_LEN, RECORD_PAYLOAD_BYTES_MAX};
+use crate::wal::record::{self, RECORD_HEADER_LEN};
 
 /// The log file's writer, owned by the server thread.
 #[derive(Debug)]
@@ -96,20 +96,7 @@ impl LogWriter {
     /// Nothing is written until [`Self::flush`].
     pub fn append(&mut self, events: &[Event]) -> Result<u64, StorageError> {
         self.check_poisoned()?;
-        self.payload.clear();
-        codec::encode_events(events, &mut self.payload).map_err(|_| {
-            // The codec's only failure for well-formed events is the size limit.
-            StorageError::RecordTooLarge {
-                len: RECORD_PAYLOAD_BYTES_MAX + 1,
-                max: RECORD_PAYLOAD_BYTES_MAX,
-            }
-        })?;
-        if self.payload.len() > RECORD_PAYLOAD_BYTES_MAX {
-            return Err(StorageError::RecordTooLarge {
-                len: self.payload.len(),
-                max: RECORD_PAYLOAD_BYTES_MAX,
-            });
-        }
+        super::encode_payload(events, &mut self.payload)?;
         let record_offset = self.len();
         let unsynced_before = u32::try_from(record_offset - self.durable_len)
             .expect("the server flushes long before 4 GiB are pending");
