@@ -1,1 +1,358 @@
-//! placeholder
+//! The store on a storage layer that counts, orders, blocks and fails
+//! operations: poisoning after a failed write or fsync, group commit measured
+//! in flushes (not time), back-pressure, and the order of syncs.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+
+use ticketlog::storage::{FileSystem, OpenMode, Storage, StorageFile, StorageLock};
+use ticketlog::{
+    ClientError, Command, ListQuery, Options, StorageError, Store, TicketId, TicketPatch,
+};
+
+use crate::common::{draft, open};
+
+/// A sync that waits for the test: it says when it has been entered, then
+/// blocks until released.
+struct Gate {
+    entered: SyncSender<()>,
+    release: Receiver<()>,
+}
+
+#[derive(Default)]
+struct Faults {
+    file_syncs: AtomicU64,
+    fail_next_sync: AtomicBool,
+    fail_next_write: AtomicBool,
+    gate: Mutex<Option<Gate>>,
+    /// Every operation, in order, as "op name".
+    ops: Mutex<Vec<String>>,
+}
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Faults")
+    }
+}
+
+impl Faults {
+    fn record(&self, op: &str, path: &Path) {
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        self.ops.lock().unwrap().push(format!("{op} {name}"));
+    }
+
+    /// The next file sync blocks: returns (signal when entered, release).
+    fn arm_gate(&self) -> (Receiver<()>, SyncSender<()>) {
+        let (entered, entered_rx) = mpsc::sync_channel(1);
+        let (release_tx, release) = mpsc::sync_channel(1);
+        *self.gate.lock().unwrap() = Some(Gate { entered, release });
+        (entered_rx, release_tx)
+    }
+
+    fn ops(&self) -> Vec<String> {
+        self.ops.lock().unwrap().clone()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct FaultyStorage {
+    faults: Arc<Faults>,
+}
+
+#[derive(Debug)]
+struct FaultyFile {
+    inner: Box<dyn StorageFile>,
+    faults: Arc<Faults>,
+    path: std::path::PathBuf,
+}
+
+impl Storage for FaultyStorage {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<bool> {
+        let created = FileSystem.create_dir_all(dir)?;
+        if created {
+            self.faults.record("create_dir", dir);
+        }
+        Ok(created)
+    }
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn StorageLock>>> {
+        self.faults.record("lock", path);
+        FileSystem.try_lock(path)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        FileSystem.exists(path)
+    }
+    fn open_file(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
+        let existed = path.exists();
+        let inner = FileSystem.open_file(path, mode)?;
+        self.faults
+            .record(if existed { "open" } else { "create" }, path);
+        Ok(Box::new(FaultyFile {
+            inner,
+            faults: Arc::clone(&self.faults),
+            path: path.to_path_buf(),
+        }))
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.faults.record("sync_dir", dir);
+        FileSystem.sync_dir(dir)
+    }
+}
+
+impl StorageFile for FaultyFile {
+    fn size(&self) -> io::Result<u64> {
+        self.inner.size()
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read_at(offset, buf)
+    }
+    fn write_all_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if self.faults.fail_next_write.swap(false, Ordering::SeqCst) {
+            self.faults.record("write FAILED", &self.path);
+            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        self.faults.record("write", &self.path);
+        self.inner.write_all_at(offset, data)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        if let Some(gate) = self.faults.gate.lock().unwrap().take() {
+            gate.entered.send(()).unwrap();
+            gate.release.recv().unwrap();
+        }
+        if self.faults.fail_next_sync.swap(false, Ordering::SeqCst) {
+            self.faults.record("sync_data FAILED", &self.path);
+            return Err(io::Error::from_raw_os_error(5)); // EIO
+        }
+        self.faults.file_syncs.fetch_add(1, Ordering::SeqCst);
+        self.faults.record("sync_data", &self.path);
+        self.inner.sync_data()
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.faults.record("set_len", &self.path);
+        self.inner.set_len(len)
+    }
+}
+
+fn open_faulty(dir: &Path) -> (Store, Arc<Faults>) {
+    open_faulty_with(dir, Options::default())
+}
+
+fn open_faulty_with(dir: &Path, options: Options) -> (Store, Arc<Faults>) {
+    let storage = FaultyStorage::default();
+    let faults = Arc::clone(&storage.faults);
+    let store = Store::open(dir, options.storage(Arc::new(storage))).unwrap();
+    (store, faults)
+}
+
+/// After a failed flush: the command that failed and every later command get
+/// a storage error, queries still answer from durable state, and a reopen
+/// shows a prefix that holds every acknowledged ticket.
+fn check_poisoning(fail: impl FnOnce(&Faults), expected_op: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, faults) = open_faulty(dir.path());
+    let client = store.client();
+    for n in 1..=3 {
+        client.create(draft(&format!("acknowledged {n}"))).unwrap();
+    }
+    let before = client.list(ListQuery::default()).unwrap();
+
+    fail(&faults);
+    match client.create(draft("never acknowledged")) {
+        Err(ClientError::Storage(StorageError::Io { op, .. })) => assert_eq!(op, expected_op),
+        other => panic!("expected a {expected_op} failure, got {other:?}"),
+    }
+    // Poisoned: no retry, even though the storage would now succeed.
+    for attempt in [
+        client.create(draft("after the failure")),
+        client.update(
+            TicketId::from(1),
+            TicketPatch {
+                status: Some(ticketlog::Status::Done),
+                ..TicketPatch::default()
+            },
+        ),
+        client.delete(TicketId::from(2)),
+    ] {
+        assert!(
+            matches!(
+                attempt,
+                Err(ClientError::Storage(StorageError::Poisoned { .. }))
+            ),
+            "{attempt:?}"
+        );
+    }
+    // Queries keep working and never show the failed command.
+    assert_eq!(client.list(ListQuery::default()).unwrap(), before);
+    assert_eq!(client.stats().unwrap().next_id, TicketId::from(4));
+    assert!(matches!(store.close(), Err(StorageError::Poisoned { .. })));
+
+    let store = open(dir.path());
+    let after = store.client().list(ListQuery::default()).unwrap();
+    // The failed command may or may not have reached the disk; nothing else may differ.
+    assert_eq!(&after[..3], &before[..]);
+    assert!(after.len() <= 4);
+    if let Some(extra) = after.get(3) {
+        assert_eq!(extra.title.as_str(), "never acknowledged");
+    }
+    store.close().unwrap();
+}
+
+#[test]
+fn a_failed_fsync_poisons_the_store() {
+    check_poisoning(
+        |faults| faults.fail_next_sync.store(true, Ordering::SeqCst),
+        "fdatasync",
+    );
+}
+
+#[test]
+fn a_failed_write_poisons_the_store() {
+    check_poisoning(
+        |faults| faults.fail_next_write.store(true, Ordering::SeqCst),
+        "write",
+    );
+}
+
+#[test]
+fn commands_queued_during_a_flush_share_the_next_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, faults) = open_faulty(dir.path());
+    let client = store.client();
+    let syncs_at_open = faults.file_syncs.load(Ordering::SeqCst);
+
+    let (entered, release) = faults.arm_gate();
+    let first = client.submit(Command::Create(draft("first"))).unwrap();
+    entered.recv().unwrap(); // the server is inside the first flush
+    let queued: Vec<_> = (0..200)
+        .map(|n| {
+            client
+                .submit(Command::Create(draft(&format!("queued {n}"))))
+                .unwrap()
+        })
+        .collect();
+    release.send(()).unwrap();
+
+    assert_eq!(first.wait().unwrap().id, TicketId::from(1));
+    for (n, pending) in queued.into_iter().enumerate() {
+        assert_eq!(pending.wait().unwrap().id, TicketId::from(n as u64 + 2));
+    }
+    // 201 durable commands, 2 flushes: the first, and one for all 200 queued.
+    assert_eq!(faults.file_syncs.load(Ordering::SeqCst) - syncs_at_open, 2);
+    assert_eq!(client.stats().unwrap().records, 201);
+    store.close().unwrap();
+}
+
+#[test]
+fn try_methods_refuse_at_once_when_the_channel_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, faults) = open_faulty_with(dir.path(), Options::default().channel_capacity(1));
+    let client = store.client();
+    let (entered, release) = faults.arm_gate();
+    let first = client.submit(Command::Create(draft("in flight"))).unwrap();
+    entered.recv().unwrap();
+    let queued = client.submit(Command::Create(draft("queued"))).unwrap();
+
+    // The server is blocked in a flush and the one slot is taken.
+    assert!(matches!(
+        client.try_create(draft("refused")),
+        Err(ClientError::Overloaded)
+    ));
+    assert!(matches!(
+        client.try_update(TicketId::from(1), TicketPatch::default()),
+        Err(ClientError::Overloaded)
+    ));
+    assert!(matches!(
+        client.try_delete(TicketId::from(1)),
+        Err(ClientError::Overloaded)
+    ));
+
+    release.send(()).unwrap();
+    first.wait().unwrap();
+    queued.wait().unwrap();
+    let third = client.try_create(draft("room again")).unwrap();
+    assert_eq!(third.id, TicketId::from(3));
+    store.close().unwrap();
+}
+
+#[test]
+fn creating_a_store_syncs_directories_before_anything_is_acknowledged() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("store");
+    let (store, faults) = open_faulty(&dir);
+    let log = ticketlog::wal::LOG_FILE_NAME;
+    let open_ops = faults.ops();
+    let expected_prefix = [
+        "create_dir store".to_string(),
+        format!(
+            "sync_dir {}",
+            parent.path().file_name().unwrap().to_string_lossy()
+        ),
+        "lock LOCK".to_string(),
+        format!("create {log}"),
+        "sync_dir store".to_string(),
+        format!("write {log}"),
+        format!("sync_data {log}"),
+    ];
+    assert_eq!(open_ops, expected_prefix);
+
+    store.client().create(draft("one")).unwrap();
+    let create_ops = faults.ops()[open_ops.len()..].to_vec();
+    // The record is written and synced before the create returns.
+    assert_eq!(
+        create_ops,
+        vec![format!("write {log}"), format!("sync_data {log}")]
+    );
+    store.close().unwrap();
+
+    // Reopening an existing store creates nothing, so it syncs no directory.
+    let (store, faults) = open_faulty(&dir);
+    assert!(!faults.ops().iter().any(|op| op.starts_with("sync_dir")));
+    store.close().unwrap();
+}
+
+#[test]
+fn a_rejected_command_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, faults) = open_faulty(dir.path());
+    let client = store.client();
+    let ticket = client.create(draft("one")).unwrap();
+    let ops_before = faults.ops().len();
+    let rejected = [
+        client.update(
+            ticket.id,
+            TicketPatch {
+                status: Some(ticketlog::Status::Done),
+                expected_version: Some(9),
+                ..TicketPatch::default()
+            },
+        ),
+        client.update(ticket.id, TicketPatch::default()),
+        client.delete(TicketId::from(99)),
+        client.update(
+            TicketId::from(99),
+            TicketPatch {
+                status: Some(ticketlog::Status::Done),
+                ..TicketPatch::default()
+            },
+        ),
+    ];
+    assert!(matches!(
+        rejected[0],
+        Err(ClientError::Conflict {
+            expected: 9,
+            actual: 1,
+            ..
+        })
+    ));
+    assert!(matches!(rejected[1], Err(ClientError::Invalid(_))));
+    assert!(matches!(rejected[2], Err(ClientError::NotFound(id)) if id == TicketId::from(99)));
+    assert!(matches!(rejected[3], Err(ClientError::NotFound(_))));
+    assert_eq!(faults.ops().len(), ops_before, "{:?}", faults.ops());
+    assert_eq!(client.stats().unwrap().records, 1);
+    store.close().unwrap();
+}
