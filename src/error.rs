@@ -139,14 +139,6 @@ pub enum Damage {
         /// The bytes the record needs.
         len: u64,
     },
-    /// A record carries the wrong sequence number.
-    #[error("record has sequence number {found}, expected {expected}")]
-    SequenceGap {
-        /// The expected log sequence number.
-        expected: u64,
-        /// The one found.
-        found: u64,
-    },
     /// The payload passed its checksum but does not decode.
     #[error("record payload does not decode: {0}")]
     Undecodable(String),

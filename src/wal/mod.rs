@@ -84,13 +84,12 @@ pub fn read_log(dir: &Path, mut on_entry: impl FnMut(&LogEntry)) -> Result<LogRe
 /// writer frames it (for tools, tests and fuzzers that build logs by hand).
 pub fn frame_record(
     out: &mut Vec<u8>,
-    lsn: u64,
     unsynced_before: u32,
     events: &[Event],
 ) -> Result<(), StorageError> {
     let mut payload = Vec::new();
     encode_payload(events, &mut payload)?;
-    record::encode_record(out, lsn, unsynced_before, &payload);
+    record::encode_record(out, unsynced_before, &payload);
     Ok(())
 }
 

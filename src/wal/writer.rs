@@ -102,7 +102,7 @@ impl LogWriter {
             .expect("the server flushes long before 4 GiB are pending");
         let lsn = self.next_lsn;
         let start = self.pending.len();
-        record::encode_record(&mut self.pending, lsn, unsynced_before, &self.payload);
+        record::encode_record(&mut self.pending, unsynced_before, &self.payload);
         debug_assert_eq!(
             self.pending.len() - start,
             RECORD_HEADER_LEN + self.payload.len()
