@@ -45,6 +45,14 @@ pub enum TicketError {
         /// What was given.
         input: String,
     },
+    /// A `create_many` with more drafts than one record may hold.
+    #[error("a batch of {count} creates is too large: at most {max} go into one atomic record")]
+    BatchTooLarge {
+        /// The drafts given.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// An update that would change no field.
     #[error("the update changes nothing: give at least one of title, description or status")]
     EmptyPatch,

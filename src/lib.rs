@@ -17,10 +17,10 @@ mod time;
 pub mod wal;
 
 pub use client::{Client, PendingReply};
-pub use command::{Command, ListQuery, Stats};
+pub use command::{CREATE_MANY_MAX, Command, ListQuery, Stats};
 pub use error::{ClientError, Damage, OpenError, StorageError, TicketError};
 pub use event::Event;
-pub use options::{BATCH_COMMANDS_MAX_DEFAULT, CHANNEL_CAPACITY_DEFAULT, Options};
+pub use options::{BATCH_COMMANDS_MAX_DEFAULT, CHANNEL_CAPACITY_DEFAULT, Durability, Options};
 pub use store::{RecoveryReport, Store};
 pub use ticket::{
     DESCRIPTION_BYTES_MAX, Status, TITLE_BYTES_MAX, Ticket, TicketDescription, TicketDraft,

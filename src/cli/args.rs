@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use ticketlog::{Status, TicketDescription, TicketId, TicketTitle};
+use ticketlog::{Durability, Status, TicketDescription, TicketId, TicketTitle};
 
 /// A durable, embedded ticket store.
 #[derive(Debug, Parser)]
@@ -18,6 +18,11 @@ pub struct Cli {
     /// Print one JSON object per line instead of text
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// When commands are made durable: always (fdatasync before every
+    /// acknowledgement), interval:MS (at most every MS milliseconds), or never
+    #[arg(long, global = true, value_name = "MODE", default_value = "always", value_parser = parse_durability)]
+    pub durability: Durability,
 
     #[command(subcommand)]
     pub command: CliCommand,
@@ -143,4 +148,8 @@ fn parse_id(input: &str) -> Result<TicketId, String> {
     input
         .parse()
         .map_err(|e: ticketlog::TicketError| e.to_string())
+}
+
+fn parse_durability(input: &str) -> Result<Durability, String> {
+    input.parse()
 }

@@ -15,7 +15,8 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use ticketlog::wal::{self, LogEntry};
 use ticketlog::{
-    ClientError, ListQuery, OpenError, Options, StorageError, Store, TicketDraft, TicketPatch,
+    ClientError, Durability, ListQuery, OpenError, Options, StorageError, Store, TicketDraft,
+    TicketPatch,
 };
 
 use args::{Cli, CliCommand, LogCommand};
@@ -95,15 +96,17 @@ fn data_dir(cli_dir: Option<PathBuf>) -> PathBuf {
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let mut out = Output::new(cli.json);
     match cli.command {
-        CliCommand::Demo(demo_args) => return demo::run(cli.dir.as_deref(), &demo_args, &mut out),
+        CliCommand::Demo(demo_args) => {
+            return demo::run(cli.dir.as_deref(), cli.durability, &demo_args, &mut out);
+        }
         CliCommand::Load(load_args) => {
-            return load::run(&data_dir(cli.dir), &load_args, &mut out);
+            return load::run(&data_dir(cli.dir), cli.durability, &load_args);
         }
         CliCommand::Log { command } => return run_log(&data_dir(cli.dir), command, &mut out),
         _ => {}
     }
 
-    let store = open_store(&data_dir(cli.dir))?;
+    let store = open_store(&data_dir(cli.dir), cli.durability)?;
     let client = store.client();
     let outcome = match cli.command {
         CliCommand::Add { title, description } => client
@@ -171,8 +174,8 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
 }
 
 /// Opens the store, telling stderr about any torn tail that recovery cut off.
-pub(crate) fn open_store(dir: &Path) -> Result<Store, CliError> {
-    let store = Store::open(dir, Options::default())?;
+pub(crate) fn open_store(dir: &Path, durability: Durability) -> Result<Store, CliError> {
+    let store = Store::open(dir, Options::default().durability(durability))?;
     if let Some(torn) = &store.recovery().torn_tail {
         eprintln!(
             "ticketlog: recovered {}: cut {} bytes of torn tail at byte {} ({})",

@@ -18,7 +18,7 @@ use crate::error::{OpenError, StorageError};
 use crate::event::Event;
 use crate::state::State;
 use crate::storage::{FileSystem, OpenMode, Storage};
-use crate::store::LOCK_FILE_NAME;
+use crate::store::{LOCK_FILE_NAME, lock_dir};
 use crate::ticket::TicketId;
 
 /// What [`read_log`] found: the scan, and the state the log replays to.
@@ -49,15 +49,7 @@ pub fn read_log(dir: &Path, mut on_entry: impl FnMut(&LogEntry)) -> Result<LogRe
         .exists(&lock_path)
         .map_err(|e| OpenError::io("stat", &lock_path, e))?
     {
-        match storage.try_lock(&lock_path) {
-            Ok(Some(lock)) => Some(lock),
-            Ok(None) => {
-                return Err(OpenError::AlreadyOpen {
-                    dir: dir.to_path_buf(),
-                });
-            }
-            Err(e) => return Err(OpenError::io("lock", &lock_path, e)),
-        }
+        Some(lock_dir(&storage, dir)?)
     } else {
         None
     };

@@ -210,10 +210,11 @@ pub(crate) fn open_log(
             .map_err(|e| OpenError::io("write", &path, e))?;
         len = header.len() as u64;
     }
-    if len != scan.file_bytes {
-        file.sync_data()
-            .map_err(|e| OpenError::io("fdatasync", &path, e))?;
-    }
+    // Make what survived (a crash may have left it only in the page cache)
+    // durable before the writer's first record claims it is: that record's
+    // `unsynced_before` of 0 tells recovery everything before it was synced.
+    file.sync_data()
+        .map_err(|e| OpenError::io("fdatasync", &path, e))?;
     let writer = LogWriter::new(file, path, len, scan.next_lsn, scan.records);
     Ok((writer, scan))
 }

@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod concurrency;
 mod domain;
+mod durability;
 mod fixture;
 mod kill;
 mod lifecycle;

@@ -356,3 +356,50 @@ fn a_rejected_command_writes_nothing() {
     assert_eq!(client.stats().unwrap().records, 1);
     store.close().unwrap();
 }
+
+#[test]
+fn interval_durability_acknowledges_after_the_write_and_syncs_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let every = std::time::Duration::from_millis(200);
+    let (store, faults) = open_faulty_with(
+        dir.path(),
+        Options::default().durability(ticketlog::Durability::Interval(every)),
+    );
+    let client = store.client();
+    let (entered, release) = faults.arm_gate();
+    let pending = client.submit(Command::Create(draft("one"))).unwrap();
+    let (acked_tx, acked) = mpsc::channel();
+    let waiter = std::thread::spawn(move || acked_tx.send(pending.wait()).unwrap());
+
+    // Acknowledged while no sync has completed (the gate holds any sync).
+    let ticket = acked
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("acknowledged after the write, without waiting for a sync")
+        .unwrap();
+    assert_eq!(ticket.id, TicketId::from(1));
+    // With no further requests, the server syncs on its own within the interval.
+    entered
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a background sync");
+    release.send(()).unwrap();
+    waiter.join().unwrap();
+    store.close().unwrap();
+}
+
+#[test]
+fn never_durability_syncs_only_when_closing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, faults) = open_faulty_with(
+        dir.path(),
+        Options::default().durability(ticketlog::Durability::Never),
+    );
+    let syncs_at_open = faults.file_syncs.load(Ordering::SeqCst);
+    let client = store.client();
+    for n in 0..20 {
+        client.create(draft(&format!("t{n}"))).unwrap();
+    }
+    assert_eq!(faults.file_syncs.load(Ordering::SeqCst), syncs_at_open);
+    store.close().unwrap();
+    // One sync for the records, one for the seal that proves them durable.
+    assert_eq!(faults.file_syncs.load(Ordering::SeqCst), syncs_at_open + 2);
+}
