@@ -16,6 +16,7 @@
 //! reply, no query answer — that depends on a record before that record is
 //! durable.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -23,10 +24,9 @@ use std::time::Instant;
 
 use crate::command::{CREATE_MANY_MAX, Command, QueryRequest, ReplyTo, Request};
 use crate::error::{ClientError, StorageError, TicketError};
-use crate::event::Event;
 use crate::options::Durability;
 use crate::state::{State, Undo};
-use crate::ticket::{Ticket, TicketDraft};
+use crate::ticket::{Ticket, TicketDraft, TicketId};
 use crate::time::Timestamp;
 use crate::wal::writer::LogWriter;
 
@@ -56,11 +56,20 @@ pub(crate) struct Server {
     pub shared: Arc<Shared>,
 }
 
-/// The current batch: replies held back and changes that a failed flush undoes.
+/// The current batch: replies held back, changes that a failed flush undoes,
+/// and the tickets those changes touched.
 #[derive(Default)]
 struct Batch {
     deferred: Vec<Deferred>,
     undo: Vec<Undo>,
+    touched: HashSet<TicketId>,
+}
+
+impl Batch {
+    fn record(&mut self, undo: Undo) {
+        self.touched.insert(undo.ticket_id());
+        self.undo.push(undo);
+    }
 }
 
 impl Server {
@@ -131,7 +140,7 @@ impl Server {
                 return true;
             }
             Request::Command { command, reply } => {
-                let result = self.execute(&command, &mut batch.undo);
+                let result = self.execute(command, batch);
                 if self.log.has_pending() {
                     batch.deferred.push(Deferred::Command(reply, result));
                 } else {
@@ -141,12 +150,17 @@ impl Server {
                 }
             }
             Request::CreateMany { drafts, reply } => {
-                let result = self.execute_many(drafts, &mut batch.undo);
+                let result = self.execute_many(drafts, batch);
                 if self.log.has_pending() {
                     batch.deferred.push(Deferred::CreateMany(reply, result));
                 } else {
                     let _ = reply.send(result);
                 }
+            }
+            // A ticket no change of this batch touched is in memory exactly as
+            // it is on disk: a read of it need not wait for the flush.
+            Request::Query(QueryRequest::Get { id, reply }) if !batch.touched.contains(&id) => {
+                let _ = reply.send(Ok(self.state.get(id)));
             }
             Request::Query(query) => {
                 if self.log.has_pending() {
@@ -165,20 +179,26 @@ impl Server {
         Timestamp::now().max(self.state.last_at())
     }
 
-    /// Decides, applies and frames one command. On success the change is in
+    /// Decides, frames and applies one command. On success the change is in
     /// memory and in the pending buffer, not yet written.
-    fn execute(&mut self, command: &Command, undo: &mut Vec<Undo>) -> Result<Ticket, ClientError> {
+    fn execute(&mut self, command: Command, batch: &mut Batch) -> Result<Ticket, ClientError> {
         self.log.check_poisoned()?;
         let event = self.state.decide(command, self.now())?;
-        let (ticket, undo_event) = self
+        // Frame first: if that fails, nothing has been applied.
+        self.log.append(std::slice::from_ref(&event))?;
+        let undo = self
             .state
-            .apply(&event)
+            .apply(event)
             .expect("decide() only produces events consistent with the state it read");
-        if let Err(error) = self.log.append(std::slice::from_ref(&event)) {
-            self.state.undo(undo_event);
-            return Err(error.into());
-        }
-        undo.push(undo_event);
+        let ticket = match &undo {
+            Undo::Delete(removed) => removed.clone(),
+            applied => self
+                .state
+                .ticket(applied.ticket_id())
+                .expect("a created or updated ticket is live")
+                .clone(),
+        };
+        batch.record(undo);
         Ok(ticket)
     }
 
@@ -186,7 +206,7 @@ impl Server {
     fn execute_many(
         &mut self,
         drafts: Vec<TicketDraft>,
-        undo: &mut Vec<Undo>,
+        batch: &mut Batch,
     ) -> Result<Vec<Ticket>, ClientError> {
         self.log.check_poisoned()?;
         if drafts.len() > CREATE_MANY_MAX {
@@ -199,30 +219,22 @@ impl Server {
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
-        let now = self.now();
-        let mut events: Vec<Event> = Vec::with_capacity(drafts.len());
-        let mut tickets = Vec::with_capacity(drafts.len());
-        let mut undos = Vec::with_capacity(drafts.len());
-        for draft in drafts {
-            let event = self
+        let events = self.state.decide_creates(drafts, self.now());
+        self.log.append(&events)?;
+        let mut tickets = Vec::with_capacity(events.len());
+        for event in events {
+            let undo = self
                 .state
-                .decide(&Command::Create(draft), now)
-                .expect("a create is never rejected: drafts are valid by construction");
-            let (ticket, undo_event) = self
-                .state
-                .apply(&event)
-                .expect("decide() only produces events consistent with the state it read");
-            events.push(event);
-            tickets.push(ticket);
-            undos.push(undo_event);
+                .apply(event)
+                .expect("decide_creates() mints the ids the state expects next");
+            tickets.push(
+                self.state
+                    .ticket(undo.ticket_id())
+                    .expect("a created ticket is live")
+                    .clone(),
+            );
+            batch.record(undo);
         }
-        if let Err(error) = self.log.append(&events) {
-            for undo_event in undos.into_iter().rev() {
-                self.state.undo(undo_event);
-            }
-            return Err(error.into());
-        }
-        undo.extend(undos);
         Ok(tickets)
     }
 
@@ -255,6 +267,7 @@ impl Server {
             }
         }
         batch.undo.clear();
+        batch.touched.clear();
         // A client that stopped waiting dropped its receiver: not an error.
         for reply in batch.deferred.drain(..) {
             match reply {

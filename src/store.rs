@@ -126,7 +126,7 @@ impl Store {
 
         let mut state = State::default();
         let (log, scan) = recovery::open_log(storage.as_ref(), &dir, |entry| {
-            for event in &entry.events {
+            for event in entry.events {
                 state.apply(event)?;
             }
             Ok(())

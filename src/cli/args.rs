@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use ticketlog::{Durability, Status, TicketDescription, TicketId, TicketTitle};
 
 /// A durable, embedded ticket store.
@@ -91,6 +91,9 @@ pub enum CliCommand {
     },
     /// Run concurrent clients against a fresh store, then reopen it and check the state
     Demo(DemoArgs),
+    /// Measure a workload of the peers harness (insert, mixed, reopen) or memory use;
+    /// --dir is where a fresh store is made (and removed) for the run
+    Bench(BenchArgs),
     /// Create tickets from concurrent clients, printing each id as soon as it is
     /// acknowledged (for crash tests: kill the process at any moment, then check)
     Load(LoadArgs),
@@ -117,6 +120,60 @@ pub struct DemoArgs {
     /// Seed for the operation mix [default: from the clock; printed]
     #[arg(long)]
     pub seed: Option<u64>,
+}
+
+/// `ticketlog bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure
+    #[arg(long, value_enum)]
+    pub workload: Workload,
+    /// Client threads
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub clients: u32,
+    /// Operations per client (for reopen and memory: tickets per client)
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ops: u64,
+    /// Commands each client keeps in flight (insert only; 1 waits for each reply)
+    #[arg(long, default_value_t = 1, value_parser = parse_pipeline)]
+    pub pipeline: usize,
+    /// Keep the store directory after the run
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// `ticketlog bench --workload`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Each client creates --ops tickets, each acknowledged before the next
+    Insert,
+    /// 10,000 preloaded; 80% get, 15% status update, 5% create
+    Mixed,
+    /// Time to open a store holding clients x ops single creates
+    Reopen,
+    /// Peak resident memory with clients x ops tickets held
+    Memory,
+}
+
+impl Workload {
+    /// The name used in the JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Insert => "insert",
+            Workload::Mixed => "mixed",
+            Workload::Reopen => "reopen",
+            Workload::Memory => "memory",
+        }
+    }
+}
+
+fn parse_pipeline(input: &str) -> Result<usize, String> {
+    match input.parse::<usize>() {
+        Ok(depth) if (1..=65_536).contains(&depth) => Ok(depth),
+        _ => Err(format!(
+            "pipeline depth {input:?} is not valid: use 1 to 65536"
+        )),
+    }
 }
 
 /// `ticketlog load`

@@ -3,6 +3,7 @@
 //! stderr. Every failure ends as one line on stderr and a non-zero exit.
 
 mod args;
+mod bench;
 mod demo;
 mod load;
 mod output;
@@ -99,6 +100,9 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         CliCommand::Demo(demo_args) => {
             return demo::run(cli.dir.as_deref(), cli.durability, &demo_args, &mut out);
         }
+        CliCommand::Bench(bench_args) => {
+            return bench::run(cli.dir.as_deref(), cli.durability, &bench_args, &mut out);
+        }
         CliCommand::Load(load_args) => {
             return load::run(&data_dir(cli.dir), cli.durability, &load_args);
         }
@@ -161,7 +165,10 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             .stats()
             .map_err(CliError::from)
             .and_then(|stats| Ok(out.stats(&stats)?)),
-        CliCommand::Log { .. } | CliCommand::Demo(_) | CliCommand::Load(_) => {
+        CliCommand::Log { .. }
+        | CliCommand::Demo(_)
+        | CliCommand::Load(_)
+        | CliCommand::Bench(_) => {
             unreachable!("handled before the store is opened")
         }
     };

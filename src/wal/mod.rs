@@ -59,8 +59,10 @@ pub fn read_log(dir: &Path, mut on_entry: impl FnMut(&LogEntry)) -> Result<LogRe
         .map_err(|e| OpenError::io("open", &path, e))?;
     let mut state = State::default();
     let scan = recovery::scan_log(file.as_mut(), &path, |entry| {
+        // Cloned: this is the inspection path, and the entry goes to `on_entry`
+        // only once it has replayed cleanly.
         for event in &entry.events {
-            state.apply(event)?;
+            state.apply(event.clone())?;
         }
         on_entry(&entry);
         Ok(())
