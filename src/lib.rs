@@ -27,3 +27,20 @@ pub use ticket::{
     TicketId, TicketPatch, TicketTitle,
 };
 pub use time::Timestamp;
+
+/// Hooks for the criterion benchmarks in `benches/`; not part of the API.
+#[doc(hidden)]
+pub mod bench_support {
+    use crate::event::Event;
+    use crate::state::State;
+
+    /// Applies `events` in order to an empty state, as replay does; returns
+    /// the number of live tickets.
+    pub fn apply_all(events: Vec<Event>) -> Result<u64, String> {
+        let mut state = State::default();
+        for event in events {
+            state.apply(event)?;
+        }
+        Ok(state.stats().tickets())
+    }
+}

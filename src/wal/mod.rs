@@ -14,7 +14,7 @@ use std::path::Path;
 pub use recovery::{LOG_FILE_NAME, LogEntry, LogScan, TornTail};
 
 use crate::codec;
-use crate::error::{OpenError, StorageError};
+use crate::error::{Damage, OpenError, StorageError};
 use crate::event::Event;
 use crate::state::State;
 use crate::storage::{FileSystem, OpenMode, Storage};
@@ -85,6 +85,31 @@ pub fn frame_record(
     encode_payload(events, &mut payload)?;
     record::encode_record(out, unsynced_before, &payload);
     Ok(())
+}
+
+/// Checks and decodes the framed record at the start of `bytes`, as recovery
+/// does: header checksum, length bound, the record fitting in `bytes`, payload
+/// checksum, then the payload codec. Returns the header and the events; the
+/// record occupies `header.record_len()` bytes.
+pub fn decode_record(bytes: &[u8]) -> Result<(record::RecordHeader, Vec<Event>), Damage> {
+    let Some(header_bytes) = bytes.get(..record::RECORD_HEADER_LEN) else {
+        return Err(Damage::Truncated {
+            len: record::RECORD_HEADER_LEN as u64,
+        });
+    };
+    let header_bytes: &[u8; record::RECORD_HEADER_LEN] = header_bytes
+        .try_into()
+        .expect("the slice is exactly RECORD_HEADER_LEN long");
+    let header = record::RecordHeader::decode(header_bytes)?;
+    let payload = bytes
+        .get(record::RECORD_HEADER_LEN..)
+        .and_then(|rest| rest.get(..header.payload_len as usize))
+        .ok_or(Damage::Truncated {
+            len: header.record_len(),
+        })?;
+    header.verify_payload(header_bytes, payload)?;
+    let events = codec::decode_events(payload).map_err(Damage::Undecodable)?;
+    Ok((header, events))
 }
 
 /// Encodes `events` into `payload` (cleared first), refusing a payload over

@@ -399,3 +399,31 @@ fn read_log_reports_a_torn_tail_without_cutting_it() {
     assert_eq!(report.next_id, TicketId::from(4));
     assert_eq!(fs::read(&path).unwrap(), bytes);
 }
+
+#[test]
+fn decode_record_checks_what_recovery_checks() {
+    let events = created(1, 10);
+    let mut framed = Vec::new();
+    frame_record(&mut framed, 0, &events).unwrap();
+    let (header, decoded) = wal::decode_record(&framed).unwrap();
+    assert_eq!(decoded, events);
+    assert_eq!(header.record_len(), framed.len() as u64);
+    for cut in 0..framed.len() {
+        assert!(matches!(
+            wal::decode_record(&framed[..cut]),
+            Err(Damage::Truncated { .. })
+        ));
+    }
+    let mut damaged = framed.clone();
+    *damaged.last_mut().unwrap() ^= 1;
+    assert_eq!(
+        wal::decode_record(&damaged).unwrap_err(),
+        Damage::BadPayload
+    );
+    damaged = framed.clone();
+    damaged[5] ^= 1;
+    assert_eq!(
+        wal::decode_record(&damaged).unwrap_err(),
+        Damage::BadRecordHeader
+    );
+}
