@@ -31,6 +31,27 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
+    /// A command or query against the store in --dir.
+    #[command(flatten)]
+    Ticket(TicketCommand),
+    /// Inspect the log without changing it
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// Run concurrent clients against a fresh store, then reopen it and check the state
+    Demo(DemoArgs),
+    /// Measure a workload of the peers harness (insert, mixed, reopen) or memory use;
+    /// --dir is where a fresh store is made (and removed) for the run
+    Bench(BenchArgs),
+    /// Create tickets from concurrent clients, printing each id as soon as it is
+    /// acknowledged (for crash tests: kill the process at any moment, then check)
+    Load(LoadArgs),
+}
+
+/// The commands and queries that open the store, run one request, and close it.
+#[derive(Debug, Subcommand)]
+pub enum TicketCommand {
     /// Create a ticket and print it
     Add {
         /// Title: 1 to 50 bytes
@@ -84,19 +105,6 @@ pub enum CliCommand {
     },
     /// Print counts by status, the next id and the log size
     Stats,
-    /// Inspect the log without changing it
-    Log {
-        #[command(subcommand)]
-        command: LogCommand,
-    },
-    /// Run concurrent clients against a fresh store, then reopen it and check the state
-    Demo(DemoArgs),
-    /// Measure a workload of the peers harness (insert, mixed, reopen) or memory use;
-    /// --dir is where a fresh store is made (and removed) for the run
-    Bench(BenchArgs),
-    /// Create tickets from concurrent clients, printing each id as soon as it is
-    /// acknowledged (for crash tests: kill the process at any moment, then check)
-    Load(LoadArgs),
 }
 
 /// `ticketlog log …`
