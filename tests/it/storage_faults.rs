@@ -431,14 +431,26 @@ fn clients_of_a_server_thread_that_died_get_closed_never_a_hang() {
     for outcome in &outcomes {
         assert!(matches!(outcome, Err(ClientError::Closed)), "{outcome:?}");
     }
-    assert!(matches!(client.get(TicketId::from(1)), Err(ClientError::Closed)));
-    assert!(matches!(client.create(draft("after")), Err(ClientError::Closed)));
+    assert!(matches!(
+        client.get(TicketId::from(1)),
+        Err(ClientError::Closed)
+    ));
+    assert!(matches!(
+        client.create(draft("after")),
+        Err(ClientError::Closed)
+    ));
     assert!(matches!(store.close(), Err(StorageError::ServerGone)));
 
     // The directory is released and the acknowledged ticket is there.
     let store = open(dir.path());
     assert_eq!(
-        store.client().get(TicketId::from(1)).unwrap().unwrap().title.as_str(),
+        store
+            .client()
+            .get(TicketId::from(1))
+            .unwrap()
+            .unwrap()
+            .title
+            .as_str(),
         "before the crash"
     );
     store.close().unwrap();
