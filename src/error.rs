@@ -183,6 +183,22 @@ pub enum OpenError {
         /// What is wrong.
         damage: Damage,
     },
+    /// The log ends in a torn tail and [`Recovery::Strict`](crate::Recovery::Strict)
+    /// forbids cutting it; nothing was changed.
+    #[error(
+        "{file} has a torn tail of {bytes} bytes at byte {offset} ({damage}); strict recovery \
+         leaves it: open with Recovery::TruncateTornTail or run `ticketlog log repair` to cut it"
+    )]
+    TornTail {
+        /// The log file.
+        file: PathBuf,
+        /// Where the torn tail starts (the end of the last good record).
+        offset: u64,
+        /// Bytes from `offset` to the end of the file.
+        bytes: u64,
+        /// What is wrong at `offset`.
+        damage: Damage,
+    },
     /// An I/O operation failed while opening.
     #[error("{op} {path}: {source}")]
     Io {

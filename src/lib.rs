@@ -27,3 +27,4 @@ pub use ticket::{
     TicketId, TicketPatch, TicketTitle,
 };
 pub use time::Timestamp;
+pub use wal::Recovery;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::error::OpenError;
 use crate::storage::{FileSystem, Storage};
+use crate::wal::Recovery;
 
 /// Default capacity of the request channel.
 pub const CHANNEL_CAPACITY_DEFAULT: usize = 1024;
@@ -22,6 +23,7 @@ pub struct Options {
     channel_capacity: usize,
     batch_commands_max: usize,
     storage: Arc<dyn Storage>,
+    recovery: Recovery,
 }
 
 impl Default for Options {
@@ -30,6 +32,7 @@ impl Default for Options {
             channel_capacity: CHANNEL_CAPACITY_DEFAULT,
             batch_commands_max: BATCH_COMMANDS_MAX_DEFAULT,
             storage: Arc::new(FileSystem),
+            recovery: Recovery::default(),
         }
     }
 }
@@ -40,6 +43,7 @@ impl fmt::Debug for Options {
             .field("channel_capacity", &self.channel_capacity)
             .field("batch_commands_max", &self.batch_commands_max)
             .field("storage", &self.storage)
+            .field("recovery", &self.recovery)
             .finish()
     }
 }
@@ -64,6 +68,19 @@ impl Options {
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = storage;
         self
+    }
+
+    /// What opening does with a damaged end of the log (default:
+    /// [`Recovery::TruncateTornTail`]; [`Recovery::Strict`] changes nothing
+    /// and fails instead).
+    pub fn recovery(mut self, recovery: Recovery) -> Self {
+        self.recovery = recovery;
+        self
+    }
+
+    /// The recovery mode.
+    pub fn get_recovery(&self) -> Recovery {
+        self.recovery
     }
 
     /// The request channel's capacity.

@@ -96,12 +96,13 @@ impl Store {
             .ok_or_else(|| OpenError::AlreadyOpen { dir: dir.clone() })?;
 
         let mut state = State::default();
-        let (log, scan) = recovery::open_log(storage.as_ref(), &dir, |entry| {
-            for event in &entry.events {
-                state.apply(event)?;
-            }
-            Ok(())
-        })?;
+        let (log, scan) =
+            recovery::open_log(storage.as_ref(), &dir, options.get_recovery(), |entry| {
+                for event in &entry.events {
+                    state.apply(event)?;
+                }
+                Ok(())
+            })?;
         let recovery = RecoveryReport {
             records_replayed: scan.records,
             log_bytes: log.len(),

@@ -11,7 +11,7 @@ pub(crate) mod writer;
 
 use std::path::Path;
 
-pub use recovery::{LOG_FILE_NAME, LogEntry, LogScan, TornTail};
+pub use recovery::{LOG_FILE_NAME, LogEntry, LogScan, Recovery, TornTail};
 
 use crate::codec;
 use crate::error::{OpenError, StorageError};

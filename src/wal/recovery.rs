@@ -29,6 +29,24 @@ use crate::wal::writer::LogWriter;
 /// segments named the same way.
 pub const LOG_FILE_NAME: &str = "00000000000000000001.wal";
 
+/// What opening a store does with a damaged end of the log.
+///
+/// Damage that a later durable record proves was synced (mid-log corruption)
+/// is an error in every mode; see `docs/FORMAT.md`, "Recovery".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Recovery {
+    /// Cut off a torn tail (bytes that were never synced, so hold nothing
+    /// acknowledged), sync the cut, and report it in
+    /// [`RecoveryReport::torn_tail`](crate::RecoveryReport::torn_tail).
+    #[default]
+    TruncateTornTail,
+    /// Any damage, a torn tail included, fails the open with
+    /// [`OpenError::TornTail`] or [`OpenError::Corrupt`], and nothing on disk
+    /// is changed.
+    Strict,
+}
+
 /// One record as read back from the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogEntry {
@@ -184,11 +202,13 @@ pub(crate) fn scan_log(
 }
 
 /// Opens (or creates) the log in `dir` for writing, replaying every record
-/// through `on_entry`, and cuts off a torn tail. Returns the writer, ready to
-/// append after the last good record, and what the scan found.
+/// through `on_entry`, and cuts off a torn tail (or, under
+/// [`Recovery::Strict`], refuses it). Returns the writer, ready to append
+/// after the last good record, and what the scan found.
 pub(crate) fn open_log(
     storage: &dyn Storage,
     dir: &Path,
+    recovery: Recovery,
     on_entry: impl FnMut(LogEntry) -> Result<(), String>,
 ) -> Result<(LogWriter, LogScan), OpenError> {
     let path = dir.join(LOG_FILE_NAME);
@@ -207,6 +227,14 @@ pub(crate) fn open_log(
     }
     let scan = scan_log(file.as_mut(), &path, on_entry)?;
 
+    if let (Recovery::Strict, Some(torn)) = (recovery, &scan.torn_tail) {
+        return Err(OpenError::TornTail {
+            file: path,
+            offset: torn.offset,
+            bytes: torn.bytes,
+            damage: torn.damage.clone(),
+        });
+    }
     if let Some(torn) = &scan.torn_tail {
         debug_assert_eq!(torn.offset, scan.valid_bytes);
         file.set_len(scan.valid_bytes)

@@ -8,4 +8,5 @@ mod fixture;
 mod kill;
 mod lifecycle;
 mod recovery;
+mod sim_storage;
 mod storage_faults;
