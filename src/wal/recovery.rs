@@ -212,19 +212,15 @@ pub(crate) fn open_log(
     on_entry: impl FnMut(LogEntry) -> Result<(), String>,
 ) -> Result<(LogWriter, LogScan), OpenError> {
     let path = dir.join(LOG_FILE_NAME);
-    let existed = storage
-        .exists(&path)
-        .map_err(|e| OpenError::io("stat", &path, e))?;
     let mut file = storage
         .open_file(&path, OpenMode::CreateReadWrite)
         .map_err(|e| OpenError::io("open", &path, e))?;
-    if !existed {
-        // The new file's directory entry must be durable before anything in
-        // it is acknowledged.
-        storage
-            .sync_dir(dir)
-            .map_err(|e| OpenError::io("fsync directory", dir, e))?;
-    }
+    // The log's directory entry must be durable before anything in it is
+    // acknowledged. Synced on every open, not only when this open created
+    // the file: an earlier open may have created it and failed to sync.
+    storage
+        .sync_dir(dir)
+        .map_err(|e| OpenError::io("fsync directory", dir, e))?;
     let scan = scan_log(file.as_mut(), &path, on_entry)?;
 
     if let (Recovery::Strict, Some(torn)) = (recovery, &scan.torn_tail) {

@@ -486,3 +486,57 @@ fn held_writes_wait_for_the_test_and_report_their_result() {
     synced.unwrap();
     assert_eq!(sim.durable_contents(Path::new(FILE)).unwrap(), b"abc");
 }
+
+/// Opens a store on `sim`, creates one ticket (acknowledged), cuts the power,
+/// reopens, and returns how many tickets survived.
+fn acknowledged_ticket_survives(sim: &SimStorage, dir: &Path) -> bool {
+    use std::sync::Arc;
+    let options = || ticketlog::Options::default().storage(Arc::new(sim.clone()));
+    let store = ticketlog::Store::open(dir, options()).expect("open");
+    store
+        .client()
+        .create(crate::common::draft("acknowledged"))
+        .expect("create");
+    sim.crash();
+    drop(store);
+    let store = ticketlog::Store::open(dir, options()).expect("reopen");
+    let survived = store.client().stats().unwrap().tickets() == 1;
+    store.close().unwrap();
+    survived
+}
+
+#[test]
+fn a_store_created_several_directories_deep_survives_a_power_cut() {
+    for seed in 0..64 {
+        let sim = SimStorage::new(seed);
+        assert!(
+            acknowledged_ticket_survives(&sim, Path::new("/data/tickets/store")),
+            "seed {seed}: the new directories were not all made durable"
+        );
+    }
+}
+
+#[test]
+fn a_store_whose_first_open_failed_to_sync_a_directory_survives_a_power_cut() {
+    // Creating /data/store syncs the parents of new directories, then the
+    // data directory once the log exists: fail each of those syncs in turn.
+    for failing_sync in 0..4 {
+        for seed in 0..32 {
+            let sim = SimStorage::new(seed);
+            sim.inject(Fault::after(FaultKind::Eio, failing_sync).only(OpKind::SyncDir));
+            let first = ticketlog::Store::open(
+                "/data/store",
+                ticketlog::Options::default().storage(std::sync::Arc::new(sim.clone())),
+            );
+            if first.is_ok() {
+                continue; // fewer syncs than `failing_sync`
+            }
+            sim.clear_faults();
+            assert!(
+                acknowledged_ticket_survives(&sim, Path::new("/data/store")),
+                "seed {seed}: after sync_dir #{failing_sync} failed, a reopen left a \
+                 directory entry that was never made durable"
+            );
+        }
+    }
+}
