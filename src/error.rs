@@ -167,7 +167,8 @@ pub enum Damage {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// Another store, in this or another process, has the directory open.
+    /// Another store, in this or another process, has the directory open
+    /// (its lock was still held after waiting half a second for it).
     #[error("{dir} is already open by another store (its lock file is held)")]
     AlreadyOpen {
         /// The data directory.

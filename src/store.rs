@@ -16,7 +16,7 @@ use crate::error::{OpenError, StorageError};
 use crate::options::Options;
 use crate::server::{Server, Shared};
 use crate::state::State;
-use crate::storage::{Storage, StorageLock};
+use crate::storage::{self, Storage, StorageLock};
 use crate::wal::TornTail;
 use crate::wal::recovery::{self, LOG_FILE_NAME};
 
@@ -91,8 +91,7 @@ impl Store {
         }
 
         let lock_path = dir.join(LOCK_FILE_NAME);
-        let lock = storage
-            .try_lock(&lock_path)
+        let lock = storage::try_lock_patiently(storage.as_ref(), &lock_path)
             .map_err(|e| OpenError::io("lock", &lock_path, e))?
             .ok_or_else(|| OpenError::AlreadyOpen { dir: dir.clone() })?;
 

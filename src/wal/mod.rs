@@ -49,7 +49,7 @@ pub fn read_log(dir: &Path, mut on_entry: impl FnMut(&LogEntry)) -> Result<LogRe
         .exists(&lock_path)
         .map_err(|e| OpenError::io("stat", &lock_path, e))?
     {
-        match storage.try_lock(&lock_path) {
+        match crate::storage::try_lock_patiently(&storage, &lock_path) {
             Ok(Some(lock)) => Some(lock),
             Ok(None) => {
                 return Err(OpenError::AlreadyOpen {
