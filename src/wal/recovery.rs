@@ -243,10 +243,14 @@ pub(crate) fn open_log(
             .map_err(|e| OpenError::io("write", &path, e))?;
         len = header.len() as u64;
     }
-    if len != scan.file_bytes {
-        file.sync_data()
-            .map_err(|e| OpenError::io("fdatasync", &path, e))?;
-    }
+    // Always, even when nothing was cut: the writer counts every record's
+    // `unsynced before` from here, so all `len` bytes must be durable. Bytes
+    // a previous run wrote but never synced (killed between write and
+    // fdatasync, or poisoned by a failed sync) can still be only in the OS
+    // cache; without this sync, a power cut could tear them yet keep a later
+    // record claiming they were durable — a torn tail misread as corruption.
+    file.sync_data()
+        .map_err(|e| OpenError::io("fdatasync", &path, e))?;
     let writer = LogWriter::new(file, path, len, scan.next_lsn, scan.records);
     Ok((writer, scan))
 }

@@ -7,6 +7,7 @@ mod domain;
 mod fixture;
 mod kill;
 mod lifecycle;
+mod power_cut;
 mod recovery;
 mod sim_storage;
 mod storage_faults;
