@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod concurrency;
+mod damage;
 mod domain;
 mod driver;
 mod fixture;
