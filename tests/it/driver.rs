@@ -296,6 +296,14 @@ impl Driver {
                 ));
             }
         }
+        let poisoned = session.poisoned;
+        if poisoned {
+            // A poisoned store must not write again: stop holding, so that a
+            // write it tried anyway would run (and be counted) instead of
+            // waiting for a release that never comes.
+            session.holds = None;
+        }
+        let ops_before = self.sim.op_count();
         let mut batch = Vec::new();
         let mut batch_start = None;
         for (client, command) in commands {
@@ -337,6 +345,12 @@ impl Driver {
             self.wait_held(OpKind::WriteAt)
         } else {
             self.finish_batch(true)?;
+            if poisoned && self.sim.op_count() != ops_before {
+                return Err(format!(
+                    "a poisoned store touched storage again ({} operations): a retry",
+                    self.sim.op_count() - ops_before
+                ));
+            }
             Ok(())
         }
     }

@@ -7,6 +7,7 @@ mod damage;
 mod domain;
 mod driver;
 mod fixture;
+mod io_sweep;
 mod kill;
 mod lifecycle;
 mod model;
