@@ -316,6 +316,12 @@ fn run_real(fail_at: u64, persistent: bool) -> Result<bool, String> {
             }
             Err(other) => return Err(format!("open failed with {other}")),
         };
+        // The count sees an open store's descriptors (the lock and the log),
+        // so its zero after close means something.
+        let open_fds = fds_into(temp.path()).len();
+        if open_fds < 2 {
+            return Err(format!("an open store shows {open_fds} descriptors"));
+        }
         let client = store.client();
         let records = client.stats().map_err(|e| e.to_string())?.records as usize;
         accepted.truncate(records);
