@@ -50,6 +50,17 @@ impl Client {
         self.command(Command::Delete(id), WhenFull::Wait)
     }
 
+    /// Creates several tickets atomically: one log record holds them all, so
+    /// after any crash either every one exists or none does. Ids are
+    /// consecutive, in the order of `drafts`. At most
+    /// [`CREATE_MANY_MAX`](crate::CREATE_MANY_MAX) drafts per call.
+    pub fn create_many(&self, drafts: Vec<TicketDraft>) -> Result<Vec<Ticket>, ClientError> {
+        self.call(
+            |reply| Request::CreateMany { drafts, reply },
+            WhenFull::Wait,
+        )
+    }
+
     /// Runs any command, waiting for room in the request channel.
     pub fn execute(&self, command: Command) -> Result<Ticket, ClientError> {
         self.command(command, WhenFull::Wait)

@@ -21,6 +21,11 @@ pub enum Command {
     Delete(TicketId),
 }
 
+/// The most drafts one [`Client::create_many`](crate::Client::create_many) may
+/// carry: the worst case (50-byte titles, 500-byte descriptions) stays well
+/// inside one record's 1 MiB payload limit.
+pub const CREATE_MANY_MAX: usize = 1024;
+
 /// Which tickets [`Client::list`](crate::Client::list) returns, in ascending id order.
 /// The default lists every ticket.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -67,6 +72,11 @@ pub(crate) enum Request {
         command: Command,
         reply: ReplyTo<Ticket>,
     },
+    /// Several creates as one log record: all are applied, or none.
+    CreateMany {
+        drafts: Vec<TicketDraft>,
+        reply: ReplyTo<Vec<Ticket>>,
+    },
     /// A query, answered from memory.
     Query(QueryRequest),
     /// Sent by `Store::close`: answer what came before, refuse what comes after.
@@ -95,6 +105,7 @@ impl Request {
         // A client that stopped waiting has dropped its receiver: not an error.
         match self {
             Request::Command { reply, .. } => drop(reply.send(Err(ClientError::Closed))),
+            Request::CreateMany { reply, .. } => drop(reply.send(Err(ClientError::Closed))),
             Request::Query(QueryRequest::Get { reply, .. }) => {
                 drop(reply.send(Err(ClientError::Closed)));
             }

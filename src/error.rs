@@ -45,6 +45,14 @@ pub enum TicketError {
         /// What was given.
         input: String,
     },
+    /// A `create_many` with more drafts than one record may hold.
+    #[error("a batch of {count} creates is too large: at most {max} go into one atomic record")]
+    BatchTooLarge {
+        /// The drafts given.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// An update that would change no field.
     #[error("the update changes nothing: give at least one of title, description or status")]
     EmptyPatch,
@@ -139,14 +147,6 @@ pub enum Damage {
         /// The bytes the record needs.
         len: u64,
     },
-    /// A record carries the wrong sequence number.
-    #[error("record has sequence number {found}, expected {expected}")]
-    SequenceGap {
-        /// The expected log sequence number.
-        expected: u64,
-        /// The one found.
-        found: u64,
-    },
     /// The payload passed its checksum but does not decode.
     #[error("record payload does not decode: {0}")]
     Undecodable(String),
@@ -168,7 +168,7 @@ pub enum Damage {
 #[non_exhaustive]
 pub enum OpenError {
     /// Another store, in this or another process, has the directory open
-    /// (its lock was still held after waiting half a second for it).
+    /// (its lock was still held after retrying it for a moment).
     #[error("{dir} is already open by another store (its lock file is held)")]
     AlreadyOpen {
         /// The data directory.

@@ -17,10 +17,10 @@ mod time;
 pub mod wal;
 
 pub use client::{Client, PendingReply};
-pub use command::{Command, ListQuery, Stats};
+pub use command::{CREATE_MANY_MAX, Command, ListQuery, Stats};
 pub use error::{ClientError, Damage, OpenError, StorageError, TicketError};
 pub use event::Event;
-pub use options::{BATCH_COMMANDS_MAX_DEFAULT, CHANNEL_CAPACITY_DEFAULT, Options};
+pub use options::{BATCH_COMMANDS_MAX_DEFAULT, CHANNEL_CAPACITY_DEFAULT, Durability, Options};
 pub use store::{RecoveryReport, Store};
 pub use ticket::{
     DESCRIPTION_BYTES_MAX, Status, TITLE_BYTES_MAX, Ticket, TicketDescription, TicketDraft,
@@ -28,3 +28,20 @@ pub use ticket::{
 };
 pub use time::Timestamp;
 pub use wal::Recovery;
+
+/// Hooks for the criterion benchmarks in `benches/`; not part of the API.
+#[doc(hidden)]
+pub mod bench_support {
+    use crate::event::Event;
+    use crate::state::State;
+
+    /// Applies `events` in order to an empty state, as replay does; returns
+    /// the number of live tickets.
+    pub fn apply_all(events: Vec<Event>) -> Result<u64, String> {
+        let mut state = State::default();
+        for event in events {
+            state.apply(event)?;
+        }
+        Ok(state.stats().tickets())
+    }
+}

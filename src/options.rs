@@ -1,7 +1,9 @@
 //! Settings for opening a store, with builder methods named after each setting.
 
 use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::OpenError;
 use crate::storage::{FileSystem, Storage};
@@ -11,6 +13,60 @@ use crate::wal::Recovery;
 pub const CHANNEL_CAPACITY_DEFAULT: usize = 1024;
 /// Default bound on the requests the server takes into one group commit.
 pub const BATCH_COMMANDS_MAX_DEFAULT: usize = 4096;
+
+/// When an accepted command's log record is made durable, relative to its
+/// acknowledgement. See the README's table of what each mode can lose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Acknowledge a command only after the `fdatasync` that covers its record
+    /// has returned (group commit shares one sync among all queued commands).
+    /// Nothing acknowledged is lost on a process crash or power loss.
+    #[default]
+    Always,
+    /// Acknowledge after the record is written to the OS; `fdatasync` at most
+    /// once per interval (also when idle). A process crash loses nothing
+    /// acknowledged; power loss loses at most the last interval's commands.
+    Interval(Duration),
+    /// Acknowledge after the write; never `fdatasync` except on close and
+    /// every 1 GiB. A process crash loses nothing acknowledged; power loss
+    /// can lose anything not yet written back by the OS. For tests and benchmarks.
+    Never,
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Durability::Always => f.write_str("always"),
+            Durability::Interval(every) => write!(f, "interval:{}", every.as_millis()),
+            Durability::Never => f.write_str("never"),
+        }
+    }
+}
+
+impl FromStr for Durability {
+    type Err = String;
+
+    /// Parses `always`, `never`, or `interval:MS` (milliseconds, at least 1).
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let invalid = || {
+            format!(
+                "durability {input:?} is not valid: use always, never, or interval:MS (e.g. interval:100)"
+            )
+        };
+        match input.to_ascii_lowercase().as_str() {
+            "always" => Ok(Durability::Always),
+            "never" => Ok(Durability::Never),
+            other => {
+                let millis: u64 = other
+                    .strip_prefix("interval:")
+                    .and_then(|ms| ms.parse().ok())
+                    .filter(|&ms| ms > 0)
+                    .ok_or_else(invalid)?;
+                Ok(Durability::Interval(Duration::from_millis(millis)))
+            }
+        }
+    }
+}
 
 /// How to open a [`Store`](crate::Store).
 ///
@@ -22,6 +78,7 @@ pub const BATCH_COMMANDS_MAX_DEFAULT: usize = 4096;
 pub struct Options {
     channel_capacity: usize,
     batch_commands_max: usize,
+    durability: Durability,
     storage: Arc<dyn Storage>,
     recovery: Recovery,
 }
@@ -31,6 +88,7 @@ impl Default for Options {
         Options {
             channel_capacity: CHANNEL_CAPACITY_DEFAULT,
             batch_commands_max: BATCH_COMMANDS_MAX_DEFAULT,
+            durability: Durability::Always,
             storage: Arc::new(FileSystem),
             recovery: Recovery::default(),
         }
@@ -42,6 +100,7 @@ impl fmt::Debug for Options {
         f.debug_struct("Options")
             .field("channel_capacity", &self.channel_capacity)
             .field("batch_commands_max", &self.batch_commands_max)
+            .field("durability", &self.durability)
             .field("storage", &self.storage)
             .field("recovery", &self.recovery)
             .finish()
@@ -61,6 +120,12 @@ impl Options {
     /// and one `fdatasync` (at least 1; 1 turns group commit off).
     pub fn batch_commands_max(mut self, max: usize) -> Self {
         self.batch_commands_max = max;
+        self
+    }
+
+    /// When records are made durable (default [`Durability::Always`]).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
         self
     }
 
@@ -93,6 +158,11 @@ impl Options {
         self.batch_commands_max
     }
 
+    /// The durability mode.
+    pub fn get_durability(&self) -> Durability {
+        self.durability
+    }
+
     pub(crate) fn storage_ref(&self) -> &Arc<dyn Storage> {
         &self.storage
     }
@@ -106,6 +176,11 @@ impl Options {
         if self.batch_commands_max == 0 {
             return Err(OpenError::InvalidOptions(
                 "batch_commands_max must be at least 1".into(),
+            ));
+        }
+        if self.durability == Durability::Interval(Duration::ZERO) {
+            return Err(OpenError::InvalidOptions(
+                "a durability interval must be longer than zero".into(),
             ));
         }
         Ok(())

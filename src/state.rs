@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use crate::command::{Command, ListQuery, Stats};
 use crate::error::{ClientError, TicketError};
 use crate::event::Event;
-use crate::ticket::{Status, Ticket, TicketId};
+use crate::ticket::{Status, Ticket, TicketDescription, TicketDraft, TicketId, TicketTitle};
 use crate::time::Timestamp;
 
 /// All tickets and the id counter.
@@ -40,10 +40,30 @@ pub(crate) struct State {
 pub(crate) enum Undo {
     /// Remove the created ticket and give its id back.
     Create(TicketId),
-    /// Put back the ticket as it was before the update.
-    Update(Ticket),
+    /// Put back the fields the update replaced.
+    Update(TicketId, PriorFields),
     /// Re-insert the deleted ticket.
     Delete(Ticket),
+}
+
+/// The fields of a ticket before an update; strings only if they changed.
+#[derive(Debug)]
+pub(crate) struct PriorFields {
+    title: Option<TicketTitle>,
+    description: Option<TicketDescription>,
+    status: Status,
+    version: u64,
+    updated_at: Timestamp,
+}
+
+impl Undo {
+    /// The ticket the undone event was about.
+    pub fn ticket_id(&self) -> TicketId {
+        match self {
+            Undo::Create(id) | Undo::Update(id, _) => *id,
+            Undo::Delete(ticket) => ticket.id,
+        }
+    }
 }
 
 impl Default for State {
@@ -70,22 +90,23 @@ impl State {
 
     /// Decides what `command` does to the current state, without changing it.
     /// `now` is the server's clock, already clamped to be at least [`Self::last_at`].
-    pub fn decide(&self, command: &Command, now: Timestamp) -> Result<Event, ClientError> {
+    /// Takes the command by value so its strings move into the event.
+    pub fn decide(&self, command: Command, now: Timestamp) -> Result<Event, ClientError> {
         debug_assert!(now >= self.last_at);
         match command {
             Command::Create(draft) => Ok(Event::Created {
                 id: TicketId::from(self.next_id),
-                title: draft.title.clone(),
-                description: draft.description.clone(),
+                title: draft.title,
+                description: draft.description,
                 at: now,
             }),
             Command::Update(id, patch) => {
-                let ticket = self.tickets.get(id).ok_or(ClientError::NotFound(*id))?;
+                let ticket = self.tickets.get(&id).ok_or(ClientError::NotFound(id))?;
                 if let Some(expected) = patch.expected_version
                     && expected != ticket.version
                 {
                     return Err(ClientError::Conflict {
-                        id: *id,
+                        id,
                         expected,
                         actual: ticket.version,
                     });
@@ -94,18 +115,18 @@ impl State {
                     return Err(ClientError::Invalid(TicketError::EmptyPatch));
                 }
                 Ok(Event::Updated {
-                    id: *id,
+                    id,
                     version: ticket.version + 1,
-                    title: patch.title.clone(),
-                    description: patch.description.clone(),
+                    title: patch.title,
+                    description: patch.description,
                     status: patch.status,
                     at: now,
                 })
             }
             Command::Delete(id) => {
-                let ticket = self.tickets.get(id).ok_or(ClientError::NotFound(*id))?;
+                let ticket = self.tickets.get(&id).ok_or(ClientError::NotFound(id))?;
                 Ok(Event::Deleted {
-                    id: *id,
+                    id,
                     version: ticket.version,
                     at: now,
                 })
@@ -113,11 +134,10 @@ impl State {
         }
     }
 
-    /// Applies an event. Fails, changing nothing, if the event contradicts the
-    /// state (a replayed log that does not match what the server did).
-    /// Returns the ticket as it is after the event (the removed one for a
-    /// delete) and the undo record.
-    pub fn apply(&mut self, event: &Event) -> Result<(Ticket, Undo), String> {
+    /// Applies an event, moving its values into the state. Fails, changing
+    /// nothing, if the event contradicts the state (a replayed log that does
+    /// not match what the server did). Returns the undo record.
+    pub fn apply(&mut self, event: Event) -> Result<Undo, String> {
         let at = event.at();
         if at < self.last_at {
             return Err(format!(
@@ -126,7 +146,7 @@ impl State {
                 self.last_at.as_unix_millis()
             ));
         }
-        let outcome = match event {
+        let undo = match event {
             Event::Created {
                 id,
                 title,
@@ -139,20 +159,19 @@ impl State {
                         self.next_id
                     ));
                 }
-                let ticket = Ticket {
-                    id: *id,
-                    title: title.clone(),
-                    description: description.clone(),
-                    status: Status::ToDo,
-                    version: 1,
-                    created_at: *at,
-                    updated_at: *at,
-                };
-                // Ids grow by one per durable record, so this cannot overflow
+                // Ids grow by one per created ticket, so this cannot overflow
                 // before the log holds 2^64 records.
                 self.next_id += 1;
-                self.insert(ticket.clone());
-                (ticket, Undo::Create(*id))
+                self.insert(Ticket {
+                    id,
+                    title,
+                    description,
+                    status: Status::ToDo,
+                    version: 1,
+                    created_at: at,
+                    updated_at: at,
+                });
+                Undo::Create(id)
             }
             Event::Updated {
                 id,
@@ -162,48 +181,50 @@ impl State {
                 status,
                 at,
             } => {
-                let Some(before) = self.tickets.get(id) else {
+                let Some(ticket) = self.tickets.get_mut(&id) else {
                     return Err(format!("update of ticket {id}, which does not exist"));
                 };
-                if *version != before.version + 1 {
+                if version != ticket.version + 1 {
                     return Err(format!(
                         "update of ticket {id} to version {version}, but it is at version {}",
-                        before.version
+                        ticket.version
                     ));
                 }
-                let before = before.clone();
-                let mut after = before.clone();
-                if let Some(title) = title {
-                    after.title = title.clone();
-                }
-                if let Some(description) = description {
-                    after.description = description.clone();
-                }
+                let before = PriorFields {
+                    title: title.map(|title| std::mem::replace(&mut ticket.title, title)),
+                    description: description
+                        .map(|description| std::mem::replace(&mut ticket.description, description)),
+                    status: ticket.status,
+                    version: ticket.version,
+                    updated_at: ticket.updated_at,
+                };
+                let old_status = ticket.status;
                 if let Some(status) = status {
-                    after.status = *status;
+                    ticket.status = status;
                 }
-                after.version = *version;
-                after.updated_at = *at;
-                self.insert(after.clone());
-                (after, Undo::Update(before))
+                ticket.version = version;
+                ticket.updated_at = at;
+                let new_status = ticket.status;
+                self.recount(old_status, new_status);
+                Undo::Update(id, before)
             }
             Event::Deleted { id, version, .. } => {
-                let Some(before) = self.tickets.get(id) else {
+                let Some(ticket) = self.tickets.get(&id) else {
                     return Err(format!("delete of ticket {id}, which does not exist"));
                 };
-                if *version != before.version {
+                if version != ticket.version {
                     return Err(format!(
                         "delete of ticket {id} at version {version}, but it is at version {}",
-                        before.version
+                        ticket.version
                     ));
                 }
-                let removed = self.remove(*id).expect("checked present just above");
-                (removed.clone(), Undo::Delete(removed))
+                let removed = self.remove(id).expect("checked present just above");
+                Undo::Delete(removed)
             }
         };
         self.last_at = at;
         self.check_invariants();
-        Ok(outcome)
+        Ok(undo)
     }
 
     /// Takes back an applied event. Undos must be given in the reverse order of
@@ -215,11 +236,47 @@ impl State {
                 debug_assert_eq!(id.get() + 1, self.next_id);
                 self.next_id = id.get();
             }
-            Undo::Update(before) | Undo::Delete(before) => {
+            Undo::Update(id, before) => {
+                let ticket = self
+                    .tickets
+                    .get_mut(&id)
+                    .expect("undos run newest first, so the updated ticket is present");
+                if let Some(title) = before.title {
+                    ticket.title = title;
+                }
+                if let Some(description) = before.description {
+                    ticket.description = description;
+                }
+                let undone_status = ticket.status;
+                ticket.status = before.status;
+                ticket.version = before.version;
+                ticket.updated_at = before.updated_at;
+                self.recount(undone_status, before.status);
+            }
+            Undo::Delete(before) => {
                 self.insert(before);
             }
         }
         self.check_invariants();
+    }
+
+    /// Events creating one ticket per draft, with consecutive new ids.
+    pub fn decide_creates(&self, drafts: Vec<TicketDraft>, now: Timestamp) -> Vec<Event> {
+        debug_assert!(now >= self.last_at);
+        (self.next_id..)
+            .zip(drafts)
+            .map(|(id, draft)| Event::Created {
+                id: TicketId::from(id),
+                title: draft.title,
+                description: draft.description,
+                at: now,
+            })
+            .collect()
+    }
+
+    /// The live ticket with this id.
+    pub fn ticket(&self, id: TicketId) -> Option<&Ticket> {
+        self.tickets.get(&id)
     }
 
     pub fn get(&self, id: TicketId) -> Option<Ticket> {
@@ -255,6 +312,12 @@ impl State {
         if let Some(old) = self.tickets.insert(ticket.id, ticket) {
             self.status_counts[old.status.index()] -= 1;
         }
+    }
+
+    /// Moves one ticket's count from `from` to `to`.
+    fn recount(&mut self, from: Status, to: Status) {
+        self.status_counts[from.index()] -= 1;
+        self.status_counts[to.index()] += 1;
     }
 
     fn remove(&mut self, id: TicketId) -> Option<Ticket> {

@@ -16,12 +16,45 @@ use crate::error::{OpenError, StorageError};
 use crate::options::Options;
 use crate::server::{Server, Shared};
 use crate::state::State;
-use crate::storage::{self, Storage, StorageLock};
+use crate::storage::{Storage, StorageLock};
 use crate::wal::TornTail;
 use crate::wal::recovery::{self, LOG_FILE_NAME};
 
 /// The lock file in a data directory; an open store holds an exclusive lock on it.
 pub(crate) const LOCK_FILE_NAME: &str = "LOCK";
+
+/// How long a contended directory lock is retried before `AlreadyOpen`.
+///
+/// A lock is tied to an open file description, which a child process forked
+/// by any thread of this process shares until it calls `exec`. So a store
+/// closed a moment ago can still look locked for that long; a store that is
+/// really open elsewhere stays locked and is reported after this bound.
+const LOCK_RETRY_MS_MAX: u64 = 200;
+
+/// Takes the data directory's lock, or reports who holds it.
+pub(crate) fn lock_dir(
+    storage: &dyn crate::storage::Storage,
+    dir: &Path,
+) -> Result<Box<dyn StorageLock>, OpenError> {
+    let lock_path = dir.join(LOCK_FILE_NAME);
+    let started = std::time::Instant::now();
+    let mut pause_ms = 1;
+    loop {
+        match storage.try_lock(&lock_path) {
+            Ok(Some(lock)) => return Ok(lock),
+            Ok(None) if started.elapsed().as_millis() < u128::from(LOCK_RETRY_MS_MAX) => {
+                thread::sleep(std::time::Duration::from_millis(pause_ms));
+                pause_ms = (pause_ms * 2).min(20);
+            }
+            Ok(None) => {
+                return Err(OpenError::AlreadyOpen {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(OpenError::io("lock", &lock_path, e)),
+        }
+    }
+}
 
 /// What opening the store found in the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,15 +123,12 @@ impl Store {
             sync_ancestors(storage.as_ref(), &dir, created_levels)?;
         }
 
-        let lock_path = dir.join(LOCK_FILE_NAME);
-        let lock = storage::try_lock_patiently(storage.as_ref(), &lock_path)
-            .map_err(|e| OpenError::io("lock", &lock_path, e))?
-            .ok_or_else(|| OpenError::AlreadyOpen { dir: dir.clone() })?;
+        let lock = lock_dir(storage.as_ref(), &dir)?;
 
         let mut state = State::default();
         let (log, scan) =
             recovery::open_log(storage.as_ref(), &dir, options.get_recovery(), |entry| {
-                for event in &entry.events {
+                for event in entry.events {
                     state.apply(event)?;
                 }
                 Ok(())
@@ -116,6 +146,7 @@ impl Store {
             log,
             requests: receiver,
             batch_commands_max: options.get_batch_commands_max(),
+            durability: options.get_durability(),
             shared: Arc::clone(&shared),
         };
         let server = thread::Builder::new()

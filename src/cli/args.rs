@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
-use ticketlog::{Status, TicketDescription, TicketId, TicketTitle};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ticketlog::{Durability, Status, TicketDescription, TicketId, TicketTitle};
 
 /// A durable, embedded ticket store.
 #[derive(Debug, Parser)]
@@ -19,6 +19,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// When commands are made durable: always (fdatasync before every
+    /// acknowledgement), interval:MS (at most every MS milliseconds), or never
+    #[arg(long, global = true, value_name = "MODE", default_value = "always", value_parser = parse_durability)]
+    pub durability: Durability,
+
     #[command(subcommand)]
     pub command: CliCommand,
 }
@@ -26,6 +31,27 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
+    /// A command or query against the store in --dir.
+    #[command(flatten)]
+    Ticket(TicketCommand),
+    /// Inspect the log without changing it
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// Run concurrent clients against a fresh store, then reopen it and check the state
+    Demo(DemoArgs),
+    /// Measure a workload of the peers harness (insert, mixed, reopen) or memory use;
+    /// --dir is where a fresh store is made (and removed) for the run
+    Bench(BenchArgs),
+    /// Create tickets from concurrent clients, printing each id as soon as it is
+    /// acknowledged (for crash tests: kill the process at any moment, then check)
+    Load(LoadArgs),
+}
+
+/// The commands and queries that open the store, run one request, and close it.
+#[derive(Debug, Subcommand)]
+pub enum TicketCommand {
     /// Create a ticket and print it
     Add {
         /// Title: 1 to 50 bytes
@@ -79,16 +105,6 @@ pub enum CliCommand {
     },
     /// Print counts by status, the next id and the log size
     Stats,
-    /// Inspect the log without changing it
-    Log {
-        #[command(subcommand)]
-        command: LogCommand,
-    },
-    /// Run concurrent clients against a fresh store, then reopen it and check the state
-    Demo(DemoArgs),
-    /// Create tickets from concurrent clients, printing each id as soon as it is
-    /// acknowledged (for crash tests: kill the process at any moment, then check)
-    Load(LoadArgs),
 }
 
 /// `ticketlog log …`
@@ -112,6 +128,60 @@ pub struct DemoArgs {
     /// Seed for the operation mix [default: from the clock; printed]
     #[arg(long)]
     pub seed: Option<u64>,
+}
+
+/// `ticketlog bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure
+    #[arg(long, value_enum)]
+    pub workload: Workload,
+    /// Client threads
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub clients: u32,
+    /// Operations per client (for reopen and memory: tickets per client)
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ops: u64,
+    /// Commands each client keeps in flight (insert only; 1 waits for each reply)
+    #[arg(long, default_value_t = 1, value_parser = parse_pipeline)]
+    pub pipeline: usize,
+    /// Keep the store directory after the run
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// `ticketlog bench --workload`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Each client creates --ops tickets, each acknowledged before the next
+    Insert,
+    /// 10,000 preloaded; 80% get, 15% status update, 5% create
+    Mixed,
+    /// Time to open a store holding clients x ops single creates
+    Reopen,
+    /// Peak resident memory with clients x ops tickets held
+    Memory,
+}
+
+impl Workload {
+    /// The name used in the JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Insert => "insert",
+            Workload::Mixed => "mixed",
+            Workload::Reopen => "reopen",
+            Workload::Memory => "memory",
+        }
+    }
+}
+
+fn parse_pipeline(input: &str) -> Result<usize, String> {
+    match input.parse::<usize>() {
+        Ok(depth) if (1..=65_536).contains(&depth) => Ok(depth),
+        _ => Err(format!(
+            "pipeline depth {input:?} is not valid: use 1 to 65536"
+        )),
+    }
 }
 
 /// `ticketlog load`
@@ -143,4 +213,8 @@ fn parse_id(input: &str) -> Result<TicketId, String> {
     input
         .parse()
         .map_err(|e: ticketlog::TicketError| e.to_string())
+}
+
+fn parse_durability(input: &str) -> Result<Durability, String> {
+    input.parse()
 }

@@ -3,6 +3,7 @@
 //! stderr. Every failure ends as one line on stderr and a non-zero exit.
 
 mod args;
+mod bench;
 mod demo;
 mod load;
 mod output;
@@ -15,10 +16,11 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use ticketlog::wal::{self, LogEntry};
 use ticketlog::{
-    ClientError, ListQuery, OpenError, Options, StorageError, Store, TicketDraft, TicketPatch,
+    ClientError, Durability, ListQuery, OpenError, Options, StorageError, Store, TicketDraft,
+    TicketPatch,
 };
 
-use args::{Cli, CliCommand, LogCommand};
+use args::{Cli, CliCommand, LogCommand, TicketCommand};
 use output::Output;
 
 /// The data directory when neither `--dir` nor `$TICKETLOG_DIR` is given.
@@ -95,27 +97,40 @@ fn data_dir(cli_dir: Option<PathBuf>) -> PathBuf {
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let mut out = Output::new(cli.json);
     match cli.command {
-        CliCommand::Demo(demo_args) => return demo::run(cli.dir.as_deref(), &demo_args, &mut out),
-        CliCommand::Load(load_args) => {
-            return load::run(&data_dir(cli.dir), &load_args, &mut out);
+        CliCommand::Ticket(command) => {
+            run_ticket_command(&data_dir(cli.dir), cli.durability, command, &mut out)
         }
-        CliCommand::Log { command } => return run_log(&data_dir(cli.dir), command, &mut out),
-        _ => {}
+        CliCommand::Demo(demo_args) => {
+            demo::run(cli.dir.as_deref(), cli.durability, &demo_args, &mut out)
+        }
+        CliCommand::Bench(bench_args) => {
+            bench::run(cli.dir.as_deref(), cli.durability, &bench_args, &mut out)
+        }
+        CliCommand::Load(load_args) => load::run(&data_dir(cli.dir), cli.durability, &load_args),
+        CliCommand::Log { command } => run_log(&data_dir(cli.dir), command, &mut out),
     }
+}
 
-    let store = open_store(&data_dir(cli.dir))?;
+/// Opens the store, runs one command or query, prints the outcome, closes.
+fn run_ticket_command(
+    dir: &Path,
+    durability: Durability,
+    command: TicketCommand,
+    out: &mut Output,
+) -> Result<ExitCode, CliError> {
+    let store = open_store(dir, durability)?;
     let client = store.client();
-    let outcome = match cli.command {
-        CliCommand::Add { title, description } => client
+    let outcome = match command {
+        TicketCommand::Add { title, description } => client
             .create(TicketDraft { title, description })
             .map_err(CliError::from)
             .and_then(|ticket| Ok(out.ticket(&ticket)?)),
-        CliCommand::Get { id } => match client.get(id) {
+        TicketCommand::Get { id } => match client.get(id) {
             Ok(Some(ticket)) => out.ticket(&ticket).map_err(CliError::from),
             Ok(None) => Err(ClientError::NotFound(id).into()),
             Err(e) => Err(e.into()),
         },
-        CliCommand::List {
+        TicketCommand::List {
             status,
             after,
             limit,
@@ -132,7 +147,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     .try_for_each(|ticket| out.ticket(ticket))
                     .map_err(CliError::from)
             }),
-        CliCommand::Update {
+        TicketCommand::Update {
             id,
             title,
             description,
@@ -150,17 +165,14 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             )
             .map_err(CliError::from)
             .and_then(|ticket| Ok(out.ticket(&ticket)?)),
-        CliCommand::Delete { id } => client
+        TicketCommand::Delete { id } => client
             .delete(id)
             .map_err(CliError::from)
             .and_then(|ticket| Ok(out.ticket(&ticket)?)),
-        CliCommand::Stats => client
+        TicketCommand::Stats => client
             .stats()
             .map_err(CliError::from)
             .and_then(|stats| Ok(out.stats(&stats)?)),
-        CliCommand::Log { .. } | CliCommand::Demo(_) | CliCommand::Load(_) => {
-            unreachable!("handled before the store is opened")
-        }
     };
     // Close even after a failed command, so the store shuts down cleanly; the
     // command's own error is the one worth reporting.
@@ -171,8 +183,8 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
 }
 
 /// Opens the store, telling stderr about any torn tail that recovery cut off.
-pub(crate) fn open_store(dir: &Path) -> Result<Store, CliError> {
-    let store = Store::open(dir, Options::default())?;
+pub(crate) fn open_store(dir: &Path, durability: Durability) -> Result<Store, CliError> {
+    let store = Store::open(dir, Options::default().durability(durability))?;
     if let Some(torn) = &store.recovery().torn_tail {
         eprintln!(
             "ticketlog: recovered {}: cut {} bytes of torn tail at byte {} ({})",

@@ -82,6 +82,15 @@ impl Output {
                 "events": entry.events,
             }));
         }
+        if entry.events.is_empty() {
+            return writeln!(
+                self.stdout.lock(),
+                "lsn={} offset={} len={} seal (clean close: everything before is durable)",
+                entry.lsn,
+                entry.offset,
+                entry.len
+            );
+        }
         for event in &entry.events {
             let detail = match event {
                 Event::Created {

@@ -19,8 +19,6 @@ mod sim;
 use std::fmt;
 use std::io;
 use std::path::Path;
-use std::thread;
-use std::time::{Duration, Instant};
 
 pub use fs::FileSystem;
 #[cfg(feature = "sim")]
@@ -98,39 +96,6 @@ pub trait StorageFile: Send + fmt::Debug {
 
 /// A held lock; dropping it releases the lock.
 pub trait StorageLock: Send + Sync + fmt::Debug {}
-
-/// How long taking a store's lock waits for a holder to let go before the
-/// lock is reported held.
-pub(crate) const LOCK_WAIT_MAX: Duration = Duration::from_millis(500);
-/// The longest pause between two attempts to take a held lock.
-const LOCK_RETRY_PAUSE_MAX: Duration = Duration::from_millis(25);
-
-/// Takes the lock at `path`, retrying for up to [`LOCK_WAIT_MAX`] while it
-/// is held. `Ok(None)` if it is still held then.
-///
-/// Why wait at all: spawning a child process copies every file descriptor,
-/// the lock file's included, and the copies live until the child execs. A
-/// store closed while some thread of the process was spawning a child is
-/// still "locked" by that child for a moment, and reopening it at once
-/// would be refused. A second store holds the lock for good.
-pub(crate) fn try_lock_patiently(
-    storage: &dyn Storage,
-    path: &Path,
-) -> io::Result<Option<Box<dyn StorageLock>>> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    loop {
-        if let Some(lock) = storage.try_lock(path)? {
-            return Ok(Some(lock));
-        }
-        let waited = started.elapsed();
-        if waited >= LOCK_WAIT_MAX {
-            return Ok(None);
-        }
-        thread::sleep(pause.min(LOCK_WAIT_MAX - waited));
-        pause = (pause * 2).min(LOCK_RETRY_PAUSE_MAX);
-    }
-}
 
 /// Reads exactly `buf.len()` bytes at `offset`, failing with `UnexpectedEof`
 /// if the file ends first.

@@ -14,11 +14,11 @@ use std::path::Path;
 pub use recovery::{LOG_FILE_NAME, LogEntry, LogScan, Recovery, TornTail};
 
 use crate::codec;
-use crate::error::{OpenError, StorageError};
+use crate::error::{Damage, OpenError, StorageError};
 use crate::event::Event;
 use crate::state::State;
 use crate::storage::{FileSystem, OpenMode, Storage};
-use crate::store::LOCK_FILE_NAME;
+use crate::store::{LOCK_FILE_NAME, lock_dir};
 use crate::ticket::TicketId;
 
 /// What [`read_log`] found: the scan, and the state the log replays to.
@@ -49,15 +49,7 @@ pub fn read_log(dir: &Path, mut on_entry: impl FnMut(&LogEntry)) -> Result<LogRe
         .exists(&lock_path)
         .map_err(|e| OpenError::io("stat", &lock_path, e))?
     {
-        match crate::storage::try_lock_patiently(&storage, &lock_path) {
-            Ok(Some(lock)) => Some(lock),
-            Ok(None) => {
-                return Err(OpenError::AlreadyOpen {
-                    dir: dir.to_path_buf(),
-                });
-            }
-            Err(e) => return Err(OpenError::io("lock", &lock_path, e)),
-        }
+        Some(lock_dir(&storage, dir)?)
     } else {
         None
     };
@@ -67,8 +59,10 @@ pub fn read_log(dir: &Path, mut on_entry: impl FnMut(&LogEntry)) -> Result<LogRe
         .map_err(|e| OpenError::io("open", &path, e))?;
     let mut state = State::default();
     let scan = recovery::scan_log(file.as_mut(), &path, |entry| {
+        // Cloned: this is the inspection path, and the entry goes to `on_entry`
+        // only once it has replayed cleanly.
         for event in &entry.events {
-            state.apply(event)?;
+            state.apply(event.clone())?;
         }
         on_entry(&entry);
         Ok(())
@@ -84,14 +78,38 @@ pub fn read_log(dir: &Path, mut on_entry: impl FnMut(&LogEntry)) -> Result<LogRe
 /// writer frames it (for tools, tests and fuzzers that build logs by hand).
 pub fn frame_record(
     out: &mut Vec<u8>,
-    lsn: u64,
     unsynced_before: u32,
     events: &[Event],
 ) -> Result<(), StorageError> {
     let mut payload = Vec::new();
     encode_payload(events, &mut payload)?;
-    record::encode_record(out, lsn, unsynced_before, &payload);
+    record::encode_record(out, unsynced_before, &payload);
     Ok(())
+}
+
+/// Checks and decodes the framed record at the start of `bytes`, as recovery
+/// does: header checksum, length bound, the record fitting in `bytes`, payload
+/// checksum, then the payload codec. Returns the header and the events; the
+/// record occupies `header.record_len()` bytes.
+pub fn decode_record(bytes: &[u8]) -> Result<(record::RecordHeader, Vec<Event>), Damage> {
+    let Some(header_bytes) = bytes.get(..record::RECORD_HEADER_LEN) else {
+        return Err(Damage::Truncated {
+            len: record::RECORD_HEADER_LEN as u64,
+        });
+    };
+    let header_bytes: &[u8; record::RECORD_HEADER_LEN] = header_bytes
+        .try_into()
+        .expect("the slice is exactly RECORD_HEADER_LEN long");
+    let header = record::RecordHeader::decode(header_bytes)?;
+    let payload = bytes
+        .get(record::RECORD_HEADER_LEN..)
+        .and_then(|rest| rest.get(..header.payload_len as usize))
+        .ok_or(Damage::Truncated {
+            len: header.record_len(),
+        })?;
+    header.verify_payload(header_bytes, payload)?;
+    let events = codec::decode_events(payload).map_err(Damage::Undecodable)?;
+    Ok((header, events))
 }
 
 /// Encodes `events` into `payload` (cleared first), refusing a payload over

@@ -9,9 +9,9 @@
 //!   the end of the last good record and reports the bytes dropped.
 //! - Otherwise it is **mid-log corruption**: open fails naming the file and
 //!   offset, and nothing on disk is changed.
-//! - A record that passes its checksums but carries the wrong sequence number,
-//!   does not decode, or contradicts the replayed state is corruption: its
-//!   bytes are exactly what was written, so cutting it would lose data.
+//! - A record that passes its checksums but does not decode, or contradicts
+//!   the replayed state, is corruption: its bytes are exactly what was
+//!   written, so cutting it would lose data.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -171,19 +171,10 @@ pub(crate) fn scan_log(
             }
         };
         let header = raw.header;
-        if header.lsn != scan.next_lsn {
-            return Err(corrupt(
-                offset,
-                Damage::SequenceGap {
-                    expected: scan.next_lsn,
-                    found: header.lsn,
-                },
-            ));
-        }
         let events = codec::decode_events(raw.payload)
             .map_err(|e| corrupt(offset, Damage::Undecodable(e)))?;
         on_entry(LogEntry {
-            lsn: header.lsn,
+            lsn: scan.next_lsn,
             offset,
             len: header.record_len(),
             events,

@@ -1,10 +1,10 @@
 //! Appending records: frames events into a pending buffer, then writes the
-//! whole buffer with one positioned write and makes it durable with one
-//! `fdatasync` (group commit).
+//! whole buffer with one positioned write (`write`) and makes everything
+//! written durable with one `fdatasync` (`sync`): group commit.
 //!
 //! Invariant: `durable_len <= written_len`, and nothing past `durable_len` has
 //! been reported durable to anyone. After any write or sync failure the writer
-//! is poisoned and refuses every later append and flush: a retried fsync can
+//! is poisoned and refuses every later append, write and sync: a retried fsync can
 //! report success for pages the kernel already dropped.
 
 use std::path::PathBuf;
@@ -14,6 +14,11 @@ use crate::error::StorageError;
 use crate::event::Event;
 use crate::storage::StorageFile;
 use crate::wal::record::{self, RECORD_HEADER_LEN};
+
+/// The most bytes the writer lets pile up written but unsynced (with
+/// `Durability::Interval` or `Never`) before it syncs regardless. Keeps
+/// every record's `unsynced_before` far inside its u32.
+pub(crate) const UNSYNCED_BYTES_MAX: u64 = 1 << 30;
 
 /// The log file's writer, owned by the server thread.
 #[derive(Debug)]
@@ -32,6 +37,8 @@ pub(crate) struct LogWriter {
     pending: Vec<u8>,
     /// Records in `pending`.
     pending_records: u64,
+    /// The `unsynced_before` of the last record appended since open, if any.
+    last_unsynced_before: Option<u32>,
     /// Scratch buffer for encoding one payload.
     payload: Vec<u8>,
     /// The first failure, after which nothing more is written.
@@ -57,6 +64,7 @@ impl LogWriter {
             records,
             pending: Vec::with_capacity(64 << 10),
             pending_records: 0,
+            last_unsynced_before: None,
             payload: Vec::with_capacity(1024),
             poisoned: None,
         }
@@ -98,11 +106,12 @@ impl LogWriter {
         self.check_poisoned()?;
         super::encode_payload(events, &mut self.payload)?;
         let record_offset = self.len();
-        let unsynced_before = u32::try_from(record_offset - self.durable_len)
-            .expect("the server flushes long before 4 GiB are pending");
+        let unsynced_before = u32::try_from(record_offset - self.durable_len).expect(
+            "the server syncs at UNSYNCED_BYTES_MAX (1 GiB) and batches are at most a few MiB",
+        );
         let lsn = self.next_lsn;
         let start = self.pending.len();
-        record::encode_record(&mut self.pending, lsn, unsynced_before, &self.payload);
+        record::encode_record(&mut self.pending, unsynced_before, &self.payload);
         debug_assert_eq!(
             self.pending.len() - start,
             RECORD_HEADER_LEN + self.payload.len()
@@ -115,6 +124,7 @@ impl LogWriter {
         self.next_lsn += 1;
         self.records += 1;
         self.pending_records += 1;
+        self.last_unsynced_before = Some(unsynced_before);
         Ok(lsn)
     }
 
@@ -126,9 +136,20 @@ impl LogWriter {
         self.pending.clear();
     }
 
-    /// Writes the pending records with one write and makes them durable with
-    /// one `fdatasync`. On failure the writer is poisoned.
-    pub fn flush(&mut self) -> Result<(), StorageError> {
+    /// Bytes written but not yet made durable.
+    pub fn unsynced_bytes(&self) -> u64 {
+        self.written_len - self.durable_len
+    }
+
+    /// Whether so much is written but unsynced that the writer must sync
+    /// before framing more (keeps every record's `unsynced_before` in a u32).
+    pub fn must_sync(&self) -> bool {
+        self.unsynced_bytes() >= UNSYNCED_BYTES_MAX
+    }
+
+    /// Writes the pending records with one positioned write, without syncing.
+    /// On failure the writer is poisoned and the pending records are dropped.
+    pub fn write(&mut self) -> Result<(), StorageError> {
         self.check_poisoned()?;
         if self.pending.is_empty() {
             return Ok(());
@@ -136,23 +157,56 @@ impl LogWriter {
         if let Err(e) = self.file.write_all_at(self.written_len, &self.pending) {
             return Err(self.poison(StorageError::io("write", &self.path, e)));
         }
-        if let Err(e) = self.file.sync_data() {
-            // The bytes may or may not reach the disk; either way they were
-            // never reported durable, and nothing is written after them.
-            return Err(self.poison(StorageError::io("fdatasync", &self.path, e)));
-        }
         self.written_len += self.pending.len() as u64;
-        self.durable_len = self.written_len;
         self.pending.clear();
         self.pending_records = 0;
         Ok(())
     }
 
+    /// Makes everything written so far durable with one `fdatasync`.
+    /// On failure the writer is poisoned: the bytes may or may not reach the
+    /// disk, and nothing is written after them.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        if self.unsynced_bytes() == 0 {
+            return Ok(());
+        }
+        if let Err(e) = self.file.sync_data() {
+            return Err(self.poison(StorageError::io("fdatasync", &self.path, e)));
+        }
+        self.durable_len = self.written_len;
+        Ok(())
+    }
+
+    /// Closes the log cleanly: writes and syncs everything, then, if the last
+    /// record's durability is not proven by its own header (its
+    /// `unsynced_before` is not 0: it shared a sync with records before it),
+    /// appends a *seal* — an empty record with `unsynced_before` 0 — and
+    /// syncs that too.
+    ///
+    /// Without the seal, damage inside the last batch of a cleanly closed log
+    /// would look like a torn write and be cut off; with it, recovery knows
+    /// those bytes were durable and reports corruption instead.
+    pub fn seal(&mut self) -> Result<(), StorageError> {
+        self.write()?;
+        self.sync()?;
+        if self
+            .last_unsynced_before
+            .is_some_and(|unsynced| unsynced > 0)
+        {
+            self.append(&[])?;
+            self.write()?;
+            self.sync()?;
+            debug_assert_eq!(self.last_unsynced_before, Some(0));
+        }
+        Ok(())
+    }
+
+    /// Remembers the first failure; framed records not yet written are dropped.
     fn poison(&mut self, error: StorageError) -> StorageError {
         if self.poisoned.is_none() {
             self.poisoned = Some(error.clone());
         }
-        // The records were not made durable: do not count them.
         if self.pending_records > 0 {
             self.discard_pending();
         }

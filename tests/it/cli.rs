@@ -871,3 +871,79 @@ fn a_second_process_is_refused_while_the_store_is_open() {
     );
     assert_eq!(add(dir.path(), "t", "d")["id"].as_u64(), Some(2));
 }
+
+/// The fields the peers harness reads from every `bench --json` line.
+const PEERS_FIELDS: [&str; 9] = [
+    "engine",
+    "workload",
+    "clients",
+    "ops",
+    "secs",
+    "ops_per_s",
+    "p50_us",
+    "p99_us",
+    "bytes_on_disk",
+];
+
+#[test]
+fn bench_prints_one_json_line_with_the_peers_fields_and_cleans_up() {
+    let parent = tempfile::tempdir().unwrap();
+    for (args, workload, ops) in [
+        (
+            &["--workload", "insert", "--clients", "3", "--ops", "20"][..],
+            "insert",
+            60,
+        ),
+        (
+            &["--workload", "insert", "--ops", "50", "--pipeline", "8"][..],
+            "insert",
+            50,
+        ),
+        (
+            &["--workload", "mixed", "--clients", "2", "--ops", "30"][..],
+            "mixed",
+            60,
+        ),
+        (&["--workload", "reopen", "--ops", "40"][..], "reopen", 40),
+        (
+            &["--workload", "memory", "--ops", "1500"][..],
+            "memory",
+            1500,
+        ),
+    ] {
+        let mut full = vec!["bench"];
+        full.extend_from_slice(args);
+        full.push("--json");
+        let run = ticketlog(parent.path(), &full);
+        assert!(run.success(), "{run:#?}");
+        let line = run.json();
+        for field in PEERS_FIELDS {
+            assert!(
+                line.get(field).is_some(),
+                "{workload}: no {field} in {line}"
+            );
+        }
+        assert_eq!(line["engine"], "ticketlog");
+        assert_eq!(line["workload"], workload);
+        assert_eq!(line["ops"].as_u64(), Some(ops), "{line}");
+        assert!(line["ops_per_s"].as_f64().unwrap() > 0.0, "{line}");
+        assert!(line["bytes_on_disk"].as_u64().unwrap() > 0, "{line}");
+        if workload == "reopen" {
+            assert_eq!(line["missing"].as_u64(), Some(0), "{line}");
+        }
+    }
+    // Each run made its store in a fresh directory under --dir and removed it.
+    assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_bad_durability_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ticketlog(dir.path(), &["--durability", "sometimes", "stats"]);
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert!(run.stderr.contains("interval:MS"), "{run:#?}");
+    assert_eq!(run.stderr.lines().count(), 1);
+    let run = ticketlog(dir.path(), &["--durability", "interval:0", "stats"]);
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    ticketlog(dir.path(), &["--durability", "interval:50", "stats"]).ok();
+}

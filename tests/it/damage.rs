@@ -8,8 +8,11 @@
 //! record, with the file unchanged. Never a panic, a hang, or altered data
 //! accepted (the state must equal the model's replay of the records kept).
 //!
-//! Two logs: one flush per record (the final flush is the final record) and
-//! group-commit batches of up to 7 records, ending in a batch.
+//! Three logs: one flush per record, closed (the final flush is the final
+//! record); group-commit batches of up to 7 records, closed (the close
+//! appends a seal, which proves the last batch durable); and the same
+//! batches cut off by a power cut right after the last batch's sync (no
+//! seal: damage anywhere in that batch reads as a torn write).
 //!
 //! Every case runs in an optimised build (`cargo test --release`, about
 //! 10 s) or with `TICKETLOG_DAMAGE_FULL=1`. A debug `cargo test` replays
@@ -43,34 +46,62 @@ struct Log {
     history: Vec<ModelCommand>,
 }
 
-/// Writes a log of at least `RECORDS` records through a real store, each
+/// How the writing run ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    Close,
+    /// A power cut after the last batch (of several creates) was synced.
+    PowerCutAfterSync,
+}
+
+/// Writes a log of at least `RECORDS` commands through a real store, each
 /// flush carrying `batch_len()` commands (refused ones write nothing).
-fn build_log(seed: u64, mut batch_len: impl FnMut(&mut Rng) -> usize) -> Log {
+fn build_log(seed: u64, end: End, mut batch_len: impl FnMut(&mut Rng) -> usize) -> Log {
     let sim = SimStorage::new(seed);
     let mut driver = Driver::new(sim.clone(), Path::new(DIR), Default::default(), 2);
     assert!(matches!(driver.open().unwrap(), Opened::Yes));
     let mut rng = Rng::new(seed);
     let mut generator = Generator::new(seed);
     while driver.history.len() < RECORDS {
+        let last = driver.history.len() + 7 >= RECORDS && end == End::PowerCutAfterSync;
         let len = match driver.parked() {
             Some(Parked::Idle) => 1,
+            _ if last => 4,
             _ => batch_len(&mut rng),
         };
         let mut live = driver.live();
         let batch = (0..len)
             .map(|n| {
-                let command = generator.command(&live);
+                let command = if last {
+                    ModelCommand::Create {
+                        title: format!("last batch {n}"),
+                        description: "cut off by the power".into(),
+                    }
+                } else {
+                    generator.command(&live)
+                };
                 let _ = live.apply(&command);
                 (n, command)
             })
             .collect();
         driver.send(batch).unwrap();
         driver.advance().unwrap();
+        if last && len > 1 {
+            break;
+        }
     }
-    driver.close().unwrap();
+    match end {
+        End::Close => driver.close().unwrap(),
+        End::PowerCutAfterSync => {
+            assert_eq!(driver.parked(), Some(Parked::AfterSync { failed: false }));
+            driver.crash().unwrap();
+        }
+    }
     let bytes = sim.durable_contents(&driver.log_path()).unwrap();
     let spans = model::record_spans(&bytes);
-    assert_eq!(spans.len(), driver.history.len());
+    let seals = spans.iter().filter(|s| s.seal).count();
+    assert_eq!(spans.len() - seals, driver.history.len());
+    assert_eq!(seals, usize::from(spans.last().unwrap().seal));
     Log {
         bytes,
         spans,
@@ -79,11 +110,22 @@ fn build_log(seed: u64, mut batch_len: impl FnMut(&mut Rng) -> usize) -> Log {
 }
 
 fn one_flush_per_record() -> Log {
-    build_log(11, |_| 1)
+    let log = build_log(11, End::Close, |_| 1);
+    assert!(!log.spans.last().unwrap().seal, "nothing to seal");
+    log
 }
 
-fn batched() -> Log {
-    let log = build_log(12, |rng| 1 + rng.below(7) as usize);
+fn batched_and_sealed() -> Log {
+    let log = build_log(12, End::Close, |rng| 1 + rng.below(7) as usize);
+    assert!(
+        log.spans.last().unwrap().seal,
+        "a close after a batch seals"
+    );
+    log
+}
+
+fn batched_and_cut_by_a_power_cut() -> Log {
+    let log = build_log(13, End::PowerCutAfterSync, |rng| 1 + rng.below(7) as usize);
     let final_flush = log.spans.last().unwrap().batch_start;
     assert!(
         log.spans
@@ -91,7 +133,7 @@ fn batched() -> Log {
             .filter(|s| s.batch_start == final_flush)
             .count()
             > 1,
-        "the batched log should end in a batch of several records"
+        "the log should end in an unsealed batch of several records"
     );
     log
 }
@@ -310,7 +352,11 @@ fn append_past_the_end(log: &Log, seed: u64) -> Outcomes {
 fn run(kind: &str, cases: impl Fn(&Log) -> Outcomes) {
     for (name, log) in [
         ("one flush per record", one_flush_per_record()),
-        ("batched", batched()),
+        ("batched, sealed", batched_and_sealed()),
+        (
+            "batched, cut by a power cut",
+            batched_and_cut_by_a_power_cut(),
+        ),
     ] {
         let tally = cases(&log);
         eprintln!(

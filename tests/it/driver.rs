@@ -245,7 +245,11 @@ impl Driver {
             Some(lie) => self.acked.min(lie),
             None => self.acked,
         };
-        let records = model::check_recovered(&store, &self.history, at_least)?;
+        let log = self.sim.file_contents(&self.log_path()).unwrap_or_default();
+        let records = model::check_recovered(&store, &log, &self.history, at_least)?;
+        if self.lie_from.is_none() {
+            model::check_whole(&log)?;
+        }
         if store.recovery().torn_tail.is_some() {
             self.tally.torn_tails += 1;
         }
@@ -600,9 +604,13 @@ impl Driver {
             return Ok(());
         };
         drop(session.holds.take());
+        let faults_before = self.sim.faults_fired().len();
+        // A clean close syncs, and may seal, the log: it does I/O of its own.
         let closed = session.store.close();
+        let fault_hit = self.sim.faults_fired().len() > faults_before;
         match (&closed, session.poisoned) {
             (Ok(()), false) | (Err(StorageError::Poisoned { .. }), true) => {}
+            (Err(StorageError::Io { .. }), false) if fault_hit => {}
             _ => {
                 return Err(format!(
                     "close returned {closed:?}, poisoned = {}",
@@ -611,7 +619,10 @@ impl Driver {
             }
         }
         drop(session.clients);
-        self.note("closed");
+        self.note(format!("closed: {closed:?}"));
+        if self.observe() {
+            self.tally.crashes += 1;
+        }
         self.check_no_leaks("after close")
     }
 

@@ -48,8 +48,8 @@ fn format_v1_fixture_opens_to_its_exact_state() {
             "Run .ci/run on every push.",
             Status::Done,
             3,
-            1795796940072,
-            1795796940090,
+            1795797134734,
+            1795797134794,
         ),
         ticket(
             2,
@@ -57,8 +57,8 @@ fn format_v1_fixture_opens_to_its_exact_state() {
             "Also report the bytes dropped.",
             Status::InProgress,
             2,
-            1795796940075,
-            1795796940092,
+            1795797134742,
+            1795797134806,
         ),
         ticket(
             3,
@@ -66,8 +66,8 @@ fn format_v1_fixture_opens_to_its_exact_state() {
             "Multi-byte UTF-8 must survive byte for byte: 日本語, emoji 🎫.",
             Status::Done,
             2,
-            1795796940078,
-            1795796940097,
+            1795797134750,
+            1795797134810,
         ),
         ticket(
             4,
@@ -75,8 +75,8 @@ fn format_v1_fixture_opens_to_its_exact_state() {
             &"y".repeat(500),
             Status::ToDo,
             1,
-            1795796940083,
-            1795796940083,
+            1795797134766,
+            1795797134766,
         ),
     ];
     assert_eq!(client.list(ListQuery::default()).unwrap(), expected);
@@ -87,7 +87,7 @@ fn format_v1_fixture_opens_to_its_exact_state() {
         "the deleted id 5 is never reused"
     );
     assert_eq!((stats.todo, stats.in_progress, stats.done), (1, 1, 2));
-    assert_eq!((stats.records, stats.log_bytes), (10, 1238));
+    assert_eq!((stats.records, stats.log_bytes), (10, 1158));
     assert_eq!(client.get(TicketId::from(5)).unwrap(), None);
     store.close().unwrap();
 }

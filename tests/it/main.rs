@@ -6,6 +6,7 @@ mod concurrency;
 mod damage;
 mod domain;
 mod driver;
+mod durability;
 mod fixture;
 mod io_sweep;
 mod kill;

@@ -4,8 +4,9 @@
 //! After any crash or fault, reopening must give a sequence R of applied
 //! commands such that R is a prefix of the commands in the server's order,
 //! R holds every acknowledged command, and the store's state equals this
-//! model replaying R. Each accepted command is one log record, so R is the
-//! first `stats().records` commands of the history.
+//! model replaying R. Each accepted command is one log record (a clean close
+//! may add a *seal*, a record with no events), so R is the first
+//! `commands_in_log` commands of the history.
 //!
 //! For damage to bytes that were already durable, [`expected_after_damage`]
 //! computes the only allowed outcome from the log's own layout.
@@ -253,11 +254,42 @@ impl Model {
     }
 }
 
-/// Checks a reopened store against the oracle: its records are a prefix of
-/// `history` of at least `at_least` commands, and its state is the model's
-/// after replaying them. Returns how many commands the store holds.
+/// Commands in a log that recovery has just checked: the records that carry
+/// events (seals left out), up to the first byte that is not a valid record,
+/// which is returned too (`None` when the whole file is valid records).
+pub fn commands_in_log(log: &[u8]) -> (usize, Option<u64>) {
+    let mut offset = FILE_HEADER_LEN.min(log.len());
+    let mut commands = 0;
+    while offset < log.len() {
+        let Ok((header, events)) = ticketlog::wal::decode_record(&log[offset..]) else {
+            return (commands, Some(offset as u64));
+        };
+        if !events.is_empty() {
+            commands += 1;
+        }
+        offset += header.record_len() as usize;
+    }
+    (commands, None)
+}
+
+/// Fails unless a reopened log is valid records to its last byte: whatever
+/// recovery cut must be gone (unless a lying disk dropped the cut).
+pub fn check_whole(log: &[u8]) -> Result<(), String> {
+    match commands_in_log(log) {
+        (_, None) => Ok(()),
+        (_, Some(at)) => Err(format!(
+            "after a successful open, the log is not valid records from byte {at} on"
+        )),
+    }
+}
+
+/// Checks a reopened store against the oracle: the commands in its log
+/// (`log`, the file as the open left it) are a prefix of `history` of at
+/// least `at_least` commands, and its state is the model's after replaying
+/// them. Returns how many commands the log holds.
 pub fn check_recovered(
     store: &Store,
+    log: &[u8],
     history: &[ModelCommand],
     at_least: usize,
 ) -> Result<usize, String> {
@@ -265,7 +297,7 @@ pub fn check_recovered(
     let stats = client
         .stats()
         .map_err(|e| format!("stats after reopen: {e}"))?;
-    let records = usize::try_from(stats.records).map_err(|e| e.to_string())?;
+    let (records, _) = commands_in_log(log);
     if records < at_least {
         return Err(format!(
             "an acknowledged command is missing: the log holds {records} commands, \
@@ -404,6 +436,8 @@ pub struct RecordSpan {
     pub len: u64,
     /// Where the flush that wrote it began: the log was durable up to here.
     pub batch_start: u64,
+    /// A seal: a record with no events, written by a clean close.
+    pub seal: bool,
 }
 
 impl RecordSpan {
@@ -419,14 +453,12 @@ pub fn record_spans(log: &[u8]) -> Vec<RecordSpan> {
     let mut spans = Vec::new();
     let mut offset = FILE_HEADER_LEN;
     while offset < log.len() {
-        let header: [u8; RECORD_HEADER_LEN] = log[offset..offset + RECORD_HEADER_LEN]
-            .try_into()
-            .expect("a whole header");
-        let header = RecordHeader::decode(&header).expect("a clean log");
+        let (header, events) = ticketlog::wal::decode_record(&log[offset..]).expect("a clean log");
         spans.push(RecordSpan {
             offset: offset as u64,
             len: header.record_len(),
             batch_start: offset as u64 - u64::from(header.unsynced_before),
+            seal: events.is_empty(),
         });
         offset += header.record_len() as usize;
     }
@@ -437,8 +469,8 @@ pub fn record_spans(log: &[u8]) -> Vec<RecordSpan> {
 /// What reopening must do with a log whose durable bytes were damaged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expected {
-    /// Open succeeds with exactly this many records (a torn tail is cut, or
-    /// nothing was damaged).
+    /// Open succeeds keeping exactly this many records, seals included (a
+    /// torn tail is cut, or nothing was damaged).
     Records(usize),
     /// Open fails with `OpenError::Corrupt` naming the log and this offset.
     CorruptAt(u64),
@@ -447,7 +479,7 @@ pub enum Expected {
 impl fmt::Display for Expected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Expected::Records(n) => write!(f, "exactly {n} records"),
+            Expected::Records(n) => write!(f, "exactly the first {n} records"),
             Expected::CorruptAt(offset) => write!(f, "Corrupt at byte {offset}"),
         }
     }
@@ -491,6 +523,19 @@ pub fn expected_after_damage(clean: &[u8], damaged: &[u8]) -> Expected {
     } else {
         Expected::Records(first_bad)
     }
+}
+
+/// Commands among the first `n` records of `log` (which must be intact).
+pub fn commands_in_first(log: &[u8], n: usize) -> usize {
+    let mut offset = FILE_HEADER_LEN;
+    let mut commands = 0;
+    for _ in 0..n {
+        let (header, events) =
+            ticketlog::wal::decode_record(&log[offset..]).expect("kept records are intact");
+        commands += usize::from(!events.is_empty());
+        offset += header.record_len() as usize;
+    }
+    commands
 }
 
 /// How many bytes of `log` recovery keeps when it keeps `n` records: the

@@ -327,7 +327,10 @@ impl Scenario {
         };
         if sim.file_contents(&path).as_ref() != Some(&clean)
             || clean.len() <= ticketlog::wal::record::FILE_HEADER_LEN
+            || driver.lie_from.is_some()
+            || model::commands_in_log(&clean).1.is_some()
         {
+            // Not clean: a fault or a lie during the close (the seal).
             return Ok(false);
         }
         // Damage at rest only: no I/O fault may blur what the reopen shows.
@@ -437,10 +440,13 @@ pub fn check_damaged_open(
                     store.recovery()
                 ));
             }
-            let records = model::check_recovered(&store, history, n)?;
-            if records != n {
+            let commands = model::commands_in_first(damaged, n);
+            let log = sim.file_contents(&path).unwrap_or_default();
+            let records = model::check_recovered(&store, &log, history, commands)?;
+            model::check_whole(&log)?;
+            if records != commands {
                 return Err(format!(
-                    "opened with {records} records; expected exactly {n}"
+                    "opened with {records} commands; expected exactly {commands} (the first {n} records)"
                 ));
             }
             store.close().map_err(|e| format!("close: {e}"))
