@@ -4,6 +4,7 @@
 
 mod args;
 mod bench;
+mod crash_test;
 mod demo;
 mod load;
 mod output;
@@ -107,6 +108,12 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             bench::run(cli.dir.as_deref(), cli.durability, &bench_args, &mut out)
         }
         CliCommand::Load(load_args) => load::run(&data_dir(cli.dir), cli.durability, &load_args),
+        CliCommand::CrashTest(crash_args) => {
+            crash_test::run(cli.dir.as_deref(), cli.durability, &crash_args, &mut out)
+        }
+        CliCommand::CrashTestWorker(worker_args) => {
+            crash_test::run_worker(&data_dir(cli.dir), cli.durability, &worker_args)
+        }
         CliCommand::Log { command } => run_log(&data_dir(cli.dir), command, &mut out),
     }
 }

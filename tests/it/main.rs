@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod concurrency;
+mod crash_test;
 mod damage;
 mod domain;
 mod driver;
