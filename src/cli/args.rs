@@ -34,7 +34,7 @@ pub enum CliCommand {
     /// A command or query against the store in --dir.
     #[command(flatten)]
     Ticket(TicketCommand),
-    /// Inspect the log without changing it
+    /// Check, list or repair the log (verify and dump change nothing)
     Log {
         #[command(subcommand)]
         command: LogCommand,
@@ -122,6 +122,15 @@ pub enum LogCommand {
     Verify,
     /// Print one line per record
     Dump,
+    /// Cut a torn tail off the log (as opening the store would); with
+    /// --drop-after-corruption, also cut mid-log corruption and every record
+    /// after it. The bytes cut are saved to a *.damaged file beside the log
+    Repair {
+        /// Cut the log at mid-log corruption, dropping every record from the
+        /// first damaged one on (acknowledged ones too)
+        #[arg(long)]
+        drop_after_corruption: bool,
+    },
 }
 
 /// `ticketlog demo`

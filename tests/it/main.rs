@@ -15,6 +15,7 @@ mod lifecycle;
 mod model;
 mod power_cut;
 mod recovery;
+mod repair;
 mod sim;
 mod sim_storage;
 mod storage_faults;
