@@ -258,7 +258,11 @@ impl Plan {
             (Op::Update { target, .. }, Expected::Ok { .. }, got)
                 if Expected::from(got) == expected =>
             {
-                let after = self.after(op).expect("an update has an after-state");
+                // `expected` is Ok only for an update that is not stale, and
+                // `after` is Some for exactly those.
+                let after = self
+                    .after(op)
+                    .expect("an accepted update has an after-state");
                 self.live[*target] = after;
             }
             (Op::Delete { target }, Expected::Ok { .. }, got)

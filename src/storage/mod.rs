@@ -7,7 +7,7 @@
 //! far are on stable storage, and `sync_dir` once the directory's entries are.
 //! This layer knows nothing about records or tickets.
 //!
-//! With the `sim` cargo feature, [`SimStorage`] is an in-memory disk that
+//! With the `sim` cargo feature, `SimStorage` is an in-memory disk that
 //! models the page cache (durable bytes apart from unsynced writes), loses and
 //! tears unsynced writes on a simulated power cut, and injects I/O errors and
 //! damage, deterministically from a seed.

@@ -218,7 +218,16 @@ fn cut(
     offset: u64,
 ) -> Result<PathBuf, OpenError> {
     let len = log.size().map_err(|e| OpenError::io("stat", path, e))?;
-    debug_assert!(offset < len, "there is something to cut");
+    if offset >= len {
+        // The scan saw bytes here a moment ago: someone else changed the file.
+        return Err(OpenError::io(
+            "truncate",
+            path,
+            io::Error::other(format!(
+                "the log shrank to {len} bytes while being repaired (cut at {offset})"
+            )),
+        ));
+    }
     let saved_to = free_name(storage, dir, offset)?;
     let mut saved = storage
         .open_file(&saved_to, OpenMode::CreateReadWrite)
