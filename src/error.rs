@@ -167,7 +167,8 @@ pub enum Damage {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// Another store, in this or another process, has the directory open.
+    /// Another store, in this or another process, has the directory open
+    /// (its lock was still held after retrying it for a moment).
     #[error("{dir} is already open by another store (its lock file is held)")]
     AlreadyOpen {
         /// The data directory.
@@ -181,6 +182,22 @@ pub enum OpenError {
         /// Byte offset of the damage within the file.
         offset: u64,
         /// What is wrong.
+        damage: Damage,
+    },
+    /// The log ends in a torn tail and [`Recovery::Strict`](crate::Recovery::Strict)
+    /// forbids cutting it; nothing was changed.
+    #[error(
+        "{file} has a torn tail of {bytes} bytes at byte {offset} ({damage}); strict recovery \
+         leaves it: open with Recovery::TruncateTornTail or run `ticketlog log repair` to cut it"
+    )]
+    TornTail {
+        /// The log file.
+        file: PathBuf,
+        /// Where the torn tail starts (the end of the last good record).
+        offset: u64,
+        /// Bytes from `offset` to the end of the file.
+        bytes: u64,
+        /// What is wrong at `offset`.
         damage: Damage,
     },
     /// An I/O operation failed while opening.

@@ -27,6 +27,7 @@ pub use ticket::{
     TicketId, TicketPatch, TicketTitle,
 };
 pub use time::Timestamp;
+pub use wal::Recovery;
 
 /// Hooks for the criterion benchmarks in `benches/`; not part of the API.
 #[doc(hidden)]

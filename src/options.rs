@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::error::OpenError;
 use crate::storage::{FileSystem, Storage};
+use crate::wal::Recovery;
 
 /// Default capacity of the request channel.
 pub const CHANNEL_CAPACITY_DEFAULT: usize = 1024;
@@ -79,6 +80,7 @@ pub struct Options {
     batch_commands_max: usize,
     durability: Durability,
     storage: Arc<dyn Storage>,
+    recovery: Recovery,
 }
 
 impl Default for Options {
@@ -88,6 +90,7 @@ impl Default for Options {
             batch_commands_max: BATCH_COMMANDS_MAX_DEFAULT,
             durability: Durability::Always,
             storage: Arc::new(FileSystem),
+            recovery: Recovery::default(),
         }
     }
 }
@@ -99,6 +102,7 @@ impl fmt::Debug for Options {
             .field("batch_commands_max", &self.batch_commands_max)
             .field("durability", &self.durability)
             .field("storage", &self.storage)
+            .field("recovery", &self.recovery)
             .finish()
     }
 }
@@ -129,6 +133,19 @@ impl Options {
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = storage;
         self
+    }
+
+    /// What opening does with a damaged end of the log (default:
+    /// [`Recovery::TruncateTornTail`]; [`Recovery::Strict`] changes nothing
+    /// and fails instead).
+    pub fn recovery(mut self, recovery: Recovery) -> Self {
+        self.recovery = recovery;
+        self
+    }
+
+    /// The recovery mode.
+    pub fn get_recovery(&self) -> Recovery {
+        self.recovery
     }
 
     /// The request channel's capacity.

@@ -4,6 +4,7 @@
 //! Architecture invariant: the server thread is joined before `close` or
 //! `drop` returns, and the directory lock is released only after that.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{self, SyncSender};
@@ -15,9 +16,9 @@ use crate::error::{OpenError, StorageError};
 use crate::options::Options;
 use crate::server::{Server, Shared};
 use crate::state::State;
-use crate::storage::StorageLock;
+use crate::storage::{Storage, StorageLock};
 use crate::wal::TornTail;
-use crate::wal::recovery;
+use crate::wal::recovery::{self, LOG_FILE_NAME};
 
 /// The lock file in a data directory; an open store holds an exclusive lock on it.
 pub(crate) const LOCK_FILE_NAME: &str = "LOCK";
@@ -109,28 +110,29 @@ impl Store {
         let dir = dir.as_ref().to_path_buf();
         let storage = options.storage_ref().clone();
 
-        let created = storage
+        let created_levels = missing_levels(storage.as_ref(), &dir)?;
+        storage
             .create_dir_all(&dir)
             .map_err(|e| OpenError::io("create directory", &dir, e))?;
-        if created {
-            let parent = match dir.parent() {
-                Some(parent) if !parent.as_os_str().is_empty() => parent,
-                _ => Path::new("."),
-            };
-            storage
-                .sync_dir(parent)
-                .map_err(|e| OpenError::io("fsync directory", parent, e))?;
+        let log_path = dir.join(LOG_FILE_NAME);
+        let new_store = created_levels > 0
+            || !storage
+                .exists(&log_path)
+                .map_err(|e| OpenError::io("stat", &log_path, e))?;
+        if new_store {
+            sync_ancestors(storage.as_ref(), &dir, created_levels)?;
         }
 
         let lock = lock_dir(storage.as_ref(), &dir)?;
 
         let mut state = State::default();
-        let (log, scan) = recovery::open_log(storage.as_ref(), &dir, |entry| {
-            for event in entry.events {
-                state.apply(event)?;
-            }
-            Ok(())
-        })?;
+        let (log, scan) =
+            recovery::open_log(storage.as_ref(), &dir, options.get_recovery(), |entry| {
+                for event in entry.events {
+                    state.apply(event)?;
+                }
+                Ok(())
+            })?;
         let recovery = RecoveryReport {
             records_replayed: scan.records,
             log_bytes: log.len(),
@@ -196,6 +198,58 @@ impl Store {
             Err(_) => Err(StorageError::ServerGone),
         }
     }
+}
+
+/// How many of `dir` and its ancestors do not exist yet (so opening creates them).
+fn missing_levels(storage: &dyn Storage, dir: &Path) -> Result<usize, OpenError> {
+    let mut missing = 0;
+    for ancestor in dir.ancestors() {
+        if ancestor.as_os_str().is_empty()
+            || storage
+                .exists(ancestor)
+                .map_err(|e| OpenError::io("stat", ancestor, e))?
+        {
+            break;
+        }
+        missing += 1;
+    }
+    Ok(missing)
+}
+
+/// Makes a new store's directory reachable after a crash: fsyncs the parent
+/// of `dir` and every directory above it, up to the root.
+///
+/// A new directory's name is durable only once its parent is synced, and
+/// this must hold for every level this open created (`created_levels`) —
+/// and for levels an earlier, failed open may have created, which is why
+/// this runs whenever the log does not exist yet, not only when this open
+/// created a directory. Above the levels created now, an ancestor this
+/// process may not open for reading (permission denied) ends the walk: the
+/// store creates its directories owner-readable, so such an ancestor, and
+/// every one above it, predates the store.
+fn sync_ancestors(
+    storage: &dyn Storage,
+    dir: &Path,
+    created_levels: usize,
+) -> Result<(), OpenError> {
+    for (level, parent) in dir.ancestors().skip(1).enumerate() {
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        match storage.sync_dir(parent) {
+            Ok(()) => {}
+            Err(e) if level >= created_levels && e.kind() == io::ErrorKind::PermissionDenied => {
+                break;
+            }
+            Err(e) => return Err(OpenError::io("fsync directory", parent, e)),
+        }
+        if parent == Path::new(".") {
+            break;
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Store {

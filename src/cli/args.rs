@@ -34,7 +34,7 @@ pub enum CliCommand {
     /// A command or query against the store in --dir.
     #[command(flatten)]
     Ticket(TicketCommand),
-    /// Inspect the log without changing it
+    /// Check, list or repair the log (verify and dump change nothing)
     Log {
         #[command(subcommand)]
         command: LogCommand,
@@ -47,6 +47,14 @@ pub enum CliCommand {
     /// Create tickets from concurrent clients, printing each id as soon as it is
     /// acknowledged (for crash tests: kill the process at any moment, then check)
     Load(LoadArgs),
+    /// Kill -9 soak: a child process runs concurrent clients, is killed with SIGKILL
+    /// at a random moment, and the reopened store must hold every acknowledged
+    /// command; repeated --cycles times (--dir: the store to use, default a fresh
+    /// temporary one)
+    CrashTest(CrashTestArgs),
+    /// The child process of crash-test (not for direct use)
+    #[command(hide = true)]
+    CrashTestWorker(CrashTestWorkerArgs),
 }
 
 /// The commands and queries that open the store, run one request, and close it.
@@ -114,6 +122,15 @@ pub enum LogCommand {
     Verify,
     /// Print one line per record
     Dump,
+    /// Cut a torn tail off the log (as opening the store would); with
+    /// --drop-after-corruption, also cut mid-log corruption and every record
+    /// after it. The bytes cut are saved to a *.damaged file beside the log
+    Repair {
+        /// Cut the log at mid-log corruption, dropping every record from the
+        /// first damaged one on (acknowledged ones too)
+        #[arg(long)]
+        drop_after_corruption: bool,
+    },
 }
 
 /// `ticketlog demo`
@@ -217,4 +234,35 @@ fn parse_id(input: &str) -> Result<TicketId, String> {
 
 fn parse_durability(input: &str) -> Result<Durability, String> {
     input.parse()
+}
+
+/// `ticketlog crash-test`
+#[derive(Debug, Args)]
+pub struct CrashTestArgs {
+    /// Kill cycles
+    #[arg(long, default_value_t = 20)]
+    pub cycles: u64,
+    /// Client threads in the child process
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub clients: u32,
+    /// Seed for the workload and the kill points [default: from the clock; printed]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Most acknowledgements to read before a kill (each cycle draws up to this)
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub acks_max: u64,
+}
+
+/// `ticketlog crash-test-worker` (hidden): the child of `crash-test`.
+#[derive(Debug, Args)]
+pub struct CrashTestWorkerArgs {
+    /// Client threads
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub clients: u32,
+    /// The parent's seed
+    #[arg(long)]
+    pub seed: u64,
+    /// The cycle number
+    #[arg(long)]
+    pub cycle: u64,
 }

@@ -4,9 +4,11 @@
 
 mod args;
 mod bench;
+mod crash_test;
 mod demo;
 mod load;
 mod output;
+mod repair;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -34,10 +36,10 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 /// `log verify`/`log dump`: the log has a torn tail.
 const EXIT_TORN_TAIL: u8 = 1;
-/// `log verify`/`log dump`: the log is corrupt.
-const EXIT_CORRUPT: u8 = 2;
-/// `log verify`/`log dump`: the log could not be read at all.
-const EXIT_UNREADABLE: u8 = 3;
+/// `log verify`/`log dump`/`log repair`: the log is corrupt (and was left alone).
+pub(crate) const EXIT_CORRUPT: u8 = 2;
+/// `log verify`/`log dump`/`log repair`: the log could not be read at all.
+pub(crate) const EXIT_UNREADABLE: u8 = 3;
 
 /// Why a command failed; displayed as the one line on stderr.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +109,12 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             bench::run(cli.dir.as_deref(), cli.durability, &bench_args, &mut out)
         }
         CliCommand::Load(load_args) => load::run(&data_dir(cli.dir), cli.durability, &load_args),
+        CliCommand::CrashTest(crash_args) => {
+            crash_test::run(cli.dir.as_deref(), cli.durability, &crash_args, &mut out)
+        }
+        CliCommand::CrashTestWorker(worker_args) => {
+            crash_test::run_worker(&data_dir(cli.dir), cli.durability, &worker_args)
+        }
         CliCommand::Log { command } => run_log(&data_dir(cli.dir), command, &mut out),
     }
 }
@@ -201,6 +209,9 @@ fn run_log(dir: &Path, command: LogCommand, out: &mut Output) -> Result<ExitCode
     let mut output_error: Option<io::Error> = None;
     let is_verify = matches!(command, LogCommand::Verify);
     let report = match command {
+        LogCommand::Repair {
+            drop_after_corruption,
+        } => return repair::run(dir, drop_after_corruption, out),
         LogCommand::Verify => wal::read_log(dir, |_| {}),
         LogCommand::Dump => wal::read_log(dir, |entry: &LogEntry| {
             if output_error.is_none()
@@ -223,6 +234,11 @@ fn run_log(dir: &Path, command: LogCommand, out: &mut Output) -> Result<ExitCode
                     torn.bytes, torn.offset, torn.damage
                 );
             }
+            if report.scan.torn_tail.is_some() {
+                eprintln!(
+                    "ticketlog: `ticketlog log repair` cuts the torn tail (opening the store does too)"
+                );
+            }
             Ok(ExitCode::from(if report.scan.torn_tail.is_some() {
                 EXIT_TORN_TAIL
             } else {
@@ -230,7 +246,19 @@ fn run_log(dir: &Path, command: LogCommand, out: &mut Output) -> Result<ExitCode
             }))
         }
         Err(error @ OpenError::Corrupt { .. }) => {
-            eprintln!("ticketlog: {error}");
+            // One line: what is wrong, and which repair (if any) applies.
+            let hint = match &error {
+                OpenError::Corrupt {
+                    damage: ticketlog::Damage::UnsupportedVersion { .. },
+                    ..
+                } => "do not repair it: a newer ticketlog can read it".to_string(),
+                OpenError::Corrupt { offset, .. } => format!(
+                    "`ticketlog log repair --drop-after-corruption` cuts the log at byte \
+                     {offset}, dropping every record from there (saved beside the log)"
+                ),
+                _ => String::new(),
+            };
+            eprintln!("ticketlog: {error}; {hint}");
             Ok(ExitCode::from(EXIT_CORRUPT))
         }
         Err(error) => {

@@ -1,17 +1,20 @@
 //! The write-ahead log: record framing ([`record`]), the writer the server
 //! thread appends through, the reader, and recovery.
 //!
-//! The public part is read-only: [`read_log`] checks and lists a log without
-//! changing it (what `ticketlog log verify` and `log dump` use).
+//! The public part is for tools: [`read_log`] checks and lists a log without
+//! changing it (what `ticketlog log verify` and `log dump` use), and
+//! [`repair_log`] cuts a damaged log offline (`ticketlog log repair`).
 
 pub(crate) mod reader;
 pub mod record;
 pub(crate) mod recovery;
+mod repair;
 pub(crate) mod writer;
 
 use std::path::Path;
 
-pub use recovery::{LOG_FILE_NAME, LogEntry, LogScan, TornTail};
+pub use recovery::{LOG_FILE_NAME, LogEntry, LogScan, Recovery, TornTail};
+pub use repair::{Repair, RepairAction, RepairReport, repair_log};
 
 use crate::codec;
 use crate::error::{Damage, OpenError, StorageError};

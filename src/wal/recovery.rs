@@ -29,6 +29,24 @@ use crate::wal::writer::LogWriter;
 /// segments named the same way.
 pub const LOG_FILE_NAME: &str = "00000000000000000001.wal";
 
+/// What opening a store does with a damaged end of the log.
+///
+/// Damage that a later durable record proves was synced (mid-log corruption)
+/// is an error in every mode; see `docs/FORMAT.md`, "Recovery".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Recovery {
+    /// Cut off a torn tail (bytes that were never synced, so hold nothing
+    /// acknowledged), sync the cut, and report it in
+    /// [`RecoveryReport::torn_tail`](crate::RecoveryReport::torn_tail).
+    #[default]
+    TruncateTornTail,
+    /// Any damage, a torn tail included, fails the open with
+    /// [`OpenError::TornTail`] or [`OpenError::Corrupt`], and nothing on disk
+    /// is changed.
+    Strict,
+}
+
 /// One record as read back from the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogEntry {
@@ -175,29 +193,35 @@ pub(crate) fn scan_log(
 }
 
 /// Opens (or creates) the log in `dir` for writing, replaying every record
-/// through `on_entry`, and cuts off a torn tail. Returns the writer, ready to
-/// append after the last good record, and what the scan found.
+/// through `on_entry`, and cuts off a torn tail (or, under
+/// [`Recovery::Strict`], refuses it). Returns the writer, ready to append
+/// after the last good record, and what the scan found.
 pub(crate) fn open_log(
     storage: &dyn Storage,
     dir: &Path,
+    recovery: Recovery,
     on_entry: impl FnMut(LogEntry) -> Result<(), String>,
 ) -> Result<(LogWriter, LogScan), OpenError> {
     let path = dir.join(LOG_FILE_NAME);
-    let existed = storage
-        .exists(&path)
-        .map_err(|e| OpenError::io("stat", &path, e))?;
     let mut file = storage
         .open_file(&path, OpenMode::CreateReadWrite)
         .map_err(|e| OpenError::io("open", &path, e))?;
-    if !existed {
-        // The new file's directory entry must be durable before anything in
-        // it is acknowledged.
-        storage
-            .sync_dir(dir)
-            .map_err(|e| OpenError::io("fsync directory", dir, e))?;
-    }
+    // The log's directory entry must be durable before anything in it is
+    // acknowledged. Synced on every open, not only when this open created
+    // the file: an earlier open may have created it and failed to sync.
+    storage
+        .sync_dir(dir)
+        .map_err(|e| OpenError::io("fsync directory", dir, e))?;
     let scan = scan_log(file.as_mut(), &path, on_entry)?;
 
+    if let (Recovery::Strict, Some(torn)) = (recovery, &scan.torn_tail) {
+        return Err(OpenError::TornTail {
+            file: path,
+            offset: torn.offset,
+            bytes: torn.bytes,
+            damage: torn.damage.clone(),
+        });
+    }
     if let Some(torn) = &scan.torn_tail {
         debug_assert_eq!(torn.offset, scan.valid_bytes);
         file.set_len(scan.valid_bytes)
@@ -210,9 +234,12 @@ pub(crate) fn open_log(
             .map_err(|e| OpenError::io("write", &path, e))?;
         len = header.len() as u64;
     }
-    // Make what survived (a crash may have left it only in the page cache)
-    // durable before the writer's first record claims it is: that record's
-    // `unsynced_before` of 0 tells recovery everything before it was synced.
+    // Always, even when nothing was cut: the writer counts every record's
+    // `unsynced before` from here, so all `len` bytes must be durable. Bytes
+    // a previous run wrote but never synced (killed between write and
+    // fdatasync, or poisoned by a failed sync) can still be only in the OS
+    // cache; without this sync, a power cut could tear them yet keep a later
+    // record claiming they were durable — a torn tail misread as corruption.
     file.sync_data()
         .map_err(|e| OpenError::io("fdatasync", &path, e))?;
     let writer = LogWriter::new(file, path, len, scan.next_lsn, scan.records);

@@ -400,6 +400,96 @@ fn read_log_reports_a_torn_tail_without_cutting_it() {
     assert_eq!(fs::read(&path).unwrap(), bytes);
 }
 
+fn open_strict(dir: &Path) -> Result<Store, OpenError> {
+    Store::open(
+        dir,
+        Options::default().recovery(ticketlog::Recovery::Strict),
+    )
+}
+
+#[test]
+fn strict_recovery_refuses_a_torn_tail_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (entries, tickets) = build_log(dir.path(), 5);
+    let path = log_path(dir.path());
+    let clean_len = fs::metadata(&path).unwrap().len();
+    let last = entries.last().unwrap();
+
+    // A clean log opens as usual.
+    let store = open_strict(dir.path()).unwrap();
+    assert_eq!(all_tickets(&store), tickets);
+    store.close().unwrap();
+
+    for damaged in [
+        {
+            let mut bytes = fs::read(&path).unwrap();
+            bytes.extend_from_slice(&[0u8; 40]);
+            bytes
+        },
+        fs::read(&path).unwrap()[..(last.offset + 5) as usize].to_vec(),
+    ] {
+        fs::write(&path, &damaged).unwrap();
+        let good_end = if damaged.len() as u64 > clean_len {
+            clean_len
+        } else {
+            last.offset
+        };
+        match open_strict(dir.path()) {
+            Err(OpenError::TornTail {
+                file,
+                offset,
+                bytes,
+                ..
+            }) => {
+                assert_eq!(file, path);
+                assert_eq!(offset, good_end);
+                assert_eq!(bytes, damaged.len() as u64 - good_end);
+            }
+            other => panic!("expected TornTail, got {other:?}"),
+        }
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            damaged,
+            "strict open changed the log"
+        );
+        // The default recovery cuts the same tail.
+        let store = open(dir.path());
+        assert!(store.recovery().torn_tail.is_some());
+        store.close().unwrap();
+        let store = open_strict(dir.path()).unwrap();
+        store.close().unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), good_end);
+    }
+}
+
+#[test]
+fn strict_recovery_refuses_an_interrupted_header_and_mid_log_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = ticketlog::wal::record::FileHeader { first_lsn: 1 }.encode();
+    fs::write(log_path(dir.path()), &header[..10]).unwrap();
+    assert!(matches!(
+        open_strict(dir.path()),
+        Err(OpenError::TornTail {
+            offset: 0,
+            bytes: 10,
+            ..
+        })
+    ));
+    assert_eq!(fs::read(log_path(dir.path())).unwrap(), &header[..10]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (entries, _) = build_log(dir.path(), 6);
+    let path = log_path(dir.path());
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[entries[2].offset as usize + 30] ^= 4;
+    fs::write(&path, &bytes).unwrap();
+    match open_strict(dir.path()) {
+        Err(OpenError::Corrupt { offset, .. }) => assert_eq!(offset, entries[2].offset),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+}
+
 #[test]
 fn decode_record_checks_what_recovery_checks() {
     let events = created(1, 10);
