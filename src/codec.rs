@@ -1,6 +1,6 @@
 //! The payload codec: the only place that calls serde/bincode.
 //!
-//! A record payload is the bincode 1.3.3 encoding of a `Vec<Event>` with
+//! A record payload is the bincode 1.3.3 encoding of a `Vec<Change>` with
 //! bincode's `DefaultOptions` (little-endian, variable-length integers),
 //! an explicit size limit, and trailing bytes rejected. Keeping every
 //! bincode call here means the payload codec can be replaced behind a format
@@ -8,7 +8,7 @@
 
 use bincode::Options as _;
 
-use crate::event::Event;
+use crate::change::Change;
 use crate::wal::record::RECORD_PAYLOAD_BYTES_MAX;
 
 fn options() -> impl bincode::Options {
@@ -19,16 +19,16 @@ fn options() -> impl bincode::Options {
         .reject_trailing_bytes()
 }
 
-/// Appends the payload encoding of `events` to `out`.
-pub(crate) fn encode_events(events: &[Event], out: &mut Vec<u8>) -> Result<(), String> {
+/// Appends the payload encoding of `changes` to `out`.
+pub(crate) fn encode_changes(changes: &[Change], out: &mut Vec<u8>) -> Result<(), String> {
     options()
-        .serialize_into(out, events)
+        .serialize_into(out, changes)
         .map_err(|e| e.to_string())
 }
 
-/// Decodes a payload; fails on anything but exactly one well-formed `Vec<Event>`
+/// Decodes a payload; fails on anything but exactly one well-formed `Vec<Change>`
 /// whose field values pass validation.
-pub(crate) fn decode_events(payload: &[u8]) -> Result<Vec<Event>, String> {
+pub(crate) fn decode_changes(payload: &[u8]) -> Result<Vec<Change>, String> {
     options().deserialize(payload).map_err(|e| e.to_string())
 }
 
@@ -38,15 +38,15 @@ mod tests {
     use crate::ticket::{Status, TicketId};
     use crate::time::Timestamp;
 
-    fn sample() -> Vec<Event> {
+    fn sample() -> Vec<Change> {
         vec![
-            Event::Created {
+            Change::Created {
                 id: TicketId::from(1),
                 title: "Fix the flux".try_into().unwrap(),
                 description: "It is not capacitating.".try_into().unwrap(),
                 at: Timestamp::from_unix_millis(1_700_000_000_000),
             },
-            Event::Updated {
+            Change::Updated {
                 id: TicketId::from(1),
                 version: 2,
                 title: None,
@@ -58,31 +58,31 @@ mod tests {
     }
 
     #[test]
-    fn events_round_trip() {
+    fn changes_round_trip() {
         let mut bytes = Vec::new();
-        encode_events(&sample(), &mut bytes).unwrap();
-        assert_eq!(decode_events(&bytes).unwrap(), sample());
+        encode_changes(&sample(), &mut bytes).unwrap();
+        assert_eq!(decode_changes(&bytes).unwrap(), sample());
     }
 
     #[test]
     fn trailing_bytes_are_rejected() {
         let mut bytes = Vec::new();
-        encode_events(&sample(), &mut bytes).unwrap();
+        encode_changes(&sample(), &mut bytes).unwrap();
         bytes.push(0);
-        assert!(decode_events(&bytes).is_err());
+        assert!(decode_changes(&bytes).is_err());
     }
 
     #[test]
     fn invalid_field_values_do_not_decode() {
-        // A Created event whose title is empty: the bytes are well-formed bincode,
+        // A Created change whose title is empty: the bytes are well-formed bincode,
         // but the title fails validation, so decoding fails.
         let mut bytes = Vec::new();
-        encode_events(&sample()[..1], &mut bytes).unwrap();
+        encode_changes(&sample()[..1], &mut bytes).unwrap();
         let title_len_at = bytes.iter().position(|&b| b == 12).unwrap();
         let mut damaged = bytes[..title_len_at].to_vec();
         damaged.push(0);
         damaged.extend_from_slice(&bytes[title_len_at + 1 + 12..]);
-        assert!(decode_events(&damaged).is_err());
+        assert!(decode_changes(&damaged).is_err());
     }
 
     #[test]
@@ -90,6 +90,6 @@ mod tests {
         // vec length = u64::MAX (varint marker 253 + 8 bytes)
         let mut bytes = vec![253];
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
-        assert!(decode_events(&bytes).is_err());
+        assert!(decode_changes(&bytes).is_err());
     }
 }

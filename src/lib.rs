@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod change;
 mod client;
 mod codec;
 mod command;
@@ -16,6 +17,7 @@ mod ticket;
 mod time;
 pub mod wal;
 
+pub use change::Change;
 pub use client::{Client, PendingReply};
 pub use command::{CREATE_MANY_MAX, Command, ListQuery, Stats};
 pub use error::{ClientError, Damage, OpenError, StorageError, TicketError};
@@ -31,15 +33,15 @@ pub use time::Timestamp;
 /// Hooks for the criterion benchmarks in `benches/`; not part of the API.
 #[doc(hidden)]
 pub mod bench_support {
-    use crate::event::Event;
+    use crate::change::Change;
     use crate::state::State;
 
-    /// Applies `events` in order to an empty state, as replay does; returns
+    /// Applies `changes` in order to an empty state, as replay does; returns
     /// the number of live tickets.
-    pub fn apply_all(events: Vec<Event>) -> Result<u64, String> {
+    pub fn apply_all(changes: Vec<Change>) -> Result<u64, String> {
         let mut state = State::default();
-        for event in events {
-            state.apply(event)?;
+        for change in changes {
+            state.apply(change)?;
         }
         Ok(state.stats().tickets())
     }

@@ -183,13 +183,13 @@ impl Server {
     /// memory and in the pending buffer, not yet written.
     fn execute(&mut self, command: Command, batch: &mut Batch) -> Result<Ticket, ClientError> {
         self.log.check_poisoned()?;
-        let event = self.state.decide(command, self.now())?;
+        let change = self.state.decide(command, self.now())?;
         // Frame first: if that fails, nothing has been applied.
-        self.log.append(std::slice::from_ref(&event))?;
+        self.log.append(std::slice::from_ref(&change))?;
         let undo = self
             .state
-            .apply(event)
-            .expect("decide() only produces events consistent with the state it read");
+            .apply(change)
+            .expect("decide() only produces changes consistent with the state it read");
         let ticket = match &undo {
             Undo::Delete(removed) => removed.clone(),
             applied => self
@@ -219,13 +219,13 @@ impl Server {
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
-        let events = self.state.decide_creates(drafts, self.now());
-        self.log.append(&events)?;
-        let mut tickets = Vec::with_capacity(events.len());
-        for event in events {
+        let changes = self.state.decide_creates(drafts, self.now());
+        self.log.append(&changes)?;
+        let mut tickets = Vec::with_capacity(changes.len());
+        for change in changes {
             let undo = self
                 .state
-                .apply(event)
+                .apply(change)
                 .expect("decide_creates() mints the ids the state expects next");
             tickets.push(
                 self.state

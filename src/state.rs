@@ -3,8 +3,8 @@
 //!
 //! Two doors lead in, and they are kept apart on purpose:
 //! - [`State::decide`] validates a command against the current state and
-//!   returns the [`Event`] it would log, changing nothing;
-//! - [`State::apply`] applies an event (a new one, or one replayed from the
+//!   returns the [`Change`] it would log, changing nothing;
+//! - [`State::apply`] applies a change (a new one, or one replayed from the
 //!   log), checks that it is consistent with the state, and returns what is
 //!   needed to undo it.
 //!
@@ -14,9 +14,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::change::Change;
 use crate::command::{Command, ListQuery, Stats};
 use crate::error::{ClientError, TicketError};
-use crate::event::Event;
 use crate::ticket::{Status, Ticket, TicketDescription, TicketDraft, TicketId, TicketTitle};
 use crate::time::Timestamp;
 
@@ -30,12 +30,12 @@ pub(crate) struct State {
     /// Live tickets per status, indexed by [`Status::index`].
     /// Invariant: sums to `tickets.len()`.
     status_counts: [u64; 3],
-    /// The latest timestamp applied. Invariant: events arrive with
+    /// The latest timestamp applied. Invariant: changes arrive with
     /// non-decreasing timestamps.
     last_at: Timestamp,
 }
 
-/// What is needed to take back one applied event.
+/// What is needed to take back one applied change.
 #[derive(Debug)]
 pub(crate) enum Undo {
     /// Remove the created ticket and give its id back.
@@ -57,7 +57,7 @@ pub(crate) struct PriorFields {
 }
 
 impl Undo {
-    /// The ticket the undone event was about.
+    /// The ticket the undone change was about.
     pub fn ticket_id(&self) -> TicketId {
         match self {
             Undo::Create(id) | Undo::Update(id, _) => *id,
@@ -83,18 +83,18 @@ impl State {
         TicketId::from(self.next_id)
     }
 
-    /// The latest timestamp applied; the server never stamps an event earlier than this.
+    /// The latest timestamp applied; the server never stamps a change earlier than this.
     pub fn last_at(&self) -> Timestamp {
         self.last_at
     }
 
     /// Decides what `command` does to the current state, without changing it.
     /// `now` is the server's clock, already clamped to be at least [`Self::last_at`].
-    /// Takes the command by value so its strings move into the event.
-    pub fn decide(&self, command: Command, now: Timestamp) -> Result<Event, ClientError> {
+    /// Takes the command by value so its strings move into the change.
+    pub fn decide(&self, command: Command, now: Timestamp) -> Result<Change, ClientError> {
         debug_assert!(now >= self.last_at);
         match command {
-            Command::Create(draft) => Ok(Event::Created {
+            Command::Create(draft) => Ok(Change::Created {
                 id: TicketId::from(self.next_id),
                 title: draft.title,
                 description: draft.description,
@@ -114,7 +114,7 @@ impl State {
                 if patch.changes_nothing() {
                     return Err(ClientError::Invalid(TicketError::EmptyPatch));
                 }
-                Ok(Event::Updated {
+                Ok(Change::Updated {
                     id,
                     version: ticket.version + 1,
                     title: patch.title,
@@ -125,7 +125,7 @@ impl State {
             }
             Command::Delete(id) => {
                 let ticket = self.tickets.get(&id).ok_or(ClientError::NotFound(id))?;
-                Ok(Event::Deleted {
+                Ok(Change::Deleted {
                     id,
                     version: ticket.version,
                     at: now,
@@ -134,20 +134,20 @@ impl State {
         }
     }
 
-    /// Applies an event, moving its values into the state. Fails, changing
-    /// nothing, if the event contradicts the state (a replayed log that does
+    /// Applies a change, moving its values into the state. Fails, changing
+    /// nothing, if the change contradicts the state (a replayed log that does
     /// not match what the server did). Returns the undo record.
-    pub fn apply(&mut self, event: Event) -> Result<Undo, String> {
-        let at = event.at();
+    pub fn apply(&mut self, change: Change) -> Result<Undo, String> {
+        let at = change.at();
         if at < self.last_at {
             return Err(format!(
-                "timestamp {} is earlier than the previous event's {}",
+                "timestamp {} is earlier than the previous change's {}",
                 at.as_unix_millis(),
                 self.last_at.as_unix_millis()
             ));
         }
-        let undo = match event {
-            Event::Created {
+        let undo = match change {
+            Change::Created {
                 id,
                 title,
                 description,
@@ -173,7 +173,7 @@ impl State {
                 });
                 Undo::Create(id)
             }
-            Event::Updated {
+            Change::Updated {
                 id,
                 version,
                 title,
@@ -208,7 +208,7 @@ impl State {
                 self.recount(old_status, new_status);
                 Undo::Update(id, before)
             }
-            Event::Deleted { id, version, .. } => {
+            Change::Deleted { id, version, .. } => {
                 let Some(ticket) = self.tickets.get(&id) else {
                     return Err(format!("delete of ticket {id}, which does not exist"));
                 };
@@ -227,7 +227,7 @@ impl State {
         Ok(undo)
     }
 
-    /// Takes back an applied event. Undos must be given in the reverse order of
+    /// Takes back an applied change. Undos must be given in the reverse order of
     /// their applies. `last_at` stays where it is: timestamps only move forward.
     pub fn undo(&mut self, undo: Undo) {
         match undo {
@@ -260,12 +260,12 @@ impl State {
         self.check_invariants();
     }
 
-    /// Events creating one ticket per draft, with consecutive new ids.
-    pub fn decide_creates(&self, drafts: Vec<TicketDraft>, now: Timestamp) -> Vec<Event> {
+    /// Changes creating one ticket per draft, with consecutive new ids.
+    pub fn decide_creates(&self, drafts: Vec<TicketDraft>, now: Timestamp) -> Vec<Change> {
         debug_assert!(now >= self.last_at);
         (self.next_id..)
             .zip(drafts)
-            .map(|(id, draft)| Event::Created {
+            .map(|(id, draft)| Change::Created {
                 id: TicketId::from(id),
                 title: draft.title,
                 description: draft.description,

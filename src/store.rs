@@ -126,8 +126,8 @@ impl Store {
 
         let mut state = State::default();
         let (log, scan) = recovery::open_log(storage.as_ref(), &dir, |entry| {
-            for event in entry.events {
-                state.apply(event)?;
+            for change in entry.changes {
+                state.apply(change)?;
             }
             Ok(())
         })?;

@@ -5,7 +5,7 @@ use std::io::{self, Stdout, Write};
 
 use serde::Serialize;
 use ticketlog::wal::{LogEntry, LogReport};
-use ticketlog::{Event, Stats, Ticket};
+use ticketlog::{Change, Stats, Ticket};
 
 pub(crate) struct Output {
     json: bool,
@@ -79,10 +79,10 @@ impl Output {
                 "lsn": entry.lsn,
                 "offset": entry.offset,
                 "len": entry.len,
-                "events": entry.events,
+                "changes": entry.changes,
             }));
         }
-        if entry.events.is_empty() {
+        if entry.changes.is_empty() {
             return writeln!(
                 self.stdout.lock(),
                 "lsn={} offset={} len={} seal (clean close: everything before is durable)",
@@ -91,16 +91,16 @@ impl Output {
                 entry.len
             );
         }
-        for event in &entry.events {
-            let detail = match event {
-                Event::Created {
+        for change in &entry.changes {
+            let detail = match change {
+                Change::Created {
                     title, description, ..
                 } => format!(
                     "title={:?} description={:?}",
                     title.as_str(),
                     description.as_str()
                 ),
-                Event::Updated {
+                Change::Updated {
                     version,
                     title,
                     description,
@@ -119,7 +119,7 @@ impl Output {
                     }
                     fields
                 }
-                Event::Deleted { version, .. } => format!("version={version}"),
+                Change::Deleted { version, .. } => format!("version={version}"),
                 _ => String::new(),
             };
             writeln!(
@@ -128,9 +128,9 @@ impl Output {
                 entry.lsn,
                 entry.offset,
                 entry.len,
-                event.at(),
-                event.kind(),
-                event.ticket_id()
+                change.at(),
+                change.kind(),
+                change.ticket_id()
             )?;
         }
         Ok(())

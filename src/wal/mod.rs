@@ -13,9 +13,9 @@ use std::path::Path;
 
 pub use recovery::{LOG_FILE_NAME, LogEntry, LogScan, TornTail};
 
+use crate::change::Change;
 use crate::codec;
 use crate::error::{Damage, OpenError, StorageError};
-use crate::event::Event;
 use crate::state::State;
 use crate::storage::{FileSystem, OpenMode, Storage};
 use crate::store::{LOCK_FILE_NAME, lock_dir};
@@ -61,8 +61,8 @@ pub fn read_log(dir: &Path, mut on_entry: impl FnMut(&LogEntry)) -> Result<LogRe
     let scan = recovery::scan_log(file.as_mut(), &path, |entry| {
         // Cloned: this is the inspection path, and the entry goes to `on_entry`
         // only once it has replayed cleanly.
-        for event in &entry.events {
-            state.apply(event.clone())?;
+        for change in &entry.changes {
+            state.apply(change.clone())?;
         }
         on_entry(&entry);
         Ok(())
@@ -74,24 +74,24 @@ pub fn read_log(dir: &Path, mut on_entry: impl FnMut(&LogEntry)) -> Result<LogRe
     })
 }
 
-/// Appends one framed record carrying `events` to `out`, exactly as the
+/// Appends one framed record carrying `changes` to `out`, exactly as the
 /// writer frames it (for tools, tests and fuzzers that build logs by hand).
 pub fn frame_record(
     out: &mut Vec<u8>,
     unsynced_before: u32,
-    events: &[Event],
+    changes: &[Change],
 ) -> Result<(), StorageError> {
     let mut payload = Vec::new();
-    encode_payload(events, &mut payload)?;
+    encode_payload(changes, &mut payload)?;
     record::encode_record(out, unsynced_before, &payload);
     Ok(())
 }
 
 /// Checks and decodes the framed record at the start of `bytes`, as recovery
 /// does: header checksum, length bound, the record fitting in `bytes`, payload
-/// checksum, then the payload codec. Returns the header and the events; the
+/// checksum, then the payload codec. Returns the header and the changes; the
 /// record occupies `header.record_len()` bytes.
-pub fn decode_record(bytes: &[u8]) -> Result<(record::RecordHeader, Vec<Event>), Damage> {
+pub fn decode_record(bytes: &[u8]) -> Result<(record::RecordHeader, Vec<Change>), Damage> {
     let Some(header_bytes) = bytes.get(..record::RECORD_HEADER_LEN) else {
         return Err(Damage::Truncated {
             len: record::RECORD_HEADER_LEN as u64,
@@ -108,17 +108,20 @@ pub fn decode_record(bytes: &[u8]) -> Result<(record::RecordHeader, Vec<Event>),
             len: header.record_len(),
         })?;
     header.verify_payload(header_bytes, payload)?;
-    let events = codec::decode_events(payload).map_err(Damage::Undecodable)?;
-    Ok((header, events))
+    let changes = codec::decode_changes(payload).map_err(Damage::Undecodable)?;
+    Ok((header, changes))
 }
 
-/// Encodes `events` into `payload` (cleared first), refusing a payload over
+/// Encodes `changes` into `payload` (cleared first), refusing a payload over
 /// [`record::RECORD_PAYLOAD_BYTES_MAX`].
-pub(crate) fn encode_payload(events: &[Event], payload: &mut Vec<u8>) -> Result<(), StorageError> {
+pub(crate) fn encode_payload(
+    changes: &[Change],
+    payload: &mut Vec<u8>,
+) -> Result<(), StorageError> {
     payload.clear();
     // The codec's size limit is the record limit, so its only failure on
-    // well-formed events is a payload that would be too large.
-    codec::encode_events(events, payload).map_err(|_| StorageError::RecordTooLarge {
+    // well-formed changes is a payload that would be too large.
+    codec::encode_changes(changes, payload).map_err(|_| StorageError::RecordTooLarge {
         len: payload.len().max(record::RECORD_PAYLOAD_BYTES_MAX + 1),
         max: record::RECORD_PAYLOAD_BYTES_MAX,
     })?;

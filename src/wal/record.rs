@@ -71,7 +71,7 @@ impl FileHeader {
 ///
 /// Records carry no sequence number of their own: a record's LSN is the file
 /// header's first LSN plus the number of records before it, and replay's
-/// per-event checks (ids, versions) catch a duplicated or misplaced record.
+/// per-change checks (ids, versions) catch a duplicated or misplaced record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordHeader {
     /// Payload length in bytes, at most [`RECORD_PAYLOAD_BYTES_MAX`].

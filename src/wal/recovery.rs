@@ -16,9 +16,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::change::Change;
 use crate::codec;
 use crate::error::{Damage, OpenError};
-use crate::event::Event;
 use crate::storage::{OpenMode, Storage, StorageFile};
 use crate::wal::reader::LogReader;
 use crate::wal::record::{FILE_HEADER_LEN, FileHeader};
@@ -38,8 +38,8 @@ pub struct LogEntry {
     pub offset: u64,
     /// Bytes the record takes on disk, header included.
     pub len: u64,
-    /// The events it carries, applied together.
-    pub events: Vec<Event>,
+    /// The changes it carries, applied together.
+    pub changes: Vec<Change>,
 }
 
 /// A damaged or incomplete end of the log, which opening the store cuts off.
@@ -153,13 +153,13 @@ pub(crate) fn scan_log(
             }
         };
         let header = raw.header;
-        let events = codec::decode_events(raw.payload)
+        let changes = codec::decode_changes(raw.payload)
             .map_err(|e| corrupt(offset, Damage::Undecodable(e)))?;
         on_entry(LogEntry {
             lsn: scan.next_lsn,
             offset,
             len: header.record_len(),
-            events,
+            changes,
         })
         .map_err(|e| corrupt(offset, Damage::Inconsistent(e)))?;
         scan.records += 1;

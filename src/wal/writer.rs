@@ -1,4 +1,4 @@
-//! Appending records: frames events into a pending buffer, then writes the
+//! Appending records: frames changes into a pending buffer, then writes the
 //! whole buffer with one positioned write (`write`) and makes everything
 //! written durable with one `fdatasync` (`sync`): group commit.
 //!
@@ -9,9 +9,9 @@
 
 use std::path::PathBuf;
 
+use crate::change::Change;
 use crate::codec;
 use crate::error::StorageError;
-use crate::event::Event;
 use crate::storage::StorageFile;
 use crate::wal::record::{self, RECORD_HEADER_LEN};
 
@@ -100,11 +100,11 @@ impl LogWriter {
         }
     }
 
-    /// Frames `events` as one record in the pending buffer; returns its LSN.
+    /// Frames `changes` as one record in the pending buffer; returns its LSN.
     /// Nothing is written until [`Self::flush`].
-    pub fn append(&mut self, events: &[Event]) -> Result<u64, StorageError> {
+    pub fn append(&mut self, changes: &[Change]) -> Result<u64, StorageError> {
         self.check_poisoned()?;
-        super::encode_payload(events, &mut self.payload)?;
+        super::encode_payload(changes, &mut self.payload)?;
         let record_offset = self.len();
         let unsynced_before = u32::try_from(record_offset - self.durable_len).expect(
             "the server syncs at UNSYNCED_BYTES_MAX (1 GiB) and batches are at most a few MiB",
@@ -118,8 +118,8 @@ impl LogWriter {
         );
         // Pair the write with a read: the framed bytes must decode to what we encoded.
         debug_assert_eq!(
-            codec::decode_events(&self.pending[start + RECORD_HEADER_LEN..]).as_deref(),
-            Ok(events)
+            codec::decode_changes(&self.pending[start + RECORD_HEADER_LEN..]).as_deref(),
+            Ok(changes)
         );
         self.next_lsn += 1;
         self.records += 1;

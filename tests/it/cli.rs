@@ -625,7 +625,7 @@ fn dump(dir: &Path) -> Vec<(u64, u64, u64)> {
     run.json_lines()
         .iter()
         .map(|line| {
-            assert!(line["events"].is_array(), "{line}");
+            assert!(line["changes"].is_array(), "{line}");
             (
                 line["lsn"].as_u64().unwrap(),
                 line["offset"].as_u64().unwrap(),
@@ -775,12 +775,12 @@ fn log_dump_json_prints_one_line_per_record_with_lsn_1_to_n() {
         assert_eq!(line["lsn"].as_u64(), Some(i as u64 + 1), "{line}");
         assert_eq!(line["offset"].as_u64(), Some(expected_offset), "{line}");
         expected_offset += line["len"].as_u64().unwrap();
-        assert_eq!(line["events"].as_array().map(Vec::len), Some(1), "{line}");
+        assert_eq!(line["changes"].as_array().map(Vec::len), Some(1), "{line}");
     }
     assert_eq!(expected_offset, file_len, "records cover the whole file");
     assert_eq!(dump(dir.path()).len(), 6);
 
-    // The text dump names each event kind.
+    // The text dump names each change kind.
     let text = ticketlog(dir.path(), &["log", "dump"]);
     let out = text.ok();
     assert_eq!(out.lines().count(), 6, "{out}");
