@@ -161,6 +161,56 @@ pub enum Damage {
         /// Where the next valid record starts.
         next_valid: u64,
     },
+    /// Damage in a log segment that is not the last one. Every segment but
+    /// the last was sealed and synced before the next was created, so this
+    /// cannot be a torn write.
+    #[error("{first} at this offset, in a segment that is not the last (so not a torn write)")]
+    DamagedSegment {
+        /// What is wrong.
+        first: Box<Damage>,
+    },
+    /// A segment's header names a different first LSN than its file name.
+    #[error(
+        "the segment is named for LSN {named} but its header says it starts at LSN {header}: it was renamed or copied over"
+    )]
+    MisplacedSegment {
+        /// The first LSN in the file name.
+        named: u64,
+        /// The first LSN in the header.
+        header: u64,
+    },
+    /// No segment holds these records: a segment file is missing (this is
+    /// where the first missing one would be).
+    #[error(
+        "records {first} to {last} are missing: no segment holds them (a segment file was deleted or moved)"
+    )]
+    MissingRecords {
+        /// The first missing LSN.
+        first: u64,
+        /// The last missing LSN.
+        last: u64,
+    },
+    /// A segment starts before the previous segment ends.
+    #[error(
+        "the segment starts at LSN {first_lsn}, but the segment before it ends at LSN {}: segments overlap",
+        expected - 1
+    )]
+    OverlappingSegment {
+        /// The segment's first LSN.
+        first_lsn: u64,
+        /// The LSN it should start at.
+        expected: u64,
+    },
+    /// A snapshot covers records the log does not hold.
+    #[error(
+        "a snapshot covers the log up to LSN {snapshot_lsn}, but the log ends at LSN {log_end_lsn}"
+    )]
+    SnapshotBeyondLog {
+        /// The LSN the snapshot covers.
+        snapshot_lsn: u64,
+        /// The last LSN in the log.
+        log_end_lsn: u64,
+    },
 }
 
 /// Why a store could not be opened. Nothing on disk is changed by a failed open.

@@ -22,7 +22,10 @@ pub use client::{Client, PendingReply};
 pub use command::{CREATE_MANY_MAX, Command, ListQuery, Stats};
 pub use error::{ClientError, Damage, OpenError, StorageError, TicketError};
 pub use event::Event;
-pub use options::{BATCH_COMMANDS_MAX_DEFAULT, CHANNEL_CAPACITY_DEFAULT, Durability, Options};
+pub use options::{
+    BATCH_COMMANDS_MAX_DEFAULT, CHANNEL_CAPACITY_DEFAULT, Durability, Options,
+    SEGMENT_BYTES_DEFAULT,
+};
 pub use store::{RecoveryReport, Store};
 pub use ticket::{
     DESCRIPTION_BYTES_MAX, Status, TITLE_BYTES_MAX, Ticket, TicketDescription, TicketDraft,

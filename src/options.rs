@@ -12,6 +12,8 @@ use crate::storage::{FileSystem, Storage};
 pub const CHANNEL_CAPACITY_DEFAULT: usize = 1024;
 /// Default bound on the requests the server takes into one group commit.
 pub const BATCH_COMMANDS_MAX_DEFAULT: usize = 4096;
+/// Default size at which the log moves on to a new segment file: 64 MiB.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
 
 /// When an accepted command's log record is made durable, relative to its
 /// acknowledgement. See the README's table of what each mode can lose.
@@ -78,6 +80,7 @@ pub struct Options {
     channel_capacity: usize,
     batch_commands_max: usize,
     durability: Durability,
+    segment_bytes: u64,
     storage: Arc<dyn Storage>,
 }
 
@@ -87,6 +90,7 @@ impl Default for Options {
             channel_capacity: CHANNEL_CAPACITY_DEFAULT,
             batch_commands_max: BATCH_COMMANDS_MAX_DEFAULT,
             durability: Durability::Always,
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
             storage: Arc::new(FileSystem),
         }
     }
@@ -98,6 +102,7 @@ impl fmt::Debug for Options {
             .field("channel_capacity", &self.channel_capacity)
             .field("batch_commands_max", &self.batch_commands_max)
             .field("durability", &self.durability)
+            .field("segment_bytes", &self.segment_bytes)
             .field("storage", &self.storage)
             .finish()
     }
@@ -125,6 +130,16 @@ impl Options {
         self
     }
 
+    /// The size at which the log moves on to a new segment file (default
+    /// [`SEGMENT_BYTES_DEFAULT`], 64 MiB; at least 1). The server checks
+    /// between batches, so a segment can end up larger by one batch (at most
+    /// 4 MiB of records). Smaller segments let compaction reclaim space
+    /// sooner, at the cost of more files.
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
     /// The storage under the log (default: the real [`FileSystem`]).
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = storage;
@@ -146,6 +161,11 @@ impl Options {
         self.durability
     }
 
+    /// The segment size limit in bytes.
+    pub fn get_segment_bytes(&self) -> u64 {
+        self.segment_bytes
+    }
+
     pub(crate) fn storage_ref(&self) -> &Arc<dyn Storage> {
         &self.storage
     }
@@ -159,6 +179,11 @@ impl Options {
         if self.batch_commands_max == 0 {
             return Err(OpenError::InvalidOptions(
                 "batch_commands_max must be at least 1".into(),
+            ));
+        }
+        if self.segment_bytes == 0 {
+            return Err(OpenError::InvalidOptions(
+                "segment_bytes must be at least 1".into(),
             ));
         }
         if self.durability == Durability::Interval(Duration::ZERO) {

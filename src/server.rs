@@ -53,6 +53,7 @@ pub(crate) struct Server {
     pub requests: Receiver<Request>,
     pub batch_commands_max: usize,
     pub durability: Durability,
+    pub segment_bytes: u64,
     pub shared: Arc<Shared>,
 }
 
@@ -280,6 +281,20 @@ impl Server {
                 Deferred::Query(query) => self.answer(query),
             }
         }
+        if flushed.is_ok() && self.segment_is_full() {
+            // Between batches, after the replies: rolling syncs the segment,
+            // which no reply needs to wait for. A failure poisons the writer,
+            // and the next command reports it.
+            if self.log.roll().is_ok() {
+                *last_sync = Instant::now();
+            }
+        }
+    }
+
+    /// Whether the current segment holds a record and has reached the size limit.
+    fn segment_is_full(&self) -> bool {
+        self.log.segment_len() >= self.segment_bytes
+            && self.log.next_lsn() > self.log.segment_first_lsn()
     }
 
     fn answer(&self, query: QueryRequest) {

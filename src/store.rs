@@ -11,7 +11,7 @@ use std::thread::{self, JoinHandle};
 
 use crate::client::Client;
 use crate::command::Request;
-use crate::error::{OpenError, StorageError};
+use crate::error::{Damage, OpenError, StorageError};
 use crate::options::Options;
 use crate::server::{Server, Shared};
 use crate::state::State;
@@ -60,8 +60,10 @@ pub(crate) fn lock_dir(
 pub struct RecoveryReport {
     /// Records replayed.
     pub records_replayed: u64,
-    /// Bytes of the log after recovery.
+    /// Bytes of the log after recovery, all segments.
     pub log_bytes: u64,
+    /// Segment files the log is made of.
+    pub segments: u64,
     /// A damaged or incomplete end of the log that was cut off, if any.
     pub torn_tail: Option<TornTail>,
 }
@@ -125,16 +127,17 @@ impl Store {
         let lock = lock_dir(storage.as_ref(), &dir)?;
 
         let mut state = State::default();
-        let (log, scan) = recovery::open_log(storage.as_ref(), &dir, |entry| {
+        let (log, opened) = recovery::open_log(&storage, &dir, 0, |entry| {
             for change in entry.changes {
-                state.apply(change)?;
+                state.apply(change).map_err(Damage::Inconsistent)?;
             }
             Ok(())
         })?;
         let recovery = RecoveryReport {
-            records_replayed: scan.records,
+            records_replayed: opened.records_replayed,
             log_bytes: log.len(),
-            torn_tail: scan.torn_tail,
+            segments: log.closed_segments().len() as u64 + 1,
+            torn_tail: opened.scans.last().and_then(|scan| scan.torn_tail.clone()),
         };
 
         let (requests, receiver) = mpsc::sync_channel(options.get_channel_capacity());
@@ -145,6 +148,7 @@ impl Store {
             requests: receiver,
             batch_commands_max: options.get_batch_commands_max(),
             durability: options.get_durability(),
+            segment_bytes: options.get_segment_bytes(),
             shared: Arc::clone(&shared),
         };
         let server = thread::Builder::new()

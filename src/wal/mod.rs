@@ -7,11 +7,14 @@
 pub(crate) mod reader;
 pub mod record;
 pub(crate) mod recovery;
+pub(crate) mod segment;
 pub(crate) mod writer;
 
+use std::io;
 use std::path::Path;
 
 pub use recovery::{LOG_FILE_NAME, LogEntry, LogScan, TornTail};
+pub use segment::{SEGMENT_EXTENSION, parse_segment_file_name, segment_file_name};
 
 use crate::change::Change;
 use crate::codec;
@@ -21,11 +24,17 @@ use crate::storage::{FileSystem, OpenMode, Storage};
 use crate::store::{LOCK_FILE_NAME, lock_dir};
 use crate::ticket::TicketId;
 
-/// What [`read_log`] found: the scan, and the state the log replays to.
+/// What [`read_log`] found: the scans, and the state the log replays to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogReport {
-    /// Records, bytes, and any torn tail.
+    /// The last segment: where the log ends, and any torn tail.
     pub scan: LogScan,
+    /// Every segment, in LSN order (the last is [`Self::scan`]).
+    pub segments: Vec<LogScan>,
+    /// Good records in all segments.
+    pub records: u64,
+    /// Bytes in all segments.
+    pub bytes: u64,
     /// The id the next created ticket would get.
     pub next_id: TicketId,
     /// Live tickets after replay.
@@ -53,22 +62,56 @@ pub fn read_log(dir: &Path, mut on_entry: impl FnMut(&LogEntry)) -> Result<LogRe
     } else {
         None
     };
-    let path = dir.join(LOG_FILE_NAME);
-    let mut file = storage
-        .open_file(&path, OpenMode::ReadOnly)
-        .map_err(|e| OpenError::io("open", &path, e))?;
+    let segments = segment::list_segments(&storage, dir)
+        .map_err(|e| OpenError::io("list directory", dir, e))?;
+    let Some(first) = segments.first() else {
+        let path = dir.join(LOG_FILE_NAME);
+        return Err(OpenError::io(
+            "open",
+            &path,
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "the directory holds no log segment",
+            ),
+        ));
+    };
+    if first.first_lsn != 1 {
+        return Err(OpenError::Corrupt {
+            file: dir.join(LOG_FILE_NAME),
+            offset: 0,
+            damage: Damage::MissingRecords {
+                first: 1,
+                last: first.first_lsn - 1,
+            },
+        });
+    }
     let mut state = State::default();
-    let scan = recovery::scan_log(file.as_mut(), &path, |entry| {
-        // Cloned: this is the inspection path, and the entry goes to `on_entry`
-        // only once it has replayed cleanly.
-        for change in &entry.changes {
-            state.apply(change.clone())?;
-        }
-        on_entry(&entry);
-        Ok(())
-    })?;
+    let (scans, _) = recovery::scan_segments(
+        &storage,
+        dir,
+        &segments,
+        0,
+        0,
+        OpenMode::ReadOnly,
+        |entry| {
+            // Cloned: this is the inspection path, and the entry goes to
+            // `on_entry` only once it has replayed cleanly.
+            for change in &entry.changes {
+                state.apply(change.clone()).map_err(Damage::Inconsistent)?;
+            }
+            on_entry(&entry);
+            Ok(())
+        },
+    )?;
+    let scan = scans
+        .last()
+        .expect("scan_segments scans at least one segment")
+        .clone();
     Ok(LogReport {
+        records: scans.iter().map(|scan| scan.records).sum(),
+        bytes: scans.iter().map(|scan| scan.file_bytes).sum(),
         scan,
+        segments: scans,
         next_id: state.next_id(),
         tickets: state.stats().tickets(),
     })

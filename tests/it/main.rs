@@ -9,4 +9,5 @@ mod fixture;
 mod kill;
 mod lifecycle;
 mod recovery;
+mod segments;
 mod storage_faults;

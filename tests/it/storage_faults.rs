@@ -104,6 +104,17 @@ impl Storage for FaultyStorage {
         self.faults.record("sync_dir", dir);
         FileSystem.sync_dir(dir)
     }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.faults.record("rename", from);
+        FileSystem.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.faults.record("remove", path);
+        FileSystem.remove_file(path)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        FileSystem.list_dir(dir)
+    }
 }
 
 impl StorageFile for FaultyFile {
