@@ -50,33 +50,51 @@ pub enum Change {
         /// When the server accepted the command.
         at: Timestamp,
     },
+    /// Not a change but a checkpoint: the digest of the state after every
+    /// record before this one. The server writes one every so many records
+    /// ([`Options::digest_every`](crate::Options::digest_every)); replay
+    /// recomputes the digest there and fails loudly if it differs, so a
+    /// replay that drifted from what the server did cannot go unnoticed.
+    Digest {
+        /// The state digest (see `docs/FORMAT.md`, "State digest").
+        digest: u64,
+        /// The id the next created ticket gets, at that point.
+        next_id: TicketId,
+        /// Live tickets at that point.
+        tickets: u64,
+    },
 }
 
 impl Change {
-    /// The ticket the change is about.
-    pub fn ticket_id(&self) -> TicketId {
+    /// The ticket the change is about; `None` for a [`Change::Digest`].
+    pub fn ticket_id(&self) -> Option<TicketId> {
         match self {
             Change::Created { id, .. }
             | Change::Updated { id, .. }
-            | Change::Deleted { id, .. } => *id,
+            | Change::Deleted { id, .. } => Some(*id),
+            Change::Digest { .. } => None,
         }
     }
 
-    /// When the server accepted the command behind the change.
-    pub fn at(&self) -> Timestamp {
+    /// When the server accepted the command behind the change; `None` for a
+    /// [`Change::Digest`].
+    pub fn at(&self) -> Option<Timestamp> {
         match self {
             Change::Created { at, .. }
             | Change::Updated { at, .. }
-            | Change::Deleted { at, .. } => *at,
+            | Change::Deleted { at, .. } => Some(*at),
+            Change::Digest { .. } => None,
         }
     }
 
-    /// A short name for the kind of change: `created`, `updated` or `deleted`.
+    /// A short name for the kind of change: `created`, `updated`, `deleted`
+    /// or `digest`.
     pub fn kind(&self) -> &'static str {
         match self {
             Change::Created { .. } => "created",
             Change::Updated { .. } => "updated",
             Change::Deleted { .. } => "deleted",
+            Change::Digest { .. } => "digest",
         }
     }
 }

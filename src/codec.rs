@@ -2,14 +2,22 @@
 //!
 //! A record payload is the bincode 1.3.3 encoding of a `Vec<Change>` with
 //! bincode's `DefaultOptions` (little-endian, variable-length integers),
-//! an explicit size limit, and trailing bytes rejected. Keeping every
+//! an explicit size limit, and trailing bytes rejected. A snapshot block is
+//! the same encoding of a `Vec` of [`SnapshotTicket`]s. Keeping every
 //! bincode call here means the payload codec can be replaced behind a format
 //! version bump without touching the framing.
 
 use bincode::Options as _;
+use serde::{Deserialize, Serialize};
 
 use crate::change::Change;
+use crate::ticket::{Status, Ticket, TicketDescription, TicketId, TicketTitle};
+use crate::time::Timestamp;
 use crate::wal::record::RECORD_PAYLOAD_BYTES_MAX;
+
+/// The largest snapshot block: one chunk of 1,024 tickets at their largest
+/// (50-byte title, 500-byte description, ten-byte varints) is about 600 KiB.
+pub(crate) const SNAPSHOT_BLOCK_BYTES_MAX: usize = 1 << 20;
 
 fn options() -> impl bincode::Options {
     bincode::DefaultOptions::new()
@@ -17,6 +25,81 @@ fn options() -> impl bincode::Options {
         .with_varint_encoding()
         .with_limit(RECORD_PAYLOAD_BYTES_MAX as u64)
         .reject_trailing_bytes()
+}
+
+fn block_options() -> impl bincode::Options {
+    bincode::DefaultOptions::new()
+        .with_little_endian()
+        .with_varint_encoding()
+        .with_limit(SNAPSHOT_BLOCK_BYTES_MAX as u64)
+        .reject_trailing_bytes()
+}
+
+/// A ticket as a snapshot stores it: every field, by position. Its own type,
+/// so that the snapshot format does not follow [`Ticket`]'s JSON shape.
+#[derive(Serialize)]
+struct SnapshotTicketRef<'t> {
+    id: TicketId,
+    title: &'t TicketTitle,
+    description: &'t TicketDescription,
+    status: Status,
+    version: u64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+/// The owned form of [`SnapshotTicketRef`], as decoded (its strings are
+/// validated on the way in, like a record's).
+#[derive(Deserialize)]
+struct SnapshotTicket {
+    id: TicketId,
+    title: TicketTitle,
+    description: TicketDescription,
+    status: Status,
+    version: u64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+/// Appends the encoding of one snapshot block holding `tickets` to `out`.
+pub(crate) fn encode_snapshot_block<'t>(
+    tickets: impl Iterator<Item = &'t Ticket>,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let refs: Vec<SnapshotTicketRef<'t>> = tickets
+        .map(|ticket| SnapshotTicketRef {
+            id: ticket.id,
+            title: &ticket.title,
+            description: &ticket.description,
+            status: ticket.status,
+            version: ticket.version,
+            created_at: ticket.created_at,
+            updated_at: ticket.updated_at,
+        })
+        .collect();
+    block_options()
+        .serialize_into(out, &refs)
+        .map_err(|e| e.to_string())
+}
+
+/// Decodes one snapshot block; fails on anything but exactly one well-formed
+/// list of tickets whose field values pass validation.
+pub(crate) fn decode_snapshot_block(bytes: &[u8]) -> Result<Vec<Ticket>, String> {
+    let tickets: Vec<SnapshotTicket> = block_options()
+        .deserialize(bytes)
+        .map_err(|e| e.to_string())?;
+    Ok(tickets
+        .into_iter()
+        .map(|t| Ticket {
+            id: t.id,
+            title: t.title,
+            description: t.description,
+            status: t.status,
+            version: t.version,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        })
+        .collect())
 }
 
 /// Appends the payload encoding of `changes` to `out`.
@@ -62,6 +145,24 @@ mod tests {
         let mut bytes = Vec::new();
         encode_changes(&sample(), &mut bytes).unwrap();
         assert_eq!(decode_changes(&bytes).unwrap(), sample());
+    }
+
+    #[test]
+    fn snapshot_blocks_round_trip() {
+        let tickets = vec![Ticket {
+            id: TicketId::from(9),
+            title: "Ünïcödé".try_into().unwrap(),
+            description: "d".try_into().unwrap(),
+            status: Status::Done,
+            version: 300,
+            created_at: Timestamp::from_unix_millis(1),
+            updated_at: Timestamp::from_unix_millis(u64::MAX),
+        }];
+        let mut bytes = Vec::new();
+        encode_snapshot_block(tickets.iter(), &mut bytes).unwrap();
+        assert_eq!(decode_snapshot_block(&bytes).unwrap(), tickets);
+        bytes.push(0);
+        assert!(decode_snapshot_block(&bytes).is_err());
     }
 
     #[test]

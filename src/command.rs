@@ -6,7 +6,9 @@ use std::sync::mpsc::SyncSender;
 
 use serde::Serialize;
 
-use crate::error::ClientError;
+use crate::compaction::CompactInfo;
+use crate::error::{ClientError, StorageError};
+use crate::snapshot::SnapshotInfo;
 use crate::ticket::{Status, Ticket, TicketDraft, TicketId, TicketPatch};
 
 /// A change a client asks for. Each accepted command is logged, made durable,
@@ -79,6 +81,16 @@ pub(crate) enum Request {
     },
     /// A query, answered from memory.
     Query(QueryRequest),
+    /// Sent by `Store::snapshot`: take a snapshot at the next batch boundary.
+    Snapshot {
+        reply: SyncSender<Result<SnapshotInfo, StorageError>>,
+    },
+    /// Sent by `Store::compact`: take a snapshot, then remove what it covers.
+    Compact {
+        reply: SyncSender<Result<CompactInfo, StorageError>>,
+    },
+    /// Sent by the snapshot helper thread when its snapshot is durable (or failed).
+    SnapshotWritten(Result<SnapshotInfo, StorageError>),
     /// Sent by `Store::close`: answer what came before, refuse what comes after.
     Close,
 }
@@ -115,7 +127,9 @@ impl Request {
             Request::Query(QueryRequest::Stats { reply }) => {
                 drop(reply.send(Err(ClientError::Closed)));
             }
-            Request::Close => {}
+            Request::Snapshot { reply } => drop(reply.send(Err(StorageError::Closed))),
+            Request::Compact { reply } => drop(reply.send(Err(StorageError::Closed))),
+            Request::SnapshotWritten(_) | Request::Close => {}
         }
     }
 }

@@ -97,6 +97,9 @@ pub enum StorageError {
     /// The server thread is gone, so the store could not be closed cleanly.
     #[error("the server thread stopped unexpectedly")]
     ServerGone,
+    /// The store closed before the operation could run.
+    #[error("the store was closed before the operation could run")]
+    Closed,
 }
 
 impl StorageError {
@@ -169,11 +172,11 @@ pub enum Damage {
         /// What is wrong.
         first: Box<Damage>,
     },
-    /// A segment's header names a different first LSN than its file name.
+    /// A segment's or snapshot's header names a different LSN than its file name.
     #[error(
-        "the segment is named for LSN {named} but its header says it starts at LSN {header}: it was renamed or copied over"
+        "the file is named for LSN {named} but its header says LSN {header}: it was renamed or copied over"
     )]
-    MisplacedSegment {
+    Misnamed {
         /// The first LSN in the file name.
         named: u64,
         /// The first LSN in the header.
@@ -201,6 +204,23 @@ pub enum Damage {
         /// The LSN it should start at.
         expected: u64,
     },
+    /// A digest record disagrees with the state that replaying the log up to
+    /// it produced: replay did not reproduce what the server did (a
+    /// non-deterministic apply, or a format change between versions).
+    #[error(
+        "the digest record at LSN {lsn} says the state digest is {expected:#018x}, but replay produced {found:#018x}"
+    )]
+    DigestMismatch {
+        /// The LSN of the digest record.
+        lsn: u64,
+        /// The digest the record carries.
+        expected: u64,
+        /// The digest of the replayed state.
+        found: u64,
+    },
+    /// A file could not be read (the operating system's error).
+    #[error("the file could not be read: {0}")]
+    Unreadable(String),
     /// A snapshot covers records the log does not hold.
     #[error(
         "a snapshot covers the log up to LSN {snapshot_lsn}, but the log ends at LSN {log_end_lsn}"

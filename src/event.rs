@@ -40,6 +40,7 @@ impl Event {
                 id, version, at, ..
             }
             | Change::Deleted { id, version, at } => (*id, *version, *at),
+            Change::Digest { .. } => return None,
         };
         Some(Event {
             lsn,

@@ -6,10 +6,15 @@ mod change;
 mod client;
 mod codec;
 mod command;
+mod compaction;
+mod digest;
 mod error;
 mod event;
 mod options;
+mod progress;
+mod restore;
 mod server;
+mod snapshot;
 mod state;
 pub mod storage;
 mod store;
@@ -20,12 +25,15 @@ pub mod wal;
 pub use change::Change;
 pub use client::{Client, PendingReply};
 pub use command::{CREATE_MANY_MAX, Command, ListQuery, Stats};
+pub use compaction::CompactInfo;
 pub use error::{ClientError, Damage, OpenError, StorageError, TicketError};
 pub use event::Event;
 pub use options::{
-    BATCH_COMMANDS_MAX_DEFAULT, CHANNEL_CAPACITY_DEFAULT, Durability, Options,
-    SEGMENT_BYTES_DEFAULT,
+    BATCH_COMMANDS_MAX_DEFAULT, CHANNEL_CAPACITY_DEFAULT, DIGEST_EVERY_DEFAULT, Durability,
+    Options, Retention, SEGMENT_BYTES_DEFAULT, SNAPSHOT_EVERY_DEFAULT,
 };
+pub use progress::{Progress, ProgressStep};
+pub use snapshot::{RejectedSnapshot, SnapshotInfo};
 pub use store::{RecoveryReport, Store};
 pub use ticket::{
     DESCRIPTION_BYTES_MAX, Status, TITLE_BYTES_MAX, Ticket, TicketDescription, TicketDraft,
@@ -44,7 +52,7 @@ pub mod bench_support {
     pub fn apply_all(changes: Vec<Change>) -> Result<u64, String> {
         let mut state = State::default();
         for change in changes {
-            state.apply(change)?;
+            state.apply(change).map_err(|e| e.to_string())?;
         }
         Ok(state.stats().tickets())
     }

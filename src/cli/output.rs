@@ -120,18 +120,25 @@ impl Output {
                     fields
                 }
                 Change::Deleted { version, .. } => format!("version={version}"),
+                Change::Digest {
+                    digest,
+                    next_id,
+                    tickets,
+                } => format!("state digest={digest:#018x} next_id={next_id} tickets={tickets}"),
                 _ => String::new(),
             };
-            writeln!(
-                self.stdout.lock(),
-                "lsn={} offset={} len={} at={} {} id={} {detail}",
-                entry.lsn,
-                entry.offset,
-                entry.len,
-                change.at(),
-                change.kind(),
-                change.ticket_id()
-            )?;
+            let mut line = format!(
+                "lsn={} segment={} offset={} len={}",
+                entry.lsn, entry.segment, entry.offset, entry.len
+            );
+            if let Some(at) = change.at() {
+                line += &format!(" at={at}");
+            }
+            line += &format!(" {}", change.kind());
+            if let Some(id) = change.ticket_id() {
+                line += &format!(" id={id}");
+            }
+            writeln!(self.stdout.lock(), "{line} {detail}")?;
         }
         Ok(())
     }

@@ -11,7 +11,8 @@ pub(crate) mod segment;
 pub(crate) mod writer;
 
 use std::io;
-use std::path::Path;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
 
 pub use recovery::{LOG_FILE_NAME, LogEntry, LogScan, TornTail};
 pub use segment::{SEGMENT_EXTENSION, parse_segment_file_name, segment_file_name};
@@ -19,12 +20,14 @@ pub use segment::{SEGMENT_EXTENSION, parse_segment_file_name, segment_file_name}
 use crate::change::Change;
 use crate::codec;
 use crate::error::{Damage, OpenError, StorageError};
+use crate::snapshot::{self, SnapshotInfo};
 use crate::state::State;
 use crate::storage::{FileSystem, OpenMode, Storage};
 use crate::store::{LOCK_FILE_NAME, lock_dir};
 use crate::ticket::TicketId;
 
-/// What [`read_log`] found: the scans, and the state the log replays to.
+/// What [`read_log`] found: the scans, the snapshots, and the state the log
+/// replays to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogReport {
     /// The last segment: where the log ends, and any torn tail.
@@ -35,21 +38,52 @@ pub struct LogReport {
     pub records: u64,
     /// Bytes in all segments.
     pub bytes: u64,
+    /// The snapshot replay started from, when compaction removed the start
+    /// of the log (`None`: replay started from an empty state at LSN 1).
+    pub base_snapshot: Option<SnapshotInfo>,
+    /// Every snapshot file, oldest first, and what checking it found.
+    pub snapshots: Vec<SnapshotCheck>,
     /// The id the next created ticket would get.
     pub next_id: TicketId,
     /// Live tickets after replay.
     pub tickets: u64,
 }
 
+/// What [`read_log`] found when it checked one snapshot file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotCheck {
+    /// The snapshot file.
+    pub path: PathBuf,
+    /// The LSN it is named for.
+    pub lsn: u64,
+    /// `Ok` if it passed its own checks and, where the log still holds the
+    /// records up to its LSN, its digest equals the digest replay reached
+    /// there; otherwise where it is damaged and how.
+    pub result: Result<(), (u64, Damage)>,
+}
+
 /// Reads and checks the log in `dir` without changing anything on disk,
-/// calling `on_entry` for each good record in order.
+/// calling `on_entry` for each good record in order. See [`read_log_range`].
+pub fn read_log(dir: &Path, on_entry: impl FnMut(&LogEntry)) -> Result<LogReport, OpenError> {
+    read_log_range(dir, 1..=u64::MAX, on_entry)
+}
+
+/// Reads and checks the log in `dir` without changing anything on disk,
+/// calling `on_entry` for each good record whose LSN is in `lsns`, in order.
 ///
-/// Every record is replayed into a scratch state, so a log whose records
-/// contradict each other is reported as corrupt just as opening it would.
-/// A torn tail is reported in [`LogScan::torn_tail`], not cut off. If a store
-/// has the directory open, this fails with [`OpenError::AlreadyOpen`] rather
-/// than read a log that is being written.
-pub fn read_log(dir: &Path, mut on_entry: impl FnMut(&LogEntry)) -> Result<LogReport, OpenError> {
+/// Every record is checked and replayed into a scratch state (from LSN 1, or
+/// from the newest good snapshot if compaction removed the start of the
+/// log), so a log whose records contradict each other — or a digest record
+/// — is reported as corrupt just as opening it would. Every snapshot is
+/// checked too, and compared with the replayed state at its LSN. A torn tail
+/// is reported in [`LogScan::torn_tail`], not cut off. If a store has the
+/// directory open, this fails with [`OpenError::AlreadyOpen`] rather than
+/// read a log that is being written.
+pub fn read_log_range(
+    dir: &Path,
+    lsns: RangeInclusive<u64>,
+    mut on_entry: impl FnMut(&LogEntry),
+) -> Result<LogReport, OpenError> {
     let storage = FileSystem;
     let lock_path = dir.join(LOCK_FILE_NAME);
     // Lock only if a store has ever run here: creating the lock file would
@@ -75,17 +109,56 @@ pub fn read_log(dir: &Path, mut on_entry: impl FnMut(&LogEntry)) -> Result<LogRe
             ),
         ));
     };
-    if first.first_lsn != 1 {
-        return Err(OpenError::Corrupt {
-            file: dir.join(LOG_FILE_NAME),
-            offset: 0,
-            damage: Damage::MissingRecords {
-                first: 1,
-                last: first.first_lsn - 1,
+    let first_lsn = first.first_lsn;
+    let (snapshot_files, _) = snapshot::list_snapshots(&storage, dir)
+        .map_err(|e| OpenError::io("list directory", dir, e))?;
+
+    // Check every snapshot on its own; keep the newest good one that can
+    // stand in for the records compaction removed.
+    let mut checks = Vec::with_capacity(snapshot_files.len());
+    let mut base: Option<(State, SnapshotInfo)> = None;
+    let mut snapshot_digests = Vec::new();
+    for (lsn, path) in &snapshot_files {
+        let result = snapshot::load_snapshot(&storage, path, *lsn, &mut |_, _| {});
+        checks.push(SnapshotCheck {
+            path: path.clone(),
+            lsn: *lsn,
+            result: result.as_ref().map(|_| ()).map_err(Clone::clone),
+        });
+        if let Ok((state, info)) = result {
+            snapshot_digests.push((info.lsn, info.digest, checks.len() - 1));
+            if first_lsn > 1 && info.lsn + 1 >= first_lsn {
+                base = Some((state, info));
+            }
+        }
+    }
+    let (mut state, base_snapshot) = if first_lsn == 1 {
+        (State::default(), None)
+    } else if let Some((state, info)) = base {
+        (state, Some(info))
+    } else {
+        let damaged = checks
+            .iter()
+            .rev()
+            .find_map(|c| c.result.clone().err().map(|d| (c, d)));
+        return Err(match damaged {
+            Some((check, (offset, damage))) => OpenError::Corrupt {
+                file: check.path.clone(),
+                offset,
+                damage,
+            },
+            None => OpenError::Corrupt {
+                file: dir.join(LOG_FILE_NAME),
+                offset: 0,
+                damage: Damage::MissingRecords {
+                    first: 1,
+                    last: first_lsn - 1,
+                },
             },
         });
-    }
-    let mut state = State::default();
+    };
+    let base_lsn = base_snapshot.as_ref().map_or(0, |info| info.lsn);
+
     let (scans, _) = recovery::scan_segments(
         &storage,
         dir,
@@ -94,12 +167,31 @@ pub fn read_log(dir: &Path, mut on_entry: impl FnMut(&LogEntry)) -> Result<LogRe
         0,
         OpenMode::ReadOnly,
         |entry| {
-            // Cloned: this is the inspection path, and the entry goes to
-            // `on_entry` only once it has replayed cleanly.
-            for change in &entry.changes {
-                state.apply(change.clone()).map_err(Damage::Inconsistent)?;
+            if entry.lsn > base_lsn {
+                // Cloned: this is the inspection path, and the entry goes to
+                // `on_entry` only once it has replayed cleanly.
+                for change in &entry.changes {
+                    state
+                        .apply(change.clone())
+                        .map_err(|e| e.into_damage(entry.lsn))?;
+                }
+                // A snapshot taken at this LSN must describe this state.
+                for (lsn, digest, check) in &snapshot_digests {
+                    if *lsn == entry.lsn && *digest != state.digest() {
+                        checks[*check].result = Err((
+                            0,
+                            Damage::DigestMismatch {
+                                lsn: *lsn,
+                                expected: *digest,
+                                found: state.digest(),
+                            },
+                        ));
+                    }
+                }
             }
-            on_entry(&entry);
+            if lsns.contains(&entry.lsn) {
+                on_entry(&entry);
+            }
             Ok(())
         },
     )?;
@@ -107,11 +199,23 @@ pub fn read_log(dir: &Path, mut on_entry: impl FnMut(&LogEntry)) -> Result<LogRe
         .last()
         .expect("scan_segments scans at least one segment")
         .clone();
+    if scan.next_lsn - 1 < base_lsn {
+        return Err(OpenError::Corrupt {
+            file: scan.path.clone(),
+            offset: scan.valid_bytes,
+            damage: Damage::SnapshotBeyondLog {
+                snapshot_lsn: base_lsn,
+                log_end_lsn: scan.next_lsn - 1,
+            },
+        });
+    }
     Ok(LogReport {
         records: scans.iter().map(|scan| scan.records).sum(),
         bytes: scans.iter().map(|scan| scan.file_bytes).sum(),
         scan,
         segments: scans,
+        base_snapshot,
+        snapshots: checks,
         next_id: state.next_id(),
         tickets: state.stats().tickets(),
     })

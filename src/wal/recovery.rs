@@ -30,6 +30,9 @@ use crate::wal::record::{FILE_HEADER_LEN, FileHeader};
 use crate::wal::segment::{self, ClosedSegment, Segment};
 use crate::wal::writer::LogWriter;
 
+/// How often (in bytes read) replay reports its progress.
+const PROGRESS_BYTES: u64 = 1 << 20;
+
 /// The first segment of every log (`segment_file_name(1)`): a store's log
 /// starts here until compaction removes it.
 pub const LOG_FILE_NAME: &str = "00000000000000000001.wal";
@@ -145,7 +148,7 @@ pub(crate) fn scan_log(
     if header.first_lsn != first_lsn {
         return Err(corrupt(
             0,
-            Damage::MisplacedSegment {
+            Damage::Misnamed {
                 named: first_lsn,
                 header: header.first_lsn,
             },
@@ -307,10 +310,13 @@ pub(crate) struct OpenedLog {
 ///
 /// Fails, changing nothing, if the segments that hold the records after
 /// `base_lsn` are not all there, or if the log ends before `base_lsn`.
+/// Reports the bytes read so far, of all it will read, to `progress` (about
+/// every MiB).
 pub(crate) fn open_log(
     storage: &Arc<dyn Storage>,
     dir: &Path,
     base_lsn: u64,
+    progress: &mut dyn FnMut(u64, u64),
     mut on_entry: impl FnMut(LogEntry) -> Result<(), Damage>,
 ) -> Result<(LogWriter, OpenedLog), OpenError> {
     let mut segments = segment::list_segments(storage.as_ref(), dir)
@@ -356,7 +362,16 @@ pub(crate) fn open_log(
                 .map_err(|e| OpenError::io("stat", &segment.path, e))?,
         });
     }
+    // Where each segment to read starts in the byte count `progress` gets.
+    let mut starts = Vec::with_capacity(segments.len() - from);
+    let mut total_bytes = 0;
+    for segment in &segments[from..] {
+        starts.push((segment.first_lsn, total_bytes));
+        total_bytes += segment::file_size(storage.as_ref(), &segment.path).unwrap_or(0);
+    }
     let mut records_replayed = 0;
+    let mut reported_bytes = 0;
+    let mut current = (0, 0);
     let (scans, mut file) = scan_segments(
         storage.as_ref(),
         dir,
@@ -366,9 +381,22 @@ pub(crate) fn open_log(
         OpenMode::CreateReadWrite,
         |entry| {
             records_replayed += 1;
+            if current.0 != entry.segment {
+                current = starts
+                    .iter()
+                    .copied()
+                    .find(|(first_lsn, _)| *first_lsn == entry.segment)
+                    .unwrap_or((entry.segment, 0));
+            }
+            let done = current.1 + entry.offset + entry.len;
+            if done >= reported_bytes + PROGRESS_BYTES {
+                reported_bytes = done;
+                progress(done, total_bytes);
+            }
             on_entry(entry)
         },
     )?;
+    progress(total_bytes, total_bytes);
     let last = scans
         .last()
         .expect("scan_segments scans at least one segment");

@@ -141,6 +141,25 @@ impl LogWriter {
         &self.closed
     }
 
+    /// Forgets the oldest closed segment (its file was removed); returns it.
+    pub fn forget_oldest_closed(&mut self) -> Option<ClosedSegment> {
+        if self.closed.is_empty() {
+            None
+        } else {
+            Some(self.closed.remove(0))
+        }
+    }
+
+    /// The storage the log is on.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Bytes framed but not yet written.
     pub fn pending_bytes(&self) -> usize {
         self.pending.len()

@@ -10,4 +10,5 @@ mod kill;
 mod lifecycle;
 mod recovery;
 mod segments;
+mod snapshots;
 mod storage_faults;
