@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod concurrency;
+mod crash_steps;
 mod domain;
 mod durability;
 mod fixture;
