@@ -61,6 +61,62 @@ struct SnapshotTicket {
     updated_at: Timestamp,
 }
 
+/// What the start of a record payload says about the ticket it touches,
+/// read without decoding the payload (history reads every record, and most
+/// are about other tickets).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PayloadTicket {
+    /// Exactly one change, about this ticket.
+    One(u64),
+    /// No change about any ticket (a seal, or a single digest record).
+    Nothing,
+    /// Several changes, or bytes this peek does not understand: decode it.
+    Decode,
+}
+
+/// Reads a bincode varint (see `docs/FORMAT.md`) at the start of `bytes`;
+/// returns the value and the rest.
+fn peek_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let (&marker, rest) = bytes.split_first()?;
+    let take = |n: usize| -> Option<(u64, &[u8])> {
+        let (value, rest) = rest.split_at_checked(n)?;
+        let mut word = [0u8; 8];
+        word[..n].copy_from_slice(value);
+        Some((u64::from_le_bytes(word), rest))
+    };
+    match marker {
+        0..=250 => Some((u64::from(marker), rest)),
+        251 => take(2),
+        252 => take(4),
+        253 => take(8),
+        _ => None,
+    }
+}
+
+/// Peeks at a payload: the change count, then (for one change) its variant
+/// index and, for `Created`/`Updated`/`Deleted`, the ticket id, which is
+/// their first field. Never wrong about a payload that decodes: anything
+/// unusual answers [`PayloadTicket::Decode`].
+pub(crate) fn peek_payload_ticket(payload: &[u8]) -> PayloadTicket {
+    let Some((count, rest)) = peek_varint(payload) else {
+        return PayloadTicket::Decode;
+    };
+    match count {
+        0 => PayloadTicket::Nothing,
+        1 => match peek_varint(rest) {
+            // Created, Updated, Deleted: the id comes first.
+            Some((0..=2, rest)) => match peek_varint(rest) {
+                Some((id, _)) => PayloadTicket::One(id),
+                None => PayloadTicket::Decode,
+            },
+            // Digest.
+            Some((3, _)) => PayloadTicket::Nothing,
+            _ => PayloadTicket::Decode,
+        },
+        _ => PayloadTicket::Decode,
+    }
+}
+
 /// Appends the encoding of one snapshot block holding `tickets` to `out`.
 pub(crate) fn encode_snapshot_block<'t>(
     tickets: impl Iterator<Item = &'t Ticket>,
@@ -163,6 +219,39 @@ mod tests {
         assert_eq!(decode_snapshot_block(&bytes).unwrap(), tickets);
         bytes.push(0);
         assert!(decode_snapshot_block(&bytes).is_err());
+    }
+
+    #[test]
+    fn peeking_finds_the_ticket_of_a_single_change() {
+        let mut bytes = Vec::new();
+        for (changes, expected) in [
+            (sample()[..1].to_vec(), PayloadTicket::One(1)),
+            (sample()[1..].to_vec(), PayloadTicket::One(1)),
+            (Vec::new(), PayloadTicket::Nothing),
+            (sample(), PayloadTicket::Decode),
+            (
+                vec![Change::Deleted {
+                    id: TicketId::from(70_000),
+                    version: 3,
+                    at: Timestamp::from_unix_millis(5),
+                }],
+                PayloadTicket::One(70_000),
+            ),
+            (
+                vec![Change::Digest {
+                    digest: 1,
+                    next_id: TicketId::from(2),
+                    tickets: 1,
+                }],
+                PayloadTicket::Nothing,
+            ),
+        ] {
+            bytes.clear();
+            encode_changes(&changes, &mut bytes).unwrap();
+            assert_eq!(peek_payload_ticket(&bytes), expected, "{changes:?}");
+        }
+        assert_eq!(peek_payload_ticket(&[]), PayloadTicket::Decode);
+        assert_eq!(peek_payload_ticket(&[1, 0, 253, 1]), PayloadTicket::Decode);
     }
 
     #[test]

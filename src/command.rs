@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::compaction::CompactInfo;
 use crate::error::{ClientError, StorageError};
+use crate::history::HistorySource;
 use crate::snapshot::SnapshotInfo;
 use crate::ticket::{Status, Ticket, TicketDraft, TicketId, TicketPatch};
 
@@ -109,6 +110,11 @@ pub(crate) enum QueryRequest {
     },
     /// Read the store's figures.
     Stats { reply: ReplyTo<Stats> },
+    /// Open the log for reading one ticket's history.
+    History {
+        id: TicketId,
+        reply: ReplyTo<HistorySource>,
+    },
 }
 
 impl Request {
@@ -125,6 +131,9 @@ impl Request {
                 drop(reply.send(Err(ClientError::Closed)));
             }
             Request::Query(QueryRequest::Stats { reply }) => {
+                drop(reply.send(Err(ClientError::Closed)));
+            }
+            Request::Query(QueryRequest::History { reply, .. }) => {
                 drop(reply.send(Err(ClientError::Closed)));
             }
             Request::Snapshot { reply } => drop(reply.send(Err(StorageError::Closed))),

@@ -22,7 +22,7 @@ use crate::snapshot::SnapshotInfo;
 use crate::wal::writer::LogWriter;
 
 /// What [`Store::compact`](crate::Store::compact) did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct CompactInfo {
     /// The snapshot everything removed was covered by (taken for the

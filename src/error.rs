@@ -100,6 +100,17 @@ pub enum StorageError {
     /// The store closed before the operation could run.
     #[error("the store was closed before the operation could run")]
     Closed,
+    /// A file the store reads while open (a log segment, for history) is
+    /// damaged.
+    #[error("{path} is corrupt at byte {offset}: {damage}")]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the damage within the file.
+        offset: u64,
+        /// What is wrong.
+        damage: Damage,
+    },
 }
 
 impl StorageError {

@@ -10,6 +10,7 @@ mod compaction;
 mod digest;
 mod error;
 mod event;
+mod history;
 mod options;
 mod progress;
 mod restore;
@@ -28,6 +29,7 @@ pub use command::{CREATE_MANY_MAX, Command, ListQuery, Stats};
 pub use compaction::CompactInfo;
 pub use error::{ClientError, Damage, OpenError, StorageError, TicketError};
 pub use event::Event;
+pub use history::History;
 pub use options::{
     BATCH_COMMANDS_MAX_DEFAULT, CHANNEL_CAPACITY_DEFAULT, DIGEST_EVERY_DEFAULT, Durability,
     Options, Retention, SEGMENT_BYTES_DEFAULT, SNAPSHOT_EVERY_DEFAULT,

@@ -37,10 +37,12 @@ use std::time::Instant;
 use crate::command::{CREATE_MANY_MAX, Command, QueryRequest, ReplyTo, Request};
 use crate::compaction::{self, CompactInfo, DiskSnapshot};
 use crate::error::{ClientError, StorageError, TicketError};
+use crate::history::{HistorySource, SegmentView};
 use crate::options::{Durability, Retention};
 use crate::progress::{ProgressFn, ProgressStep};
 use crate::snapshot::{self, SnapshotInfo};
 use crate::state::{State, Undo};
+use crate::storage::OpenMode;
 use crate::ticket::{Ticket, TicketDraft, TicketId};
 use crate::time::Timestamp;
 use crate::wal::writer::LogWriter;
@@ -564,6 +566,41 @@ impl Server {
             && self.log.next_lsn() > self.log.segment_first_lsn()
     }
 
+    /// Read-only handles on every segment, for a history read on the
+    /// client's thread. A ticket id never minted is `NotFound`.
+    fn history_source(&self, id: TicketId) -> Result<HistorySource, ClientError> {
+        if id.get() == 0 || id >= self.state.next_id() {
+            return Err(ClientError::NotFound(id));
+        }
+        let storage = self.log.storage();
+        let mut segments = Vec::with_capacity(self.log.closed_segments().len() + 1);
+        for (first_lsn, path, len) in self
+            .log
+            .closed_segments()
+            .iter()
+            .map(|s| (s.first_lsn, s.path.clone(), s.bytes))
+            .chain(std::iter::once((
+                self.log.segment_first_lsn(),
+                self.log.segment_path().to_path_buf(),
+                self.log.segment_len(),
+            )))
+        {
+            let file = storage
+                .open_file(&path, OpenMode::ReadOnly)
+                .map_err(|e| StorageError::io("open", &path, e))?;
+            segments.push(SegmentView {
+                first_lsn,
+                path,
+                file,
+                len,
+            });
+        }
+        Ok(HistorySource {
+            first_lsn: self.log.first_lsn(),
+            segments,
+        })
+    }
+
     fn answer(&self, query: QueryRequest) {
         debug_assert!(
             !self.log.has_pending(),
@@ -582,6 +619,9 @@ impl Server {
                 stats.log_bytes = self.log.len();
                 stats.records = self.log.records();
                 let _ = reply.send(Ok(stats));
+            }
+            QueryRequest::History { id, reply } => {
+                let _ = reply.send(self.history_source(id));
             }
         }
     }

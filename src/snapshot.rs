@@ -68,7 +68,7 @@ fn is_snapshot_temp_file(name: &str) -> bool {
 }
 
 /// A snapshot on disk.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct SnapshotInfo {
     /// The LSN it covers: the state after every record up to and including this one.
     pub lsn: u64,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ticketlog::{Durability, Status, TicketDescription, TicketId, TicketTitle};
+use ticketlog::{Durability, Retention, Status, TicketDescription, TicketId, TicketTitle};
 
 /// A durable, embedded ticket store.
 #[derive(Debug, Parser)]
@@ -23,6 +23,11 @@ pub struct Cli {
     /// acknowledgement), interval:MS (at most every MS milliseconds), or never
     #[arg(long, global = true, value_name = "MODE", default_value = "always", value_parser = parse_durability)]
     pub durability: Durability,
+
+    /// What happens to log segments a snapshot covers: keep-all (history
+    /// stays complete) or compact (they are deleted after each snapshot)
+    #[arg(long, global = true, value_name = "POLICY", default_value = "keep-all", value_parser = parse_retention)]
+    pub retention: Retention,
 
     #[command(subcommand)]
     pub command: CliCommand,
@@ -105,6 +110,17 @@ pub enum TicketCommand {
     },
     /// Print counts by status, the next id and the log size
     Stats,
+    /// Print every change of a ticket still in the log, oldest first
+    History {
+        /// Ticket id
+        #[arg(value_parser = parse_id)]
+        id: TicketId,
+    },
+    /// Write a snapshot of the state now, so the next open replays less
+    Snapshot,
+    /// Write a snapshot, then delete the log segments and older snapshots it
+    /// covers; prints the bytes reclaimed (history then starts later)
+    Compact,
 }
 
 /// `ticketlog log …`
@@ -113,7 +129,14 @@ pub enum LogCommand {
     /// Check every record; exit 0 if clean, 1 if the tail is torn, 2 if corrupt
     Verify,
     /// Print one line per record
-    Dump,
+    Dump {
+        /// Only records with this LSN or a later one
+        #[arg(long, value_name = "LSN")]
+        from_lsn: Option<u64>,
+        /// Only records with this LSN or an earlier one
+        #[arg(long, value_name = "LSN")]
+        to_lsn: Option<u64>,
+    },
 }
 
 /// `ticketlog demo`
@@ -216,5 +239,9 @@ fn parse_id(input: &str) -> Result<TicketId, String> {
 }
 
 fn parse_durability(input: &str) -> Result<Durability, String> {
+    input.parse()
+}
+
+fn parse_retention(input: &str) -> Result<Retention, String> {
     input.parse()
 }

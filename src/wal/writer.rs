@@ -136,6 +136,11 @@ impl LogWriter {
         self.segment_first_lsn
     }
 
+    /// The path of the current segment.
+    pub fn segment_path(&self) -> &Path {
+        &self.path
+    }
+
     /// The segments before the current one, oldest first.
     pub fn closed_segments(&self) -> &[ClosedSegment] {
         &self.closed

@@ -7,6 +7,7 @@ mod crash_steps;
 mod domain;
 mod durability;
 mod fixture;
+mod history;
 mod kill;
 mod lifecycle;
 mod recovery;
