@@ -11,6 +11,7 @@ mod history;
 mod kill;
 mod lifecycle;
 mod recovery;
+mod retention;
 mod segments;
 mod snapshots;
 mod storage_faults;
