@@ -50,6 +50,10 @@ use crate::wal::writer::LogWriter;
 /// Flush once a batch has framed this many bytes, even if more requests wait.
 const BATCH_BYTES_MAX: usize = 4 << 20;
 
+/// A snapshot first ends the current segment if it holds more than this
+/// fraction of the segment limit (see `start_snapshot`).
+const SNAPSHOT_ROLL_FRACTION: u64 = 8;
+
 /// State shared between the store handle, its clients and the server thread.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
@@ -242,7 +246,21 @@ impl Server {
     /// snapshot. First makes the log durable up to the state's LSN, so the
     /// snapshot never covers a record that a crash could still take away.
     fn start_snapshot(&mut self, waiters: Vec<SnapshotWaiter>, last_sync: &mut Instant) {
-        if let Err(error) = self.log.check_poisoned().and_then(|()| self.log.sync()) {
+        // A segment well filled with records the snapshot will cover is
+        // ended first, so the snapshot's LSN sits at a segment boundary:
+        // opening then skips every segment before it unread, and compaction
+        // can remove them all. (Rolling also syncs.) A segment holding only
+        // a little is kept, so frequent snapshots do not make tiny files.
+        let roll = self.log.segment_len() > self.segment_bytes / SNAPSHOT_ROLL_FRACTION
+            && self.log.next_lsn() > self.log.segment_first_lsn();
+        let ready = self.log.check_poisoned().and_then(|()| {
+            if roll {
+                self.log.roll()
+            } else {
+                self.log.sync()
+            }
+        });
+        if let Err(error) = ready {
             for waiter in waiters {
                 waiter.fail(error.clone());
             }

@@ -171,6 +171,9 @@ pub struct BenchArgs {
     /// Keep the store directory after the run
     #[arg(long)]
     pub keep: bool,
+    /// Segment size limit for the store under test (bytes)
+    #[arg(long, value_name = "BYTES")]
+    pub segment_bytes: Option<u64>,
 }
 
 /// `ticketlog bench --workload`
@@ -184,6 +187,16 @@ pub enum Workload {
     Reopen,
     /// Peak resident memory with clients x ops tickets held
     Memory,
+    /// Open time of clients x ops tickets each updated 9 times, with a recent
+    /// snapshot, against the open time of just the creates (full replay); and
+    /// the time of one ticket's history over that log
+    ReopenHistory,
+    /// Write latency (p50/p99/max) of clients updating clients x ops tickets,
+    /// while a snapshot of them is written and while none is
+    SnapshotLatency,
+    /// Disk use after compaction of clients x ops tickets each updated 9
+    /// times, against the snapshot size plus the segment limit
+    CompactDisk,
 }
 
 impl Workload {
@@ -194,6 +207,9 @@ impl Workload {
             Workload::Mixed => "mixed",
             Workload::Reopen => "reopen",
             Workload::Memory => "memory",
+            Workload::ReopenHistory => "reopen-history",
+            Workload::SnapshotLatency => "snapshot-latency",
+            Workload::CompactDisk => "compact-disk",
         }
     }
 }

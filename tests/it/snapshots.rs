@@ -126,8 +126,9 @@ fn automatic_snapshots_follow_snapshot_every() {
     // Close waits for a snapshot being written.
     store.close().unwrap();
     let files = snapshot_files(dir.path());
-    // KeepAll keeps the newest two.
-    assert_eq!(files.len(), 2, "{files:?}");
+    // At least one was taken (how many depends on how long each took to
+    // write, as clients do not wait for them); KeepAll keeps at most two.
+    assert!((1..=2).contains(&files.len()), "{files:?}");
     let records = entries(dir.path()).len() as u64;
     let store = Store::open(dir.path(), options).unwrap();
     let loaded = store.recovery().snapshot.clone().unwrap();
@@ -429,4 +430,38 @@ fn a_digest_record_that_disagrees_with_replay_fails_the_open() {
             other => panic!("digest {digest:#x}: unexpected {other:?}"),
         }
     }
+}
+
+/// A snapshot ends a well-filled segment first, so opening never reads the
+/// segments before it: damage there goes unnoticed by open (verify finds it).
+#[test]
+fn opening_does_not_read_segments_a_snapshot_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default().segment_bytes(4096).snapshot_every(0);
+    let store = Store::open(dir.path(), options.clone()).unwrap();
+    for n in 0..20 {
+        store.client().create(draft(&format!("s{n}"))).unwrap();
+    }
+    let info = store.snapshot().unwrap();
+    store.client().create(draft("tail")).unwrap();
+    let state = all(&store);
+    store.close().unwrap();
+    // The snapshot rolled the log: the record after it starts a segment.
+    let after = dir.path().join(wal::segment_file_name(info.lsn + 1));
+    assert!(
+        after.exists(),
+        "{:?}",
+        fs::read_dir(dir.path()).unwrap().collect::<Vec<_>>()
+    );
+
+    let first = dir.path().join(wal::LOG_FILE_NAME);
+    flip_byte(&first, 600);
+    let store = Store::open(dir.path(), options).unwrap();
+    assert_eq!(store.recovery().records_replayed, 1);
+    assert_eq!(all(&store), state);
+    store.close().unwrap();
+    assert!(matches!(
+        wal::read_log(dir.path(), |_| {}),
+        Err(OpenError::Corrupt { file, .. }) if file == first
+    ));
 }
