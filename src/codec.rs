@@ -15,8 +15,8 @@ use crate::ticket::{Status, Ticket, TicketDescription, TicketId, TicketTitle};
 use crate::time::Timestamp;
 use crate::wal::record::RECORD_PAYLOAD_BYTES_MAX;
 
-/// The largest snapshot block: one chunk of 1,024 tickets at their largest
-/// (50-byte title, 500-byte description, ten-byte varints) is about 600 KiB.
+/// The largest snapshot block: one chunk of 256 tickets at their largest
+/// (50-byte title, 500-byte description, ten-byte varints) is about 150 KiB.
 pub(crate) const SNAPSHOT_BLOCK_BYTES_MAX: usize = 1 << 20;
 
 fn options() -> impl bincode::Options {

@@ -49,6 +49,10 @@ const TEMP_SUFFIX: &str = ".tmp";
 
 /// Bytes written to the file at a time.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
+/// The writer syncs the file every this many bytes, so the page cache never
+/// holds much of it dirty: a final `fdatasync` of hundreds of MiB would
+/// make the log's own syncs, meanwhile, wait behind it.
+const SYNC_EVERY_BYTES: u64 = 8 << 20;
 
 /// The file name of the snapshot that covers the log up to `lsn`.
 pub fn snapshot_file_name(lsn: u64) -> String {
@@ -283,8 +287,12 @@ fn write_temp(
         if buffer.len() >= WRITE_BUFFER_BYTES {
             file.write_all_at(offset, &buffer)
                 .map_err(io_error("write"))?;
+            let synced_before = offset / SYNC_EVERY_BYTES;
             offset += buffer.len() as u64;
             buffer.clear();
+            if offset / SYNC_EVERY_BYTES > synced_before {
+                file.sync_data().map_err(io_error("fdatasync"))?;
+            }
             progress(tickets);
         }
     }
