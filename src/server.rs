@@ -73,7 +73,9 @@ pub(crate) struct Server {
     pub log: LogWriter,
     pub requests: Receiver<Request>,
     /// Given to snapshot helper threads, to report back through the same
-    /// channel the server waits on.
+    /// channel the server waits on. Holding it means the channel never
+    /// disconnects while the server runs; the server stops on `Close`, which
+    /// `Store::close` and `Store`'s `Drop` always send.
     pub requests_tx: SyncSender<Request>,
     pub batch_commands_max: usize,
     pub durability: Durability,

@@ -119,7 +119,7 @@ pub struct SnapshotHeader {
 }
 
 impl SnapshotHeader {
-    /// Encodes the header. Layout: magic[8] | version u32 | flags u32 (0) |
+    /// Encodes the header. Layout: `magic[8]` | version u32 | flags u32 (0) |
     /// lsn u64 | next_id u64 | tickets u64 | digest u64 | last_at u64 |
     /// payload_len u64 | blocks u32 | crc u32 over bytes 0..68.
     pub fn encode(&self) -> [u8; SNAPSHOT_HEADER_LEN] {

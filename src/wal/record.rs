@@ -28,7 +28,7 @@ pub struct FileHeader {
 }
 
 impl FileHeader {
-    /// Encodes the header. Layout: magic[8] | version u32 | flags u32 (0) | first_lsn u64 |
+    /// Encodes the header. Layout: `magic[8]` | version u32 | flags u32 (0) | first_lsn u64 |
     /// reserved u32 (0) | crc u32 over bytes 0..28.
     pub fn encode(&self) -> [u8; FILE_HEADER_LEN] {
         let mut bytes = [0u8; FILE_HEADER_LEN];
