@@ -2,11 +2,16 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "arbitrary")]
+mod arbitrary;
 mod client;
 mod codec;
 mod command;
 mod error;
 mod event;
+#[cfg(feature = "arbitrary")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod options;
 mod server;
 mod state;

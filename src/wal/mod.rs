@@ -14,7 +14,7 @@ use std::path::Path;
 pub use recovery::{LOG_FILE_NAME, LogEntry, LogScan, TornTail};
 
 use crate::codec;
-use crate::error::{OpenError, StorageError};
+use crate::error::{Damage, OpenError, StorageError};
 use crate::event::Event;
 use crate::state::State;
 use crate::storage::{FileSystem, OpenMode, Storage};
@@ -92,6 +92,39 @@ pub fn frame_record(
     encode_payload(events, &mut payload)?;
     record::encode_record(out, lsn, unsynced_before, &payload);
     Ok(())
+}
+
+/// One record decoded by [`decode_record`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedRecord {
+    /// Its header, after every framing check passed.
+    pub header: record::RecordHeader,
+    /// The events its payload carries.
+    pub events: Vec<Event>,
+}
+
+/// Decodes the record at the start of `bytes` with the checks replay applies
+/// to each record (header checksum, length bound, the record fitting in
+/// `bytes`, payload checksum, payload decoding); bytes after the record are
+/// not looked at. Sequence numbers and consistency with a state are not
+/// checked: they depend on the records before it.
+///
+/// The inverse of [`frame_record`], for tools, tests and fuzzers.
+pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, Damage> {
+    let truncated = |len: u64| Damage::Truncated { len };
+    let header_bytes: &[u8; record::RECORD_HEADER_LEN] = bytes
+        .get(..record::RECORD_HEADER_LEN)
+        .and_then(|header| header.try_into().ok())
+        .ok_or(truncated(record::RECORD_HEADER_LEN as u64))?;
+    let header = record::RecordHeader::decode(header_bytes)?;
+    // The header check bounded the length by RECORD_PAYLOAD_BYTES_MAX.
+    let payload = usize::try_from(header.record_len())
+        .ok()
+        .and_then(|record_len| bytes.get(record::RECORD_HEADER_LEN..record_len))
+        .ok_or(truncated(header.record_len()))?;
+    header.verify_payload(header_bytes, payload)?;
+    let events = codec::decode_events(payload).map_err(Damage::Undecodable)?;
+    Ok(DecodedRecord { header, events })
 }
 
 /// Encodes `events` into `payload` (cleared first), refusing a payload over
