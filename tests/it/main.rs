@@ -5,6 +5,7 @@ mod common;
 mod concurrency;
 mod domain;
 mod fixture;
+mod fuzz_corpus;
 mod kill;
 mod lifecycle;
 mod recovery;
