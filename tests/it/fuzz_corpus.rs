@@ -76,10 +76,14 @@ fn log_decode_corpus_and_regressions_pass() {
 
 #[test]
 fn record_roundtrip_corpus_and_regressions_pass() {
-    let (corpus, _) = replay("record_roundtrip", record_roundtrip::check_bytes);
+    let (corpus, regressions) = replay("record_roundtrip", record_roundtrip::check_bytes);
     assert!(
         corpus >= 20,
         "the record_roundtrip seed corpus has {corpus} inputs"
+    );
+    assert!(
+        regressions >= 1,
+        "the non-canonical varint regression is replayed"
     );
 }
 
@@ -230,6 +234,10 @@ fn write_log_decode_seeds() {
         ),
     );
     write("empty-event-list", 1, &records(1, &[(0, vec![])]));
+    // Valid checksums around a payload that is not the canonical encoding.
+    let mut wide = Vec::new();
+    ticketlog::wal::record::encode_record(&mut wide, 1, 0, &[1, 0, 251, 1, 0, 1, b'x', 1, b'y', 0]);
+    write("non-canonical-varint", 1, &wide);
     // A header whose checksum is right but whose length is over the limit.
     let mut too_long = vec![0u8; 24];
     too_long[4..8].copy_from_slice(&(2u32 << 20).to_le_bytes());
