@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per area (see ripgrep's layout).
 
 mod cli;
+mod command_model;
 mod common;
 mod concurrency;
 mod domain;
