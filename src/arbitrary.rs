@@ -17,8 +17,8 @@ use arbitrary::{Arbitrary, Result, Unstructured};
 use crate::command::{Command, ListQuery};
 use crate::event::Event;
 use crate::ticket::{
-    DESCRIPTION_BYTES_MAX, Status, TITLE_BYTES_MAX, TicketDescription, TicketDraft, TicketId,
-    TicketPatch, TicketTitle,
+    DESCRIPTION_BYTES_MAX, Status, TITLE_BYTES_MAX, Ticket, TicketDescription, TicketDraft,
+    TicketId, TicketPatch, TicketTitle,
 };
 use crate::time::Timestamp;
 
@@ -84,6 +84,28 @@ impl<'a> Arbitrary<'a> for Status {
 
     fn size_hint(_depth: usize) -> (usize, Option<usize>) {
         (1, Some(4))
+    }
+}
+
+impl<'a> Arbitrary<'a> for Ticket {
+    /// A ticket as the store could hold it: version at least 1, created no
+    /// later than last updated.
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        let id = u.arbitrary()?;
+        let title = u.arbitrary()?;
+        let description = u.arbitrary()?;
+        let status = u.arbitrary()?;
+        let version = u.int_in_range(1..=u64::MAX)?;
+        let (first, second): (Timestamp, Timestamp) = (u.arbitrary()?, u.arbitrary()?);
+        Ok(Ticket {
+            id,
+            title,
+            description,
+            status,
+            version,
+            created_at: first.min(second),
+            updated_at: first.max(second),
+        })
     }
 }
 
@@ -185,6 +207,28 @@ mod tests {
         // From no bytes at all, still valid values.
         let mut u = Unstructured::new(&[]);
         assert_eq!(TicketTitle::arbitrary(&mut u).unwrap().as_str().len(), 1);
+    }
+
+    #[test]
+    fn every_variant_is_generated() {
+        let (mut commands, mut events) = ([false; 3], [false; 3]);
+        for seed in 0..200 {
+            let data = bytes(seed, 256);
+            let mut u = Unstructured::new(&data);
+            commands[match Command::arbitrary(&mut u).unwrap() {
+                Command::Create(_) => 0,
+                Command::Update(..) => 1,
+                Command::Delete(_) => 2,
+            }] = true;
+            events[match Event::arbitrary(&mut u).unwrap() {
+                Event::Created { .. } => 0,
+                Event::Updated { .. } => 1,
+                Event::Deleted { .. } => 2,
+            }] = true;
+            let ticket = Ticket::arbitrary(&mut u).unwrap();
+            assert!(ticket.version >= 1 && ticket.created_at <= ticket.updated_at);
+        }
+        assert_eq!((commands, events), ([true; 3], [true; 3]));
     }
 
     #[test]
