@@ -53,20 +53,19 @@ impl fmt::Display for Failure {
 impl std::error::Error for Failure {}
 
 /// A scratch directory for one input: under `$TICKETLOG_FUZZ_DIR` if set, else
-/// in `/dev/shm` when it exists (fdatasync on tmpfs is nearly free, which
+/// in `/dev/shm` when it is usable (fdatasync on tmpfs is nearly free, which
 /// keeps the fuzzer fast; durability itself is tested elsewhere), else in the
 /// system's temporary directory.
 pub fn scratch_dir() -> std::io::Result<tempfile::TempDir> {
-    let base = std::env::var_os("TICKETLOG_FUZZ_DIR")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            let shm = Path::new("/dev/shm");
-            shm.is_dir().then(|| shm.to_path_buf())
-        })
-        .unwrap_or_else(std::env::temp_dir);
-    tempfile::Builder::new()
-        .prefix("ticketlog-fuzz-")
-        .tempdir_in(base)
+    let in_dir = |base: &Path| {
+        tempfile::Builder::new()
+            .prefix("ticketlog-fuzz-")
+            .tempdir_in(base)
+    };
+    if let Some(base) = std::env::var_os("TICKETLOG_FUZZ_DIR") {
+        return in_dir(Path::new(&base));
+    }
+    in_dir(Path::new("/dev/shm")).or_else(|_| in_dir(&std::env::temp_dir()))
 }
 
 /// Fails with `message` unless `condition` holds.
