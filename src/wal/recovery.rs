@@ -99,6 +99,9 @@ pub struct LogScan {
     pub next_lsn: u64,
     /// A torn tail, if there is one.
     pub torn_tail: Option<TornTail>,
+    /// The `unsynced before` field of the last good record, if there is one:
+    /// not 0 means that record's durability is proven by no header after it.
+    pub last_unsynced_before: Option<u32>,
 }
 
 /// Reads the whole segment at `path`, whose name says its first record has
@@ -133,6 +136,7 @@ pub(crate) fn scan_log(
         valid_bytes: 0,
         next_lsn: first_lsn,
         torn_tail: None,
+        last_unsynced_before: None,
     };
 
     // The file header. One that is incomplete, or damaged with nothing after
@@ -212,6 +216,7 @@ pub(crate) fn scan_log(
             .map_err(|damage| corrupt(offset, damage))?;
         }
         scan.records += 1;
+        scan.last_unsynced_before = Some(header.unsynced_before);
         scan.next_lsn += 1;
         offset += header.record_len();
     }
@@ -484,6 +489,7 @@ pub(crate) fn open_log(
         len,
         last.next_lsn,
         closed,
+        last.last_unsynced_before,
     );
     Ok((
         writer,

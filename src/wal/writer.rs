@@ -76,6 +76,7 @@ impl LogWriter {
         len: u64,
         next_lsn: u64,
         closed: Vec<ClosedSegment>,
+        last_unsynced_before: Option<u32>,
     ) -> Self {
         debug_assert!(len >= FILE_HEADER_LEN as u64);
         debug_assert!(next_lsn >= segment_first_lsn);
@@ -97,7 +98,10 @@ impl LogWriter {
             next_lsn,
             pending: Vec::with_capacity(64 << 10),
             pending_records: 0,
-            last_unsynced_before: None,
+            // The segment's last record as found on disk: if its durability
+            // is unproven, a clean close seals it even when nothing new is
+            // written (open has synced it, so the seal tells the truth).
+            last_unsynced_before,
             payload: Vec::with_capacity(1024),
             poisoned: None,
         }

@@ -228,3 +228,41 @@ fn create_many_is_all_or_nothing_across_a_crash() {
         store.close().unwrap();
     }
 }
+
+#[test]
+fn a_clean_close_after_a_crash_seals_the_batch_the_crash_left_unsealed() {
+    // A crash after the final sync leaves the last batch without its seal;
+    // the next open syncs it, and its clean close must seal it even if that
+    // session writes nothing, or later damage there would be cut as a torn
+    // tail instead of reported.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(dir.path(), Durability::Never);
+    for n in 0..4 {
+        store.client().create(draft(&format!("t{n}"))).unwrap();
+    }
+    store.close().unwrap();
+    let all = entries(dir.path());
+    let seal = all.last().unwrap();
+    assert!(seal.changes.is_empty());
+    let path = log_path(dir.path());
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..seal.offset as usize]).unwrap();
+
+    open_with(dir.path(), Durability::Never).close().unwrap();
+    let resealed = entries(dir.path());
+    assert_eq!(
+        resealed.len(),
+        all.len(),
+        "sealed again by a close that wrote nothing else"
+    );
+    assert!(resealed.last().unwrap().changes.is_empty());
+
+    let victim = &resealed[resealed.len() - 2];
+    let mut damaged = fs::read(&path).unwrap();
+    damaged[(victim.offset + victim.len - 2) as usize] ^= 0x01;
+    fs::write(&path, &damaged).unwrap();
+    match Store::open(dir.path(), Options::default()) {
+        Err(OpenError::Corrupt { offset, .. }) => assert_eq!(offset, victim.offset),
+        other => panic!("expected corruption at {}, got {other:?}", victim.offset),
+    }
+}
