@@ -65,7 +65,13 @@ pub(crate) fn apply_retention(
     progress: Option<&ProgressFn>,
 ) -> Result<CompactInfo, StorageError> {
     debug_assert!(snapshots.windows(2).all(|w| w[0].lsn < w[1].lsn));
-    debug_assert_eq!(snapshots.last().map(|s| s.lsn), Some(newest.lsn));
+    // Not necessarily the last: a damaged snapshot named beyond the log's end
+    // (rejected at open) sorts after it.
+    debug_assert!(
+        snapshots
+            .iter()
+            .any(|s| s.lsn == newest.lsn && !s.known_bad)
+    );
     debug_assert!(
         newest.lsn < log.next_lsn(),
         "a snapshot never covers unwritten records"
@@ -98,7 +104,7 @@ pub(crate) fn apply_retention(
         0
     };
     let keep_snapshots = if compact { 1 } else { 2 };
-    let removable_snapshots = removable_snapshots(snapshots, keep_snapshots);
+    let removable_snapshots = removable_snapshots(snapshots, newest.lsn, keep_snapshots);
     let total = (removable + removable_snapshots.len()) as u64;
     let mut done = 0;
     for _ in 0..removable {
@@ -133,23 +139,24 @@ pub(crate) fn apply_retention(
     Ok(info)
 }
 
-/// The LSNs of the snapshots to remove so that `keep` remain: the newest,
-/// then (if `keep` is 2) the newest older one not known to be damaged.
-/// Damaged ones always go.
-fn removable_snapshots(snapshots: &[DiskSnapshot], keep: usize) -> Vec<u64> {
-    let Some((newest, older)) = snapshots.split_last() else {
-        return Vec::new();
-    };
-    debug_assert!(!newest.known_bad);
+/// The LSNs of the snapshots to remove so that `keep` remain: the newest
+/// (at `newest_lsn`, never removed), then (if `keep` is 2) the newest older
+/// one not known to be damaged. Damaged ones always go — including one named
+/// beyond the log's end, which sorts after the newest.
+fn removable_snapshots(snapshots: &[DiskSnapshot], newest_lsn: u64, keep: usize) -> Vec<u64> {
     let fallback = if keep >= 2 {
-        older.iter().rev().find(|s| !s.known_bad).map(|s| s.lsn)
+        snapshots
+            .iter()
+            .rev()
+            .find(|s| s.lsn < newest_lsn && !s.known_bad)
+            .map(|s| s.lsn)
     } else {
         None
     };
-    older
+    snapshots
         .iter()
         .map(|s| s.lsn)
-        .filter(|&lsn| Some(lsn) != fallback)
+        .filter(|&lsn| lsn != newest_lsn && Some(lsn) != fallback)
         .collect()
 }
 

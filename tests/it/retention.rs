@@ -213,3 +213,39 @@ fn compaction_under_concurrent_writes_keeps_every_acknowledged_change() {
     assert_eq!(client.stats().unwrap().next_id, TicketId::from(241));
     store.close().unwrap();
 }
+
+#[test]
+fn compaction_never_removes_the_snapshot_it_relies_on_when_a_damaged_one_sorts_after_it() {
+    // A damaged snapshot named beyond the log's end (left, say, by a repair
+    // that cut records it covered) is rejected at open but stays on disk,
+    // sorted after every real snapshot. Compaction must still keep the one
+    // it just wrote: the segments it covered are gone.
+    let dir = tempfile::tempdir().unwrap();
+    let options = || {
+        Options::default()
+            .segment_bytes(4096)
+            .retention(Retention::Compact)
+    };
+    let store = Store::open(dir.path(), options()).unwrap();
+    write_some(&store, 200);
+    let expected = store.client().list(ListQuery::default()).unwrap();
+    store.close().unwrap();
+    fs::write(
+        dir.path().join(format!("snapshot-{:020}.snap", 999_999)),
+        b"not a snapshot",
+    )
+    .unwrap();
+
+    let store = Store::open(dir.path(), options()).unwrap();
+    assert_eq!(store.recovery().snapshots_rejected.len(), 1);
+    store.compact().unwrap();
+    store.close().unwrap();
+    assert!(
+        !snapshot_files(dir.path()).is_empty(),
+        "the snapshot compaction relies on is still there"
+    );
+
+    let store = Store::open(dir.path(), options()).unwrap();
+    assert_eq!(store.client().list(ListQuery::default()).unwrap(), expected);
+    store.close().unwrap();
+}
