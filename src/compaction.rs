@@ -195,9 +195,16 @@ mod tests {
             snap(7, true),
             snap(9, false),
         ];
-        assert_eq!(removable_snapshots(&all, 2), vec![1, 7]);
-        assert_eq!(removable_snapshots(&all, 1), vec![1, 5, 7]);
-        assert_eq!(removable_snapshots(&all[..1], 2), Vec::<u64>::new());
-        assert_eq!(removable_snapshots(&[], 1), Vec::<u64>::new());
+        assert_eq!(removable_snapshots(&all, 9, 2), vec![1, 7]);
+        assert_eq!(removable_snapshots(&all, 9, 1), vec![1, 5, 7]);
+        assert_eq!(removable_snapshots(&all[..1], 1, 2), Vec::<u64>::new());
+        assert_eq!(removable_snapshots(&[], 1, 1), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn the_newest_stays_even_when_a_damaged_one_sorts_after_it() {
+        let all = vec![snap(3, false), snap(9, false), snap(999, true)];
+        assert_eq!(removable_snapshots(&all, 9, 1), vec![3, 999]);
+        assert_eq!(removable_snapshots(&all, 9, 2), vec![999]);
     }
 }

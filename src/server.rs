@@ -28,6 +28,7 @@
 //! and is taken between batches, when memory equals the log.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
@@ -286,7 +287,10 @@ impl Server {
         let frozen = self.state.freeze();
         let storage = Arc::clone(self.log.storage());
         let dir = self.log.dir().to_path_buf();
-        let report_to = self.requests_tx.clone();
+        let mut report = ReportOnUnwind {
+            report_to: Some(self.requests_tx.clone()),
+            dir: dir.clone(),
+        };
         let progress = self.snapshots.progress.clone();
         let spawned = thread::Builder::new()
             .name("ticketlog-snapshot".into())
@@ -303,7 +307,9 @@ impl Server {
                 drop(frozen);
                 // The server waits for this report before it closes; if it
                 // is gone (it died), nobody is left to tell.
-                let _ = report_to.send(Request::SnapshotWritten(result));
+                if let Some(report_to) = report.report_to.take() {
+                    let _ = report_to.send(Request::SnapshotWritten(result));
+                }
             });
         match spawned {
             Ok(thread) => {
@@ -643,6 +649,28 @@ impl Server {
             QueryRequest::History { id, reply } => {
                 let _ = reply.send(self.history_source(id));
             }
+        }
+    }
+}
+
+/// Sends the snapshot thread's report even if the thread unwinds before it
+/// gets to (a panicking progress callback, an allocation failure): the
+/// server waits for that report before `snapshot`, `compact` or `close` can
+/// return, so a missing one would hang them.
+struct ReportOnUnwind {
+    report_to: Option<SyncSender<Request>>,
+    dir: PathBuf,
+}
+
+impl Drop for ReportOnUnwind {
+    fn drop(&mut self) {
+        if let Some(report_to) = self.report_to.take() {
+            let error = StorageError::io(
+                "write snapshot",
+                &self.dir,
+                std::io::Error::other("the snapshot thread stopped before finishing"),
+            );
+            let _ = report_to.send(Request::SnapshotWritten(Err(error)));
         }
     }
 }

@@ -465,3 +465,24 @@ fn opening_does_not_read_segments_a_snapshot_covers() {
         Err(OpenError::Corrupt { file, .. }) if file == first
     ));
 }
+
+#[test]
+fn a_snapshot_thread_that_panics_fails_the_snapshot_instead_of_hanging() {
+    // A progress callback is user code: if it panics on the snapshot thread,
+    // `snapshot` must return an error and `close` must still return.
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default().progress(|progress| {
+        if progress.step == ticketlog::ProgressStep::WriteSnapshot {
+            panic!("injected: a progress callback that panics");
+        }
+    });
+    let store = Store::open(dir.path(), options).unwrap();
+    store.client().create(crate::common::draft("one")).unwrap();
+    assert!(store.snapshot().is_err());
+    // The store keeps working and closes.
+    store.client().create(crate::common::draft("two")).unwrap();
+    store.close().unwrap();
+    let store = crate::common::open(dir.path());
+    assert_eq!(store.client().stats().unwrap().tickets(), 2);
+    store.close().unwrap();
+}
