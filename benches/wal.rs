@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the log's hot paths: framing a record (encode and
-//! checksum), checking and decoding it, applying events, and replaying a
+//! checksum), checking and decoding it, applying changes, and replaying a
 //! 100,000-record log through `Store::open`.
 //!
 //! Run: `cargo bench --bench wal`.
@@ -8,11 +8,11 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ticketlog::wal::{self, frame_record};
-use ticketlog::{Event, Options, Store, TicketId, Timestamp};
+use ticketlog::{Change, Options, Store, TicketId, Timestamp};
 
 /// A create like the peers harness's: 24-byte title, 200-byte description.
-fn created(id: u64) -> Event {
-    Event::Created {
+fn created(id: u64) -> Change {
+    Change::Created {
         id: TicketId::from(id),
         title: format!("Ticket number {id:010}").try_into().unwrap(),
         description: "x".repeat(200).as_str().try_into().unwrap(),
@@ -21,19 +21,19 @@ fn created(id: u64) -> Event {
 }
 
 fn record_encode(c: &mut Criterion) {
-    let events = vec![created(12_345)];
+    let changes = vec![created(12_345)];
     let mut out = Vec::with_capacity(512);
     let mut group = c.benchmark_group("record");
     group.throughput(Throughput::Elements(1));
     group.bench_function("encode+checksum", |b| {
         b.iter(|| {
             out.clear();
-            frame_record(&mut out, 0, black_box(&events)).unwrap();
+            frame_record(&mut out, 0, black_box(&changes)).unwrap();
             black_box(out.len())
         })
     });
     let mut framed = Vec::new();
-    frame_record(&mut framed, 0, &events).unwrap();
+    frame_record(&mut framed, 0, &changes).unwrap();
     group.bench_function("decode+verify", |b| {
         b.iter(|| black_box(wal::decode_record(black_box(&framed)).unwrap()))
     });
@@ -41,13 +41,13 @@ fn record_encode(c: &mut Criterion) {
 }
 
 fn apply(c: &mut Criterion) {
-    let events: Vec<Event> = (1..=10_000).map(created).collect();
+    let changes: Vec<Change> = (1..=10_000).map(created).collect();
     let mut group = c.benchmark_group("apply");
-    group.throughput(Throughput::Elements(events.len() as u64));
+    group.throughput(Throughput::Elements(changes.len() as u64));
     group.bench_function("10k creates", |b| {
         b.iter_batched(
-            || events.clone(),
-            |events| black_box(ticketlog::bench_support::apply_all(events).unwrap()),
+            || changes.clone(),
+            |changes| black_box(ticketlog::bench_support::apply_all(changes).unwrap()),
             BatchSize::LargeInput,
         )
     });

@@ -6,7 +6,10 @@ use std::sync::mpsc::SyncSender;
 
 use serde::Serialize;
 
-use crate::error::ClientError;
+use crate::compaction::CompactInfo;
+use crate::error::{ClientError, StorageError};
+use crate::history::HistorySource;
+use crate::snapshot::SnapshotInfo;
 use crate::ticket::{Status, Ticket, TicketDraft, TicketId, TicketPatch};
 
 /// A change a client asks for. Each accepted command is logged, made durable,
@@ -79,6 +82,16 @@ pub(crate) enum Request {
     },
     /// A query, answered from memory.
     Query(QueryRequest),
+    /// Sent by `Store::snapshot`: take a snapshot at the next batch boundary.
+    Snapshot {
+        reply: SyncSender<Result<SnapshotInfo, StorageError>>,
+    },
+    /// Sent by `Store::compact`: take a snapshot, then remove what it covers.
+    Compact {
+        reply: SyncSender<Result<CompactInfo, StorageError>>,
+    },
+    /// Sent by the snapshot helper thread when its snapshot is durable (or failed).
+    SnapshotWritten(Result<SnapshotInfo, StorageError>),
     /// Sent by `Store::close`: answer what came before, refuse what comes after.
     Close,
 }
@@ -97,6 +110,11 @@ pub(crate) enum QueryRequest {
     },
     /// Read the store's figures.
     Stats { reply: ReplyTo<Stats> },
+    /// Open the log for reading one ticket's history.
+    History {
+        id: TicketId,
+        reply: ReplyTo<HistorySource>,
+    },
 }
 
 impl Request {
@@ -115,7 +133,12 @@ impl Request {
             Request::Query(QueryRequest::Stats { reply }) => {
                 drop(reply.send(Err(ClientError::Closed)));
             }
-            Request::Close => {}
+            Request::Query(QueryRequest::History { reply, .. }) => {
+                drop(reply.send(Err(ClientError::Closed)));
+            }
+            Request::Snapshot { reply } => drop(reply.send(Err(StorageError::Closed))),
+            Request::Compact { reply } => drop(reply.send(Err(StorageError::Closed))),
+            Request::SnapshotWritten(_) | Request::Close => {}
         }
     }
 }

@@ -97,6 +97,20 @@ pub enum StorageError {
     /// The server thread is gone, so the store could not be closed cleanly.
     #[error("the server thread stopped unexpectedly")]
     ServerGone,
+    /// The store closed before the operation could run.
+    #[error("the store was closed before the operation could run")]
+    Closed,
+    /// A file the store reads while open (a log segment, for history) is
+    /// damaged.
+    #[error("{path} is corrupt at byte {offset}: {damage}")]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the damage within the file.
+        offset: u64,
+        /// What is wrong.
+        damage: Damage,
+    },
 }
 
 impl StorageError {
@@ -160,6 +174,73 @@ pub enum Damage {
         first: Box<Damage>,
         /// Where the next valid record starts.
         next_valid: u64,
+    },
+    /// Damage in a log segment that is not the last one. Every segment but
+    /// the last was sealed and synced before the next was created, so this
+    /// cannot be a torn write.
+    #[error("{first} at this offset, in a segment that is not the last (so not a torn write)")]
+    DamagedSegment {
+        /// What is wrong.
+        first: Box<Damage>,
+    },
+    /// A segment's or snapshot's header names a different LSN than its file name.
+    #[error(
+        "the file is named for LSN {named} but its header says LSN {header}: it was renamed or copied over"
+    )]
+    Misnamed {
+        /// The first LSN in the file name.
+        named: u64,
+        /// The first LSN in the header.
+        header: u64,
+    },
+    /// No segment holds these records: a segment file is missing (this is
+    /// where the first missing one would be).
+    #[error(
+        "records {first} to {last} are missing: no segment holds them (a segment file was deleted or moved)"
+    )]
+    MissingRecords {
+        /// The first missing LSN.
+        first: u64,
+        /// The last missing LSN.
+        last: u64,
+    },
+    /// A segment starts before the previous segment ends.
+    #[error(
+        "the segment starts at LSN {first_lsn}, but the segment before it ends at LSN {}: segments overlap",
+        expected - 1
+    )]
+    OverlappingSegment {
+        /// The segment's first LSN.
+        first_lsn: u64,
+        /// The LSN it should start at.
+        expected: u64,
+    },
+    /// A digest record disagrees with the state that replaying the log up to
+    /// it produced: replay did not reproduce what the server did (a
+    /// non-deterministic apply, or a format change between versions).
+    #[error(
+        "the digest record at LSN {lsn} says the state digest is {expected:#018x}, but replay produced {found:#018x}"
+    )]
+    DigestMismatch {
+        /// The LSN of the digest record.
+        lsn: u64,
+        /// The digest the record carries.
+        expected: u64,
+        /// The digest of the replayed state.
+        found: u64,
+    },
+    /// A file could not be read (the operating system's error).
+    #[error("the file could not be read: {0}")]
+    Unreadable(String),
+    /// A snapshot covers records the log does not hold.
+    #[error(
+        "a snapshot covers the log up to LSN {snapshot_lsn}, but the log ends at LSN {log_end_lsn}"
+    )]
+    SnapshotBeyondLog {
+        /// The LSN the snapshot covers.
+        snapshot_lsn: u64,
+        /// The last LSN in the log.
+        log_end_lsn: u64,
     },
 }
 

@@ -12,26 +12,47 @@
 //! promises. If the flush fails, every change of the batch is undone in
 //! memory, its commands get the storage error, and the writer is poisoned.
 //!
+//! Between batches the server also keeps the log bounded: it rolls to a new
+//! segment when the current one is full, appends a digest record every so
+//! many records, and starts snapshots — freezing the state (a pointer copy
+//! per chunk) and handing it to a helper thread that writes the file, so no
+//! client waits for a snapshot to be written. When the helper reports back
+//! (through the request channel), the server applies the retention policy.
+//!
 //! Architecture invariant: under `Always`, nothing leaves this thread — no
 //! reply, no query answer — that depends on a record before that record is
 //! durable.
+//!
+//! Architecture invariant: a snapshot covers only records that are durable
+//! (the log is synced before the state is frozen, in every durability mode),
+//! and is taken between batches, when memory equals the log.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use crate::command::{CREATE_MANY_MAX, Command, QueryRequest, ReplyTo, Request};
+use crate::compaction::{self, CompactInfo, DiskSnapshot};
 use crate::error::{ClientError, StorageError, TicketError};
-use crate::options::Durability;
+use crate::history::{HistorySource, SegmentView};
+use crate::options::{Durability, Retention};
+use crate::progress::{ProgressFn, ProgressStep};
+use crate::snapshot::{self, SnapshotInfo};
 use crate::state::{State, Undo};
+use crate::storage::OpenMode;
 use crate::ticket::{Ticket, TicketDraft, TicketId};
 use crate::time::Timestamp;
 use crate::wal::writer::LogWriter;
 
 /// Flush once a batch has framed this many bytes, even if more requests wait.
 const BATCH_BYTES_MAX: usize = 4 << 20;
+
+/// A snapshot first ends the current segment if it holds more than this
+/// fraction of the segment limit (see `start_snapshot`).
+const SNAPSHOT_ROLL_FRACTION: u64 = 8;
 
 /// State shared between the store handle, its clients and the server thread.
 #[derive(Debug, Default)]
@@ -51,9 +72,89 @@ pub(crate) struct Server {
     pub state: State,
     pub log: LogWriter,
     pub requests: Receiver<Request>,
+    /// Given to snapshot helper threads, to report back through the same
+    /// channel the server waits on. Holding it means the channel never
+    /// disconnects while the server runs; the server stops on `Close`, which
+    /// `Store::close` and `Store`'s `Drop` always send.
+    pub requests_tx: SyncSender<Request>,
     pub batch_commands_max: usize,
     pub durability: Durability,
+    pub segment_bytes: u64,
+    /// Records between digest records (0: none).
+    pub digest_every: u64,
+    /// The LSN of the last digest record (or of what a snapshot covered).
+    pub last_digest_lsn: u64,
+    pub snapshots: Snapshots,
     pub shared: Arc<Shared>,
+}
+
+/// Someone waiting for a snapshot (and, for `Compact`, the compaction after it).
+enum SnapshotWaiter {
+    Snapshot(SyncSender<Result<SnapshotInfo, StorageError>>),
+    Compact(SyncSender<Result<CompactInfo, StorageError>>),
+}
+
+impl SnapshotWaiter {
+    fn fail(self, error: StorageError) {
+        // A caller that stopped waiting dropped its receiver: not an error.
+        match self {
+            SnapshotWaiter::Snapshot(reply) => drop(reply.send(Err(error))),
+            SnapshotWaiter::Compact(reply) => drop(reply.send(Err(error))),
+        }
+    }
+}
+
+/// A snapshot being written by its helper thread.
+struct InFlight {
+    lsn: u64,
+    /// The helper thread; `None` when the newest snapshot already covered
+    /// the log and nothing was written.
+    thread: Option<JoinHandle<()>>,
+    waiters: Vec<SnapshotWaiter>,
+}
+
+/// The server's view of snapshots: the policy, the files on disk, and the
+/// one being written.
+pub(crate) struct Snapshots {
+    /// Records between automatic snapshots (0: none).
+    pub every: u64,
+    pub retention: Retention,
+    pub progress: Option<ProgressFn>,
+    /// Every snapshot file in the directory, oldest first.
+    pub on_disk: Vec<DiskSnapshot>,
+    /// The newest snapshot known to be good (loaded at open, or written since).
+    pub newest: Option<SnapshotInfo>,
+    /// The LSN the last snapshot attempt covered: the next automatic one
+    /// waits for `every` records after it, even if that attempt failed.
+    pub last_attempt_lsn: u64,
+    in_flight: Option<InFlight>,
+    /// Requests that came while a snapshot was in flight; served by the next one.
+    queued: Vec<SnapshotWaiter>,
+    /// A helper's report, handled once the batch it arrived in is committed.
+    written: Option<Result<SnapshotInfo, StorageError>>,
+}
+
+impl Snapshots {
+    pub fn new(
+        every: u64,
+        retention: Retention,
+        progress: Option<ProgressFn>,
+        on_disk: Vec<DiskSnapshot>,
+        newest: Option<SnapshotInfo>,
+    ) -> Self {
+        let last_attempt_lsn = newest.as_ref().map_or(0, |s| s.lsn);
+        Snapshots {
+            every,
+            retention,
+            progress,
+            on_disk,
+            newest,
+            last_attempt_lsn,
+            in_flight: None,
+            queued: Vec::new(),
+            written: None,
+        }
+    }
 }
 
 /// The current batch: replies held back, changes that a failed flush undoes,
@@ -67,7 +168,9 @@ struct Batch {
 
 impl Batch {
     fn record(&mut self, undo: Undo) {
-        self.touched.insert(undo.ticket_id());
+        if let Some(id) = undo.ticket_id() {
+            self.touched.insert(id);
+        }
         self.undo.push(undo);
     }
 }
@@ -96,15 +199,180 @@ impl Server {
                 closing = self.take(request, &mut batch);
             }
             self.commit(&mut batch, &mut last_sync);
+            self.between_batches(&mut last_sync, closing);
         }
         self.shared.closed.store(true, Ordering::Release);
-        // Bounded: clients check `closed` before sending, so only requests
-        // already queued or blocked in `send` arrive here.
+        // A snapshot being written finishes (and is put in place) before the
+        // store closes; its helper reports through the channel. Bounded: one
+        // report is due, and clients check `closed` before sending, so only
+        // requests already queued or blocked in `send` arrive meanwhile.
+        while self.snapshots.in_flight.is_some() {
+            match self.requests.recv() {
+                Ok(Request::SnapshotWritten(result)) => self.finish_snapshot(result),
+                Ok(request) => request.reject_closed(),
+                Err(_) => break,
+            }
+        }
+        for waiter in self.snapshots.queued.drain(..) {
+            waiter.fail(StorageError::Closed);
+        }
         while let Ok(request) = self.requests.try_recv() {
             request.reject_closed();
         }
         // A clean close leaves the log durable, and sealed, in every mode.
         self.log.seal()
+    }
+
+    /// Between two batches (nothing pending, memory equal to the log): handle
+    /// a finished snapshot, then start one if asked for or due.
+    fn between_batches(&mut self, last_sync: &mut Instant, closing: bool) {
+        debug_assert!(!self.log.has_pending());
+        if let Some(result) = self.snapshots.written.take() {
+            self.finish_snapshot(result);
+        }
+        if self.snapshots.in_flight.is_some() {
+            return;
+        }
+        let lsn = self.log.next_lsn() - 1;
+        let due = !closing
+            && self.snapshots.every > 0
+            && lsn >= self.snapshots.last_attempt_lsn + self.snapshots.every
+            && self.log.check_poisoned().is_ok();
+        if due || !self.snapshots.queued.is_empty() {
+            let waiters = std::mem::take(&mut self.snapshots.queued);
+            self.start_snapshot(waiters, last_sync);
+        }
+    }
+
+    /// Freezes the state and hands it to a helper thread that writes the
+    /// snapshot. First makes the log durable up to the state's LSN, so the
+    /// snapshot never covers a record that a crash could still take away.
+    fn start_snapshot(&mut self, waiters: Vec<SnapshotWaiter>, last_sync: &mut Instant) {
+        // A segment well filled with records the snapshot will cover is
+        // ended first, so the snapshot's LSN sits at a segment boundary:
+        // opening then skips every segment before it unread, and compaction
+        // can remove them all. (Rolling also syncs.) A segment holding only
+        // a little is kept, so frequent snapshots do not make tiny files.
+        let roll = self.log.segment_len() > self.segment_bytes / SNAPSHOT_ROLL_FRACTION
+            && self.log.next_lsn() > self.log.segment_first_lsn();
+        let ready = self.log.check_poisoned().and_then(|()| {
+            if roll {
+                self.log.roll()
+            } else {
+                self.log.sync()
+            }
+        });
+        if let Err(error) = ready {
+            for waiter in waiters {
+                waiter.fail(error.clone());
+            }
+            return;
+        }
+        *last_sync = Instant::now();
+        let lsn = self.log.next_lsn() - 1;
+        self.snapshots.last_attempt_lsn = lsn;
+        if let Some(newest) = self.snapshots.newest.clone()
+            && newest.lsn == lsn
+        {
+            // Nothing was written since the newest snapshot: it is this one.
+            self.snapshots.in_flight = Some(InFlight {
+                lsn,
+                thread: None,
+                waiters,
+            });
+            self.finish_snapshot(Ok(newest));
+            return;
+        }
+        let frozen = self.state.freeze();
+        let storage = Arc::clone(self.log.storage());
+        let dir = self.log.dir().to_path_buf();
+        let report_to = self.requests_tx.clone();
+        let progress = self.snapshots.progress.clone();
+        let spawned = thread::Builder::new()
+            .name("ticketlog-snapshot".into())
+            .spawn(move || {
+                let total = frozen.tickets;
+                let result =
+                    snapshot::write_snapshot(storage.as_ref(), &dir, lsn, &frozen, &mut |done| {
+                        if let Some(progress) = &progress {
+                            progress.report(ProgressStep::WriteSnapshot, done, total);
+                        }
+                    });
+                // Let go of the chunks before reporting, so the server's
+                // next writes need not copy them.
+                drop(frozen);
+                // The server waits for this report before it closes; if it
+                // is gone (it died), nobody is left to tell.
+                let _ = report_to.send(Request::SnapshotWritten(result));
+            });
+        match spawned {
+            Ok(thread) => {
+                self.snapshots.in_flight = Some(InFlight {
+                    lsn,
+                    thread: Some(thread),
+                    waiters,
+                });
+            }
+            Err(e) => {
+                let error = StorageError::io("spawn snapshot thread", self.log.dir(), e);
+                for waiter in waiters {
+                    waiter.fail(error.clone());
+                }
+            }
+        }
+    }
+
+    /// The helper's snapshot is durable (or failed): apply retention, then
+    /// answer everyone who was waiting for it.
+    fn finish_snapshot(&mut self, result: Result<SnapshotInfo, StorageError>) {
+        let Some(in_flight) = self.snapshots.in_flight.take() else {
+            debug_assert!(false, "a snapshot report without a snapshot in flight");
+            return;
+        };
+        if let Some(thread) = in_flight.thread {
+            // The helper sends its report as its last act, so this is short;
+            // a helper that panicked has nothing more to say.
+            let _ = thread.join();
+        }
+        let info = match result {
+            Ok(info) => info,
+            Err(error) => {
+                for waiter in in_flight.waiters {
+                    waiter.fail(error.clone());
+                }
+                return;
+            }
+        };
+        debug_assert_eq!(info.lsn, in_flight.lsn);
+        let on_disk = &mut self.snapshots.on_disk;
+        on_disk.retain(|s| s.lsn != info.lsn);
+        on_disk.push(DiskSnapshot {
+            lsn: info.lsn,
+            path: info.path.clone(),
+            bytes: info.bytes,
+            known_bad: false,
+        });
+        on_disk.sort_by_key(|s| s.lsn);
+        self.snapshots.newest = Some(info.clone());
+        let compact = self.snapshots.retention == Retention::Compact
+            || in_flight
+                .waiters
+                .iter()
+                .any(|w| matches!(w, SnapshotWaiter::Compact(_)));
+        let retained = compaction::apply_retention(
+            &mut self.log,
+            &mut self.snapshots.on_disk,
+            &info,
+            compact,
+            self.snapshots.progress.as_ref(),
+        );
+        for waiter in in_flight.waiters {
+            // A caller that stopped waiting dropped its receiver: not an error.
+            match waiter {
+                SnapshotWaiter::Snapshot(reply) => drop(reply.send(Ok(info.clone()))),
+                SnapshotWaiter::Compact(reply) => drop(reply.send(retained.clone())),
+            }
+        }
     }
 
     /// Blocks for the next request. Under `Interval`, wakes when the interval
@@ -169,6 +437,17 @@ impl Server {
                     self.answer(query);
                 }
             }
+            // Started between batches, when memory equals the log.
+            Request::Snapshot { reply } => {
+                self.snapshots.queued.push(SnapshotWaiter::Snapshot(reply));
+            }
+            Request::Compact { reply } => {
+                self.snapshots.queued.push(SnapshotWaiter::Compact(reply));
+            }
+            Request::SnapshotWritten(result) => {
+                debug_assert!(self.snapshots.written.is_none());
+                self.snapshots.written = Some(result);
+            }
         }
         false
     }
@@ -183,18 +462,18 @@ impl Server {
     /// memory and in the pending buffer, not yet written.
     fn execute(&mut self, command: Command, batch: &mut Batch) -> Result<Ticket, ClientError> {
         self.log.check_poisoned()?;
-        let event = self.state.decide(command, self.now())?;
+        let change = self.state.decide(command, self.now())?;
         // Frame first: if that fails, nothing has been applied.
-        self.log.append(std::slice::from_ref(&event))?;
+        self.log.append(std::slice::from_ref(&change))?;
         let undo = self
             .state
-            .apply(event)
-            .expect("decide() only produces events consistent with the state it read");
+            .apply(change)
+            .expect("decide() only produces changes consistent with the state it read");
         let ticket = match &undo {
             Undo::Delete(removed) => removed.clone(),
-            applied => self
-                .state
-                .ticket(applied.ticket_id())
+            applied => applied
+                .ticket_id()
+                .and_then(|id| self.state.ticket(id))
                 .expect("a created or updated ticket is live")
                 .clone(),
         };
@@ -219,17 +498,17 @@ impl Server {
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
-        let events = self.state.decide_creates(drafts, self.now());
-        self.log.append(&events)?;
-        let mut tickets = Vec::with_capacity(events.len());
-        for event in events {
+        let changes = self.state.decide_creates(drafts, self.now());
+        self.log.append(&changes)?;
+        let mut tickets = Vec::with_capacity(changes.len());
+        for change in changes {
             let undo = self
                 .state
-                .apply(event)
+                .apply(change)
                 .expect("decide_creates() mints the ids the state expects next");
             tickets.push(
-                self.state
-                    .ticket(undo.ticket_id())
+                undo.ticket_id()
+                    .and_then(|id| self.state.ticket(id))
                     .expect("a created ticket is live")
                     .clone(),
             );
@@ -241,6 +520,17 @@ impl Server {
     /// Writes the batch (and syncs it, as the mode requires), then sends every
     /// held-back reply in order.
     fn commit(&mut self, batch: &mut Batch, last_sync: &mut Instant) {
+        if self.log.has_pending()
+            && self.digest_every > 0
+            && self.log.next_lsn() > self.last_digest_lsn + self.digest_every
+        {
+            // The state now reflects every record framed so far, so its digest
+            // describes the log up to the digest record. If the flush fails,
+            // the digest record goes with the batch.
+            if let Ok(lsn) = self.log.append(&[self.state.digest_change()]) {
+                self.last_digest_lsn = lsn;
+            }
+        }
         let must_sync = match self.durability {
             Durability::Always => true,
             Durability::Interval(every) => last_sync.elapsed() >= every,
@@ -280,6 +570,55 @@ impl Server {
                 Deferred::Query(query) => self.answer(query),
             }
         }
+        if flushed.is_ok() && self.segment_is_full() {
+            // Between batches, after the replies: rolling syncs the segment,
+            // which no reply needs to wait for. A failure poisons the writer,
+            // and the next command reports it.
+            if self.log.roll().is_ok() {
+                *last_sync = Instant::now();
+            }
+        }
+    }
+
+    /// Whether the current segment holds a record and has reached the size limit.
+    fn segment_is_full(&self) -> bool {
+        self.log.segment_len() >= self.segment_bytes
+            && self.log.next_lsn() > self.log.segment_first_lsn()
+    }
+
+    /// Read-only handles on every segment, for a history read on the
+    /// client's thread. A ticket id never minted is `NotFound`.
+    fn history_source(&self, id: TicketId) -> Result<HistorySource, ClientError> {
+        if id.get() == 0 || id >= self.state.next_id() {
+            return Err(ClientError::NotFound(id));
+        }
+        let storage = self.log.storage();
+        let mut segments = Vec::with_capacity(self.log.closed_segments().len() + 1);
+        for (first_lsn, path, len) in self
+            .log
+            .closed_segments()
+            .iter()
+            .map(|s| (s.first_lsn, s.path.clone(), s.bytes))
+            .chain(std::iter::once((
+                self.log.segment_first_lsn(),
+                self.log.segment_path().to_path_buf(),
+                self.log.segment_len(),
+            )))
+        {
+            let file = storage
+                .open_file(&path, OpenMode::ReadOnly)
+                .map_err(|e| StorageError::io("open", &path, e))?;
+            segments.push(SegmentView {
+                first_lsn,
+                path,
+                file,
+                len,
+            });
+        }
+        Ok(HistorySource {
+            first_lsn: self.log.first_lsn(),
+            segments,
+        })
     }
 
     fn answer(&self, query: QueryRequest) {
@@ -300,6 +639,9 @@ impl Server {
                 stats.log_bytes = self.log.len();
                 stats.records = self.log.records();
                 let _ = reply.send(Ok(stats));
+            }
+            QueryRequest::History { id, reply } => {
+                let _ = reply.send(self.history_source(id));
             }
         }
     }

@@ -12,13 +12,14 @@ use std::thread::{self, JoinHandle};
 
 use crate::client::Client;
 use crate::command::Request;
+use crate::compaction::CompactInfo;
 use crate::error::{OpenError, StorageError};
 use crate::options::Options;
-use crate::server::{Server, Shared};
-use crate::state::State;
+use crate::restore;
+use crate::server::{Server, Shared, Snapshots};
+use crate::snapshot::{RejectedSnapshot, SnapshotInfo};
 use crate::storage::{Storage, StorageLock};
 use crate::wal::TornTail;
-use crate::wal::recovery::{self, LOG_FILE_NAME};
 
 /// The lock file in a data directory; an open store holds an exclusive lock on it.
 pub(crate) const LOCK_FILE_NAME: &str = "LOCK";
@@ -56,21 +57,39 @@ pub(crate) fn lock_dir(
     }
 }
 
-/// What opening the store found in the log.
+/// What opening the store found: the snapshot it started from, the records
+/// it replayed after it, and anything it had to skip or cut.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveryReport {
-    /// Records replayed.
+    /// Records replayed (those after the snapshot, if one was loaded).
     pub records_replayed: u64,
-    /// Bytes of the log after recovery.
+    /// Bytes of the log after recovery, all segments.
     pub log_bytes: u64,
+    /// Segment files the log is made of.
+    pub segments: u64,
     /// A damaged or incomplete end of the log that was cut off, if any.
     pub torn_tail: Option<TornTail>,
+    /// The snapshot the state was loaded from, if any.
+    pub snapshot: Option<SnapshotInfo>,
+    /// Newer snapshots that failed a check and were skipped, newest first:
+    /// when this is not empty, opening fell back to [`Self::snapshot`] (or,
+    /// if that is `None`, to replaying the whole log).
+    pub snapshots_rejected: Vec<RejectedSnapshot>,
+    /// The LSN of the oldest record still in the log: 1 unless compaction
+    /// removed segments. History starts here.
+    pub history_starts_at_lsn: u64,
 }
 
 impl RecoveryReport {
     /// Bytes cut off the end of the log (0 when the log ended cleanly).
     pub fn bytes_dropped(&self) -> u64 {
         self.torn_tail.as_ref().map_or(0, |torn| torn.bytes)
+    }
+
+    /// Whether opening skipped a damaged snapshot and fell back to an older
+    /// one or to a full replay.
+    pub fn fell_back(&self) -> bool {
+        !self.snapshots_rejected.is_empty()
     }
 }
 
@@ -114,39 +133,45 @@ impl Store {
         storage
             .create_dir_all(&dir)
             .map_err(|e| OpenError::io("create directory", &dir, e))?;
-        let log_path = dir.join(LOG_FILE_NAME);
+        // No segment yet: a new store (perhaps after an open that failed
+        // before its directories were synced).
         let new_store = created_levels > 0
-            || !storage
-                .exists(&log_path)
-                .map_err(|e| OpenError::io("stat", &log_path, e))?;
+            || crate::wal::segment::list_segments(storage.as_ref(), &dir)
+                .map_err(|e| OpenError::io("list directory", &dir, e))?
+                .is_empty();
         if new_store {
             sync_ancestors(storage.as_ref(), &dir, created_levels)?;
         }
 
         let lock = lock_dir(storage.as_ref(), &dir)?;
 
-        let mut state = State::default();
-        let (log, scan) =
-            recovery::open_log(storage.as_ref(), &dir, options.get_recovery(), |entry| {
-                for event in entry.events {
-                    state.apply(event)?;
-                }
-                Ok(())
-            })?;
-        let recovery = RecoveryReport {
-            records_replayed: scan.records,
-            log_bytes: log.len(),
-            torn_tail: scan.torn_tail,
-        };
+        let restored = restore::restore(
+            &storage,
+            &dir,
+            options.get_recovery(),
+            options.progress_ref(),
+        )?;
+        let recovery = restored.report;
 
         let (requests, receiver) = mpsc::sync_channel(options.get_channel_capacity());
         let shared = Arc::new(Shared::default());
         let server = Server {
-            state,
-            log,
+            state: restored.state,
+            log: restored.log,
             requests: receiver,
+            requests_tx: requests.clone(),
             batch_commands_max: options.get_batch_commands_max(),
             durability: options.get_durability(),
+            segment_bytes: options.get_segment_bytes(),
+            digest_every: options.get_digest_every(),
+            last_digest_lsn: restored.last_digest_lsn,
+            snapshots: Snapshots::new(
+                options.get_snapshot_every(),
+                options.get_retention(),
+                options.progress_ref().cloned(),
+                restored.on_disk,
+                recovery.snapshot.clone(),
+            ),
             shared: Arc::clone(&shared),
         };
         let server = thread::Builder::new()
@@ -177,6 +202,32 @@ impl Store {
     /// What opening found in the log: records replayed and any torn tail cut off.
     pub fn recovery(&self) -> &RecoveryReport {
         &self.recovery
+    }
+
+    /// Takes a snapshot of the state now (after every command sent before this
+    /// call) and returns once it is durable. Clients are not held up while it
+    /// is written: the server freezes the state between two batches and a
+    /// helper thread writes it. If nothing was logged since the newest
+    /// snapshot, that one is returned. Then retention applies (see
+    /// [`Retention`](crate::Retention)).
+    pub fn snapshot(&self) -> Result<SnapshotInfo, StorageError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.requests
+            .send(Request::Snapshot { reply })
+            .map_err(|_| StorageError::ServerGone)?;
+        answer.recv().map_err(|_| StorageError::ServerGone)?
+    }
+
+    /// Takes a snapshot (as [`Self::snapshot`]), then removes every log
+    /// segment it wholly covers and every older snapshot, whatever the
+    /// [`Retention`](crate::Retention) option says. History afterwards starts
+    /// at [`CompactInfo::history_starts_at_lsn`].
+    pub fn compact(&self) -> Result<CompactInfo, StorageError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.requests
+            .send(Request::Compact { reply })
+            .map_err(|_| StorageError::ServerGone)?;
+        answer.recv().map_err(|_| StorageError::ServerGone)?
     }
 
     /// Stops taking requests, answers everything already queued, and joins the

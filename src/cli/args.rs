@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ticketlog::{Durability, Status, TicketDescription, TicketId, TicketTitle};
+use ticketlog::{Durability, Retention, Status, TicketDescription, TicketId, TicketTitle};
 
 /// A durable, embedded ticket store.
 #[derive(Debug, Parser)]
@@ -23,6 +23,11 @@ pub struct Cli {
     /// acknowledgement), interval:MS (at most every MS milliseconds), or never
     #[arg(long, global = true, value_name = "MODE", default_value = "always", value_parser = parse_durability)]
     pub durability: Durability,
+
+    /// What happens to log segments a snapshot covers: keep-all (history
+    /// stays complete) or compact (they are deleted after each snapshot)
+    #[arg(long, global = true, value_name = "POLICY", default_value = "keep-all", value_parser = parse_retention)]
+    pub retention: Retention,
 
     #[command(subcommand)]
     pub command: CliCommand,
@@ -113,6 +118,17 @@ pub enum TicketCommand {
     },
     /// Print counts by status, the next id and the log size
     Stats,
+    /// Print every change of a ticket still in the log, oldest first
+    History {
+        /// Ticket id
+        #[arg(value_parser = parse_id)]
+        id: TicketId,
+    },
+    /// Write a snapshot of the state now, so the next open replays less
+    Snapshot,
+    /// Write a snapshot, then delete the log segments and older snapshots it
+    /// covers; prints the bytes reclaimed (history then starts later)
+    Compact,
 }
 
 /// `ticketlog log …`
@@ -121,7 +137,14 @@ pub enum LogCommand {
     /// Check every record; exit 0 if clean, 1 if the tail is torn, 2 if corrupt
     Verify,
     /// Print one line per record
-    Dump,
+    Dump {
+        /// Only records with this LSN or a later one
+        #[arg(long, value_name = "LSN")]
+        from_lsn: Option<u64>,
+        /// Only records with this LSN or an earlier one
+        #[arg(long, value_name = "LSN")]
+        to_lsn: Option<u64>,
+    },
     /// Cut a torn tail off the log (as opening the store would); with
     /// --drop-after-corruption, also cut mid-log corruption and every record
     /// after it. The bytes cut are saved to a *.damaged file beside the log
@@ -165,6 +188,9 @@ pub struct BenchArgs {
     /// Keep the store directory after the run
     #[arg(long)]
     pub keep: bool,
+    /// Segment size limit for the store under test (bytes)
+    #[arg(long, value_name = "BYTES")]
+    pub segment_bytes: Option<u64>,
 }
 
 /// `ticketlog bench --workload`
@@ -178,6 +204,16 @@ pub enum Workload {
     Reopen,
     /// Peak resident memory with clients x ops tickets held
     Memory,
+    /// Open time of clients x ops tickets each updated 9 times, with a recent
+    /// snapshot, against the open time of just the creates (full replay); and
+    /// the time of one ticket's history over that log
+    ReopenHistory,
+    /// Write latency (p50/p99/max) of clients updating clients x ops tickets,
+    /// while a snapshot of them is written and while none is
+    SnapshotLatency,
+    /// Disk use after compaction of clients x ops tickets each updated 9
+    /// times, against the snapshot size plus the segment limit
+    CompactDisk,
 }
 
 impl Workload {
@@ -188,6 +224,9 @@ impl Workload {
             Workload::Mixed => "mixed",
             Workload::Reopen => "reopen",
             Workload::Memory => "memory",
+            Workload::ReopenHistory => "reopen-history",
+            Workload::SnapshotLatency => "snapshot-latency",
+            Workload::CompactDisk => "compact-disk",
         }
     }
 }
@@ -265,4 +304,8 @@ pub struct CrashTestWorkerArgs {
     /// The cycle number
     #[arg(long)]
     pub cycle: u64,
+}
+
+fn parse_retention(input: &str) -> Result<Retention, String> {
+    input.parse()
 }

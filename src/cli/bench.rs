@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value, json};
 use ticketlog::{
-    Client, ClientError, Command, Durability, Options, PendingReply, Status, Store, Ticket,
-    TicketDraft, TicketId, TicketPatch,
+    Client, ClientError, Command, Durability, Options, PendingReply, Retention, Status, Store,
+    Ticket, TicketDraft, TicketId, TicketPatch,
 };
 
 use super::CliError;
@@ -316,6 +316,9 @@ pub(crate) fn run(
         Workload::Mixed => mixed(dir, durability, args, &mut fields)?,
         Workload::Reopen => reopen(dir, durability, args, &mut fields)?,
         Workload::Memory => memory(dir, durability, args, &mut fields)?,
+        Workload::ReopenHistory => reopen_history(dir, durability, args, &mut fields)?,
+        Workload::SnapshotLatency => snapshot_latency(dir, durability, args, &mut fields)?,
+        Workload::CompactDisk => compact_disk(dir, args, &mut fields)?,
     }
     fields.insert("durable".into(), json!(durability == Durability::Always));
     fields.insert("durability".into(), json!(durability.to_string()));
@@ -637,5 +640,343 @@ fn memory(
         "rss_over_raw".into(),
         round3(peak as f64 / raw_bytes.max(1) as f64),
     );
+    Ok(())
+}
+
+/// Updates each ticket's status or title per round, as the history workloads do.
+fn update_patch(round: u64, id: u64) -> TicketPatch {
+    if round % 3 == 2 {
+        TicketPatch {
+            title: Some(
+                format!("Ticket {id:010} rev {round}")
+                    .try_into()
+                    .expect("under 50 bytes"),
+            ),
+            ..TicketPatch::default()
+        }
+    } else {
+        TicketPatch {
+            status: Some(status_pick(round + id)),
+            ..TicketPatch::default()
+        }
+    }
+}
+
+/// Creates `tickets` tickets, one command each, and then updates each
+/// `rounds` times, from `clients` threads with 64 commands in flight each:
+/// `tickets * (rounds + 1)` commands, one record each.
+fn build_history(
+    store: &Store,
+    tickets: u64,
+    rounds: u64,
+    clients: u32,
+    label: &str,
+) -> Result<(), CliError> {
+    let progress = Progress::start(label, tickets * (rounds + 1));
+    {
+        let client = store.client();
+        let mut pipeline = Pipeline {
+            depth: 64,
+            in_flight: VecDeque::with_capacity(64),
+        };
+        let mut ignored = Vec::new();
+        for n in 1..=tickets {
+            pipeline.push(&client, Command::Create(generate(n)), &mut ignored)?;
+            ignored.clear();
+            progress.tick();
+        }
+        pipeline.drain(&mut ignored)?;
+    }
+    let clients = u64::from(clients.max(1));
+    let updated: Result<(), ClientError> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|index| {
+                let client = store.client();
+                let progress = &progress;
+                scope.spawn(move || -> Result<(), ClientError> {
+                    let mut pipeline = Pipeline {
+                        depth: 64,
+                        in_flight: VecDeque::with_capacity(64),
+                    };
+                    let mut ignored = Vec::new();
+                    for round in 0..rounds {
+                        for id in (1 + index..=tickets).step_by(clients as usize) {
+                            let command =
+                                Command::Update(TicketId::from(id), update_patch(round, id));
+                            pipeline.push(&client, command, &mut ignored)?;
+                            ignored.clear();
+                            progress.tick();
+                        }
+                    }
+                    pipeline.drain(&mut ignored)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().unwrap_or(Err(ClientError::Closed)))
+    });
+    progress.finish();
+    Ok(updated?)
+}
+
+/// Opens `dir`, reads one ticket, and returns the seconds that took and the store.
+fn timed_open(dir: &Path, options: Options) -> Result<(f64, Store), CliError> {
+    let started = Instant::now();
+    let store = Store::open(dir, options)?;
+    store.client().get(TicketId::from(1))?;
+    Ok((started.elapsed().as_secs_f64(), store))
+}
+
+fn reopen_history(
+    dir: &Path,
+    durability: Durability,
+    args: &BenchArgs,
+    fields: &mut Map<String, Value>,
+) -> Result<(), CliError> {
+    const ROUNDS: u64 = 9;
+    /// Updates written after the snapshot, so the open replays a tail.
+    const TAIL: u64 = 1000;
+    let tickets = u64::from(args.clients) * args.ops;
+    let build = |options: Options| {
+        let options = options.durability(Durability::Never).snapshot_every(0);
+        match args.segment_bytes {
+            Some(bytes) => options.segment_bytes(bytes),
+            None => options,
+        }
+    };
+    let open_options = |options: Options| {
+        let options = options.durability(durability).snapshot_every(0);
+        match args.segment_bytes {
+            Some(bytes) => options.segment_bytes(bytes),
+            None => options,
+        }
+    };
+
+    // The baseline: just the creates, opened by replaying them all.
+    let creates_dir = dir.join("creates");
+    let store = Store::open(&creates_dir, build(Options::default()))?;
+    build_history(&store, tickets, 0, args.clients, "reopen-history: creates")?;
+    store.close()?;
+    let cold = drop_caches();
+    let (creates_secs, store) = timed_open(&creates_dir, open_options(Options::default()))?;
+    let creates_replayed = store.recovery().records_replayed;
+    store.close()?;
+
+    // The history: creates and 9 updates each, a snapshot, then a short tail.
+    let history_dir = dir.join("history");
+    let store = Store::open(&history_dir, build(Options::default()))?;
+    build_history(
+        &store,
+        tickets,
+        ROUNDS,
+        args.clients,
+        "reopen-history: build",
+    )?;
+    let snapshot = store.snapshot()?;
+    let client = store.client();
+    for id in 1..=TAIL.min(tickets) {
+        client.update(TicketId::from(id), update_patch(ROUNDS, id))?;
+    }
+    store.close()?;
+    let (_, log_bytes) = disk_usage(&history_dir);
+    drop_caches();
+    let (history_secs, store) = timed_open(&history_dir, open_options(Options::default()))?;
+    let recovery = store.recovery().clone();
+    let commands = store.client().stats()?.records;
+    // One ticket's full history: a read of the whole log, off the server thread.
+    let started = Instant::now();
+    let events = store.client().history(TicketId::from(tickets / 2 + 1))?;
+    let history_query_secs = started.elapsed().as_secs_f64();
+    store.close()?;
+
+    fields.insert("ops".into(), json!(commands));
+    fields.insert("tickets".into(), json!(tickets));
+    fields.insert("secs".into(), round3(history_secs));
+    fields.insert("ops_per_s".into(), round3(commands as f64 / history_secs));
+    fields.insert("p50_us".into(), Value::Null);
+    fields.insert("p99_us".into(), Value::Null);
+    fields.insert("creates_open_secs".into(), round3(creates_secs));
+    fields.insert("creates_records_replayed".into(), json!(creates_replayed));
+    fields.insert("history_open_secs".into(), round3(history_secs));
+    fields.insert(
+        "history_records_replayed".into(),
+        json!(recovery.records_replayed),
+    );
+    fields.insert(
+        "open_ratio".into(),
+        round3(history_secs / creates_secs.max(1e-9)),
+    );
+    fields.insert("snapshot_lsn".into(), json!(snapshot.lsn));
+    fields.insert("snapshot_bytes".into(), json!(snapshot.bytes));
+    fields.insert("log_bytes".into(), json!(log_bytes));
+    fields.insert("history_events".into(), json!(events.len()));
+    fields.insert("history_query_secs".into(), round3(history_query_secs));
+    fields.insert("cold_cache".into(), json!(cold));
+    add_disk(fields, &history_dir);
+    Ok(())
+}
+
+/// Write latencies (ns) of `clients` threads updating random tickets until
+/// `stop` says so, at least `min_per_client` each.
+fn update_until(
+    store: &Store,
+    tickets: u64,
+    clients: u32,
+    min_per_client: u64,
+    stop: &AtomicU64,
+) -> Result<Vec<u64>, ClientError> {
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|index| {
+                let client = store.client();
+                scope.spawn(move || -> Result<Vec<u64>, ClientError> {
+                    let mut rng = Rng::new(0xBEEF + u64::from(index) * 31);
+                    let mut latencies = Vec::new();
+                    let mut done = 0;
+                    while done < min_per_client || stop.load(Ordering::Acquire) == 0 {
+                        let id = rng.range1(tickets);
+                        let patch = TicketPatch {
+                            status: Some(status_pick(rng.next())),
+                            ..TicketPatch::default()
+                        };
+                        let started = Instant::now();
+                        client.update(TicketId::from(id), patch)?;
+                        latencies.push(started.elapsed().as_nanos() as u64);
+                        done += 1;
+                    }
+                    Ok(latencies)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for handle in handles {
+            all.extend(handle.join().unwrap_or(Err(ClientError::Closed))?);
+        }
+        all.sort_unstable();
+        Ok(all)
+    })
+}
+
+fn snapshot_latency(
+    dir: &Path,
+    durability: Durability,
+    args: &BenchArgs,
+    fields: &mut Map<String, Value>,
+) -> Result<(), CliError> {
+    let tickets = u64::from(args.clients) * args.ops;
+    let clients = args.clients.max(1);
+    let mut options = Options::default().durability(durability).snapshot_every(0);
+    if let Some(bytes) = args.segment_bytes {
+        options = options.segment_bytes(bytes);
+    }
+    let store = Store::open(dir, options)?;
+    {
+        let client = store.client();
+        let progress = Progress::start("snapshot-latency: preload", tickets);
+        let mut n = 1;
+        while n <= tickets {
+            let batch: Vec<TicketDraft> = (n..=tickets.min(n + 999)).map(generate).collect();
+            n += batch.len() as u64;
+            for _ in 0..batch.len() {
+                progress.tick();
+            }
+            client.create_many(batch)?;
+        }
+        progress.finish();
+    }
+    // Without a snapshot: a fixed number of updates, about as many as fit
+    // in the snapshot's duration (measured below, so run it once first).
+    let started = Instant::now();
+    let first = store.snapshot()?;
+    let snapshot_secs_warmup = started.elapsed().as_secs_f64();
+    let stop = AtomicU64::new(0);
+    let per_client = 2_000;
+    let baseline = update_until(&store, tickets, clients, per_client, &AtomicU64::new(1))?;
+
+    // During a snapshot: clients update until the snapshot is durable.
+    let (during, snapshot, snapshot_secs) = thread::scope(|scope| {
+        let writer = scope.spawn(|| update_until(&store, tickets, clients, 0, &stop));
+        let started = Instant::now();
+        let snapshot = store.snapshot();
+        let secs = started.elapsed().as_secs_f64();
+        stop.store(1, Ordering::Release);
+        let during = writer.join().unwrap_or(Err(ClientError::Closed));
+        (during, snapshot, secs)
+    });
+    let during = during?;
+    let snapshot = snapshot?;
+    store.close()?;
+    let p = |sorted: &[u64], q: f64| percentile_us(sorted, q).map_or(Value::Null, round3);
+    fields.insert("ops".into(), json!(during.len()));
+    fields.insert("tickets".into(), json!(tickets));
+    fields.insert("secs".into(), round3(snapshot_secs));
+    fields.insert(
+        "ops_per_s".into(),
+        round3(during.len() as f64 / snapshot_secs),
+    );
+    fields.insert("p50_us".into(), p(&during, 50.0));
+    fields.insert("p99_us".into(), p(&during, 99.0));
+    fields.insert("max_us".into(), p(&during, 100.0));
+    fields.insert("baseline_ops".into(), json!(baseline.len()));
+    fields.insert("baseline_p50_us".into(), p(&baseline, 50.0));
+    fields.insert("baseline_p99_us".into(), p(&baseline, 99.0));
+    fields.insert("baseline_max_us".into(), p(&baseline, 100.0));
+    fields.insert(
+        "p99_ratio".into(),
+        match (percentile_us(&during, 99.0), percentile_us(&baseline, 99.0)) {
+            (Some(d), Some(b)) => round3(d / b.max(1e-9)),
+            _ => Value::Null,
+        },
+    );
+    fields.insert("snapshot_secs".into(), round3(snapshot_secs));
+    fields.insert("first_snapshot_secs".into(), round3(snapshot_secs_warmup));
+    fields.insert("snapshot_bytes".into(), json!(snapshot.bytes));
+    fields.insert("snapshot_lsn".into(), json!(snapshot.lsn));
+    fields.insert("first_snapshot_lsn".into(), json!(first.lsn));
+    add_disk(fields, dir);
+    Ok(())
+}
+
+fn compact_disk(
+    dir: &Path,
+    args: &BenchArgs,
+    fields: &mut Map<String, Value>,
+) -> Result<(), CliError> {
+    const ROUNDS: u64 = 9;
+    let tickets = u64::from(args.clients) * args.ops;
+    let segment_bytes = args
+        .segment_bytes
+        .unwrap_or(ticketlog::SEGMENT_BYTES_DEFAULT);
+    let options = Options::default()
+        .durability(Durability::Never)
+        .snapshot_every(0)
+        .segment_bytes(segment_bytes)
+        .retention(Retention::Compact);
+    let store = Store::open(dir, options)?;
+    build_history(&store, tickets, ROUNDS, args.clients, "compact-disk: build")?;
+    let (before, _) = disk_usage(dir);
+    let started = Instant::now();
+    let compacted = store.compact()?;
+    let secs = started.elapsed().as_secs_f64();
+    let (after, after_logical) = disk_usage(dir);
+    store.close()?;
+    let bound = 1.5 * compacted.snapshot.bytes as f64 + segment_bytes as f64;
+    fields.insert("ops".into(), json!(compacted.snapshot.lsn));
+    fields.insert("tickets".into(), json!(tickets));
+    fields.insert("secs".into(), round3(secs));
+    fields.insert("ops_per_s".into(), Value::Null);
+    fields.insert("p50_us".into(), Value::Null);
+    fields.insert("p99_us".into(), Value::Null);
+    fields.insert("bytes_before".into(), json!(before));
+    fields.insert("bytes_after".into(), json!(after));
+    fields.insert("logical_bytes_after".into(), json!(after_logical));
+    fields.insert("snapshot_bytes".into(), json!(compacted.snapshot.bytes));
+    fields.insert("segment_bytes".into(), json!(segment_bytes));
+    fields.insert("bytes_reclaimed".into(), json!(compacted.bytes_reclaimed));
+    fields.insert("segments_removed".into(), json!(compacted.segments_removed));
+    fields.insert("bound_bytes".into(), round3(bound));
+    fields.insert("after_over_bound".into(), round3(after as f64 / bound));
+    fields.insert("bytes_on_disk".into(), json!(after));
     Ok(())
 }

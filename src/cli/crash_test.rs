@@ -780,7 +780,7 @@ fn read_state(dir: &Path, durability: Durability) -> Result<Baseline, CliError> 
     store.close()?;
     let mut commands = 0;
     wal::read_log(dir, |entry| {
-        if !entry.events.is_empty() {
+        if !entry.changes.is_empty() {
             commands += 1;
         }
     })?;

@@ -8,6 +8,7 @@ mod crash_test;
 mod demo;
 mod load;
 mod output;
+mod progress;
 mod repair;
 
 use std::io;
@@ -50,6 +51,8 @@ pub(crate) enum CliError {
     Client(#[from] ClientError),
     #[error("closing the store: {0}")]
     Close(#[from] StorageError),
+    #[error("taking a snapshot: {0}")]
+    Snapshot(StorageError),
     #[error("writing output: {0}")]
     Output(#[from] io::Error),
     #[error("{0}")]
@@ -99,9 +102,14 @@ fn data_dir(cli_dir: Option<PathBuf>) -> PathBuf {
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let mut out = Output::new(cli.json);
     match cli.command {
-        CliCommand::Ticket(command) => {
-            run_ticket_command(&data_dir(cli.dir), cli.durability, command, &mut out)
-        }
+        CliCommand::Ticket(command) => run_ticket_command(
+            &data_dir(cli.dir),
+            Options::default()
+                .durability(cli.durability)
+                .retention(cli.retention),
+            command,
+            &mut out,
+        ),
         CliCommand::Demo(demo_args) => {
             demo::run(cli.dir.as_deref(), cli.durability, &demo_args, &mut out)
         }
@@ -122,11 +130,12 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
 /// Opens the store, runs one command or query, prints the outcome, closes.
 fn run_ticket_command(
     dir: &Path,
-    durability: Durability,
+    options: Options,
     command: TicketCommand,
     out: &mut Output,
 ) -> Result<ExitCode, CliError> {
-    let store = open_store(dir, durability)?;
+    let bars = progress::StepBars::start();
+    let store = open_store_with(dir, bars.install(options))?;
     let client = store.client();
     let outcome = match command {
         TicketCommand::Add { title, description } => client
@@ -181,6 +190,18 @@ fn run_ticket_command(
             .stats()
             .map_err(CliError::from)
             .and_then(|stats| Ok(out.stats(&stats)?)),
+        TicketCommand::History { id } => client
+            .history_with_start(id)
+            .map_err(CliError::from)
+            .and_then(|history| Ok(out.history(id, &history)?)),
+        TicketCommand::Snapshot => store
+            .snapshot()
+            .map_err(CliError::Snapshot)
+            .and_then(|info| Ok(out.snapshot(&info)?)),
+        TicketCommand::Compact => store
+            .compact()
+            .map_err(CliError::Snapshot)
+            .and_then(|info| Ok(out.compaction(&info)?)),
     };
     // Close even after a failed command, so the store shuts down cleanly; the
     // command's own error is the one worth reporting.
@@ -190,16 +211,35 @@ fn run_ticket_command(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the store, telling stderr about any torn tail that recovery cut off.
+/// Opens the store with default options but `durability`.
 pub(crate) fn open_store(dir: &Path, durability: Durability) -> Result<Store, CliError> {
-    let store = Store::open(dir, Options::default().durability(durability))?;
-    if let Some(torn) = &store.recovery().torn_tail {
+    open_store_with(dir, Options::default().durability(durability))
+}
+
+/// Opens the store, telling stderr about any torn tail that recovery cut off
+/// and any damaged snapshot it skipped.
+pub(crate) fn open_store_with(dir: &Path, options: Options) -> Result<Store, CliError> {
+    let store = Store::open(dir, options)?;
+    let recovery = store.recovery();
+    if let Some(torn) = &recovery.torn_tail {
         eprintln!(
             "ticketlog: recovered {}: cut {} bytes of torn tail at byte {} ({})",
             dir.display(),
             torn.bytes,
             torn.offset,
             torn.damage
+        );
+    }
+    for rejected in &recovery.snapshots_rejected {
+        eprintln!(
+            "ticketlog: skipped damaged snapshot {} (at byte {}: {}); {}",
+            rejected.path.display(),
+            rejected.offset,
+            rejected.damage,
+            recovery.snapshot.as_ref().map_or_else(
+                || "replayed the whole log instead".to_string(),
+                |used| format!("used the snapshot at lsn {} instead", used.lsn)
+            )
         );
     }
     Ok(store)
@@ -213,13 +253,16 @@ fn run_log(dir: &Path, command: LogCommand, out: &mut Output) -> Result<ExitCode
             drop_after_corruption,
         } => return repair::run(dir, drop_after_corruption, out),
         LogCommand::Verify => wal::read_log(dir, |_| {}),
-        LogCommand::Dump => wal::read_log(dir, |entry: &LogEntry| {
-            if output_error.is_none()
-                && let Err(e) = out.log_entry(entry)
-            {
-                output_error = Some(e);
-            }
-        }),
+        LogCommand::Dump { from_lsn, to_lsn } => {
+            let lsns = from_lsn.unwrap_or(1)..=to_lsn.unwrap_or(u64::MAX);
+            wal::read_log_range(dir, lsns, |entry: &LogEntry| {
+                if output_error.is_none()
+                    && let Err(e) = out.log_entry(entry)
+                {
+                    output_error = Some(e);
+                }
+            })
+        }
     };
     if let Some(e) = output_error {
         return Err(e.into());
@@ -239,7 +282,19 @@ fn run_log(dir: &Path, command: LogCommand, out: &mut Output) -> Result<ExitCode
                     "ticketlog: `ticketlog log repair` cuts the torn tail (opening the store does too)"
                 );
             }
-            Ok(ExitCode::from(if report.scan.torn_tail.is_some() {
+            let mut damaged_snapshot = false;
+            for check in &report.snapshots {
+                if let Err((offset, damage)) = &check.result {
+                    damaged_snapshot = true;
+                    eprintln!(
+                        "ticketlog: {} is corrupt at byte {offset}: {damage}",
+                        check.path.display()
+                    );
+                }
+            }
+            Ok(ExitCode::from(if damaged_snapshot {
+                EXIT_CORRUPT
+            } else if report.scan.torn_tail.is_some() {
                 EXIT_TORN_TAIL
             } else {
                 0

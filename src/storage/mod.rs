@@ -56,23 +56,20 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 
     /// Renames the file `from` to `to`, replacing `to` if it exists. The new
-    /// name is durable only after [`Self::sync_dir`] on the directories involved.
-    ///
-    /// The default fails with [`io::ErrorKind::Unsupported`], so storage
-    /// written before this method existed keeps compiling.
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let _ = (from, to);
-        Err(io::ErrorKind::Unsupported.into())
-    }
+    /// name is durable only after [`Self::sync_dir`] on the directories
+    /// involved. (Snapshots are written to a temporary name and renamed.)
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
 
     /// Removes the file at `path`. The removal is durable only after
     /// [`Self::sync_dir`] on its directory. Handles already open keep working.
-    ///
-    /// The default fails with [`io::ErrorKind::Unsupported`].
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        let _ = path;
-        Err(io::ErrorKind::Unsupported.into())
-    }
+    /// (Compaction removes covered segments and old snapshots.)
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// The names of the entries in `dir` (files and directories, not `.` or
+    /// `..`), in no particular order. A name that is not valid UTF-8 is
+    /// skipped: the store never creates one. (Opening a store lists its
+    /// directory to find log segments and snapshots.)
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
 }
 
 /// An open file. Offsets are absolute; there is no cursor.

@@ -75,6 +75,8 @@ pub enum OpKind {
     Rename,
     /// [`Storage::remove_file`].
     RemoveFile,
+    /// [`Storage::list_dir`].
+    ListDir,
     /// [`StorageFile::size`].
     Size,
     /// [`StorageFile::read_at`].
@@ -1071,6 +1073,27 @@ impl Storage for SimStorage {
         // The inode lives on while handles or the durable namespace refer to
         // it; a crash collects it.
         Ok(())
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut disk = self.disk();
+        if let Some(kind) = disk.begin(OpKind::ListDir, dir)
+            && let Some(error) = fault_error(kind)
+        {
+            return Err(error);
+        }
+        if !disk.dir_exists(dir) {
+            return Err(not_found(dir));
+        }
+        let key = dir_key(dir);
+        let names = disk
+            .files
+            .keys()
+            .chain(disk.dirs.iter())
+            .filter(|path| parent_key(path) == key)
+            .filter_map(|path| path.file_name()?.to_str().map(str::to_owned))
+            .collect();
+        Ok(names)
     }
 }
 

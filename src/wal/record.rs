@@ -28,7 +28,7 @@ pub struct FileHeader {
 }
 
 impl FileHeader {
-    /// Encodes the header. Layout: magic[8] | version u32 | flags u32 (0) | first_lsn u64 |
+    /// Encodes the header. Layout: `magic[8]` | version u32 | flags u32 (0) | first_lsn u64 |
     /// reserved u32 (0) | crc u32 over bytes 0..28.
     pub fn encode(&self) -> [u8; FILE_HEADER_LEN] {
         let mut bytes = [0u8; FILE_HEADER_LEN];
@@ -71,7 +71,7 @@ impl FileHeader {
 ///
 /// Records carry no sequence number of their own: a record's LSN is the file
 /// header's first LSN plus the number of records before it, and replay's
-/// per-event checks (ids, versions) catch a duplicated or misplaced record.
+/// per-change checks (ids, versions) catch a duplicated or misplaced record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordHeader {
     /// Payload length in bytes, at most [`RECORD_PAYLOAD_BYTES_MAX`].

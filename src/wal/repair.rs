@@ -14,12 +14,13 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::change::Change;
 use crate::error::{Damage, OpenError};
-use crate::state::State;
 use crate::storage::{FileSystem, OpenMode, Storage, StorageFile, read_exact_at};
 use crate::store::lock_dir;
 use crate::wal::reader::LogReader;
-use crate::wal::recovery::{self, LOG_FILE_NAME};
+use crate::wal::recovery::LOG_FILE_NAME;
+use crate::wal::segment;
 
 /// Bytes copied to the `*.damaged` file at a time.
 const COPY_CHUNK_BYTES: usize = 4 << 20;
@@ -96,49 +97,50 @@ pub struct RepairReport {
 }
 
 /// Checks the log in `dir` and cuts what `repair` allows; see the module
-/// docs. Fails with [`OpenError::AlreadyOpen`] if a store has the directory
-/// open, and with [`OpenError::Corrupt`] (changing nothing) for a log whose
-/// format version this build cannot read.
+/// docs. Only the last segment can be cut: damage in an earlier one (which
+/// was sealed and synced before the next was created) is returned as the
+/// [`OpenError::Corrupt`] it is. Fails with [`OpenError::AlreadyOpen`] if a
+/// store has the directory open, and with [`OpenError::Corrupt`] (changing
+/// nothing) for a log whose format version this build cannot read.
 pub fn repair_log(dir: &Path, repair: Repair) -> Result<RepairReport, OpenError> {
     let storage = FileSystem;
-    let path = dir.join(LOG_FILE_NAME);
     // Checked first, so that a directory with no log gets no lock file either.
-    if !storage
-        .exists(&path)
-        .map_err(|e| OpenError::io("stat", &path, e))?
-    {
+    let segments = segment::list_segments(&storage, dir)
+        .map_err(|e| OpenError::io("list directory", dir, e))?;
+    let Some(last) = segments.last() else {
         return Err(OpenError::io(
             "open",
-            &path,
+            dir.join(LOG_FILE_NAME),
             io::Error::new(io::ErrorKind::NotFound, "no log to repair"),
         ));
-    }
+    };
+    let path = last.path.clone();
     let _lock = lock_dir(&storage, dir)?;
-    let mut file = storage
-        .open_file(&path, OpenMode::ReadWrite)
-        .map_err(|e| OpenError::io("open", &path, e))?;
-    let mut state = State::default();
     let mut records_kept = 0;
-    let scan = recovery::scan_log(file.as_mut(), &path, |entry| {
-        for event in entry.events {
-            state.apply(event)?;
-        }
+    let mut last_id_kept = 0;
+    let read = super::read_log_locked(&storage, dir, 1..=u64::MAX, |entry| {
         records_kept += 1;
-        Ok(())
+        for change in &entry.changes {
+            if let Change::Created { id, .. } = change {
+                last_id_kept = id.get();
+            }
+        }
     });
-    let last_id_kept = state.next_id().get().saturating_sub(1);
     let report = |action| RepairReport {
         path: path.clone(),
         action,
         records_kept,
         last_id_kept,
     };
-    match scan {
-        Ok(scan) => {
-            let Some(torn) = scan.torn_tail else {
+    match read {
+        Ok(log) => {
+            let Some(torn) = log.scan.torn_tail else {
                 return Ok(report(RepairAction::Clean));
             };
-            debug_assert_eq!(scan.records, records_kept);
+            debug_assert_eq!(log.scan.path, path, "only the last segment has a torn tail");
+            let mut file = storage
+                .open_file(&path, OpenMode::ReadWrite)
+                .map_err(|e| OpenError::io("open", &path, e))?;
             let saved_to = cut(&storage, file.as_mut(), dir, &path, torn.offset)?;
             Ok(report(RepairAction::CutTornTail {
                 offset: torn.offset,
@@ -148,15 +150,13 @@ pub fn repair_log(dir: &Path, repair: Repair) -> Result<RepairReport, OpenError>
             }))
         }
         Err(OpenError::Corrupt {
-            damage: damage @ Damage::UnsupportedVersion { .. },
-            file: damaged,
-            offset,
-        }) => Err(OpenError::Corrupt {
-            file: damaged,
+            file,
             offset,
             damage,
-        }),
-        Err(OpenError::Corrupt { offset, damage, .. }) => {
+        }) if file == path && !matches!(damage, Damage::UnsupportedVersion { .. }) => {
+            let mut file = storage
+                .open_file(&path, OpenMode::ReadWrite)
+                .map_err(|e| OpenError::io("open", &path, e))?;
             let file_len = file.size().map_err(|e| OpenError::io("stat", &path, e))?;
             let bytes = file_len.saturating_sub(offset);
             let records_dropped =
@@ -228,7 +228,7 @@ fn cut(
             )),
         ));
     }
-    let saved_to = free_name(storage, dir, offset)?;
+    let saved_to = free_name(storage, dir, path, offset)?;
     let mut saved = storage
         .open_file(&saved_to, OpenMode::CreateReadWrite)
         .map_err(|e| OpenError::io("create", &saved_to, e))?;
@@ -257,9 +257,17 @@ fn cut(
     Ok(saved_to)
 }
 
-/// `<log>.<offset>.damaged`, or with `.1`, `.2`, … added if that exists.
-fn free_name(storage: &dyn Storage, dir: &Path, offset: u64) -> Result<PathBuf, OpenError> {
-    let base = format!("{LOG_FILE_NAME}.{offset}.damaged");
+/// `<segment>.<offset>.damaged`, or with `.1`, `.2`, … added if that exists.
+fn free_name(
+    storage: &dyn Storage,
+    dir: &Path,
+    path: &Path,
+    offset: u64,
+) -> Result<PathBuf, OpenError> {
+    let segment_name = path
+        .file_name()
+        .map_or_else(|| LOG_FILE_NAME.into(), |name| name.to_string_lossy());
+    let base = format!("{segment_name}.{offset}.damaged");
     for attempt in 0..SAVED_NAME_ATTEMPTS_MAX {
         let name = if attempt == 0 {
             base.clone()

@@ -7,7 +7,7 @@ use std::thread;
 
 use ticketlog::wal::{self, LogEntry};
 use ticketlog::{
-    ClientError, Durability, Event, ListQuery, Options, Status, Store, Ticket, TicketId,
+    Change, ClientError, Durability, ListQuery, Options, Status, Store, Ticket, TicketId,
     TicketPatch,
 };
 
@@ -28,16 +28,16 @@ impl Model {
             ..Model::default()
         };
         for entry in entries {
-            for event in &entry.events {
-                model.apply(event);
+            for change in &entry.changes {
+                model.apply(change);
             }
         }
         model
     }
 
-    fn apply(&mut self, event: &Event) {
-        match event {
-            Event::Created {
+    fn apply(&mut self, change: &Change) {
+        match change {
+            Change::Created {
                 id,
                 title,
                 description,
@@ -56,7 +56,7 @@ impl Model {
                 };
                 self.record(ticket);
             }
-            Event::Updated {
+            Change::Updated {
                 id,
                 version,
                 title,
@@ -79,14 +79,14 @@ impl Model {
                 ticket.updated_at = *at;
                 self.record(ticket);
             }
-            Event::Deleted { id, version, .. } => {
+            Change::Deleted { id, version, .. } => {
                 let removed = self
                     .tickets
                     .remove(&id.get())
                     .expect("deleted ticket exists");
                 assert_eq!(removed.version, *version);
             }
-            other => panic!("unexpected event {other:?}"),
+            other => panic!("unexpected change {other:?}"),
         }
     }
 
@@ -220,20 +220,20 @@ fn sixteen_clients_agree_with_a_sequential_model(durability: Durability) {
     let mut entries = Vec::new();
     wal::read_log(dir.path(), |entry| entries.push(entry.clone())).unwrap();
     // A clean close may add a seal (an empty record); it carries no command.
-    let seals = entries.iter().filter(|e| e.events.is_empty()).count();
+    let seals = entries.iter().filter(|e| e.changes.is_empty()).count();
     assert!(
         seals <= 1
             && entries
                 .last()
-                .is_some_and(|e| !e.events.is_empty() || seals == 1)
+                .is_some_and(|e| !e.changes.is_empty() || seals == 1)
     );
-    entries.retain(|e| !e.events.is_empty());
+    entries.retain(|e| !e.changes.is_empty());
     let accepted: u64 = seen.iter().map(|s| s.accepted).sum();
     assert_eq!(entries.len() as u64, accepted, "seed {seed}");
     assert!(
         entries
             .windows(2)
-            .all(|w| w[0].events[0].at() <= w[1].events[0].at()),
+            .all(|w| w[0].changes[0].at() <= w[1].changes[0].at()),
         "timestamps never go backwards (seed {seed})"
     );
     let model = Model::replay(&entries);
@@ -241,9 +241,9 @@ fn sixteen_clients_agree_with_a_sequential_model(durability: Durability) {
     // Every created id is unique and came from exactly one create.
     let created: Vec<u64> = entries
         .iter()
-        .flat_map(|e| &e.events)
+        .flat_map(|e| &e.changes)
         .filter_map(|e| match e {
-            Event::Created { id, .. } => Some(id.get()),
+            Change::Created { id, .. } => Some(id.get()),
             _ => None,
         })
         .collect();

@@ -76,7 +76,7 @@ fn a_torn_last_record_is_cut_back_in_every_mode() {
 
         // A crash leaves no seal: cut inside the last command record.
         let all = entries(dir.path());
-        let last = all.iter().rev().find(|e| !e.events.is_empty()).unwrap();
+        let last = all.iter().rev().find(|e| !e.changes.is_empty()).unwrap();
         let bytes = fs::read(log_path(dir.path())).unwrap();
         for cut in [
             last.offset + 1,
@@ -112,7 +112,7 @@ fn a_clean_close_seals_a_log_whose_last_batch_was_not_proven_durable() {
     let all = entries(dir.path());
     assert_eq!(all.len(), 7);
     assert!(
-        all.last().unwrap().events.is_empty(),
+        all.last().unwrap().changes.is_empty(),
         "the last record is the seal"
     );
 
@@ -155,7 +155,7 @@ fn always_mode_with_one_client_needs_no_seal() {
     }
     store.close().unwrap();
     // Each record was synced alone, so its own header proves the ones before it.
-    assert!(entries(dir.path()).iter().all(|e| !e.events.is_empty()));
+    assert!(entries(dir.path()).iter().all(|e| !e.changes.is_empty()));
     // And reopening without writing changes nothing.
     let before = fs::read(log_path(dir.path())).unwrap();
     open_with(dir.path(), Durability::Always).close().unwrap();
@@ -197,8 +197,8 @@ fn create_many_is_one_record_with_consecutive_ids() {
     assert_eq!(created.len(), CREATE_MANY_MAX);
     store.close().unwrap();
     let all = entries(dir.path());
-    assert_eq!(all[1].events.len(), 10);
-    assert_eq!(all[2].events.len(), CREATE_MANY_MAX);
+    assert_eq!(all[1].changes.len(), 10);
+    assert_eq!(all[2].changes.len(), CREATE_MANY_MAX);
 }
 
 #[test]
@@ -211,7 +211,7 @@ fn create_many_is_all_or_nothing_across_a_crash() {
     store.close().unwrap();
     let all = entries(dir.path());
     let batch = &all[1];
-    assert_eq!(batch.events.len(), 20);
+    assert_eq!(batch.changes.len(), 20);
     let bytes = fs::read(log_path(dir.path())).unwrap();
     // Cut the log at offsets all through the batch record.
     for cut in (batch.offset..batch.offset + batch.len).step_by(37) {

@@ -251,6 +251,18 @@ impl Storage for FailingFs {
         self.0.check()?;
         FileSystem.sync_dir(dir)
     }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.0.check()?;
+        FileSystem.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.0.check()?;
+        FileSystem.remove_file(path)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.0.check()?;
+        FileSystem.list_dir(dir)
+    }
 }
 
 impl StorageFile for FailingFile {

@@ -8,7 +8,7 @@ use std::path::Path;
 use ticketlog::wal::record::{FILE_HEADER_LEN, RECORD_HEADER_LEN};
 use ticketlog::wal::{self, LogEntry, frame_record};
 use ticketlog::{
-    Damage, Event, ListQuery, OpenError, Options, Store, Ticket, TicketId, TicketPatch, Timestamp,
+    Change, Damage, ListQuery, OpenError, Options, Store, Ticket, TicketId, TicketPatch, Timestamp,
 };
 
 use crate::common::{draft, log_path, open};
@@ -204,23 +204,23 @@ fn a_zeroed_sector_in_the_middle_of_the_log_is_corruption() {
 }
 
 /// Builds a log by hand: the file header, then the given records.
-fn write_log(dir: &Path, records: &[(u32, Vec<Event>)]) -> Vec<u64> {
+fn write_log(dir: &Path, records: &[(u32, Vec<Change>)]) -> Vec<u64> {
     let mut bytes = ticketlog::wal::record::FileHeader { first_lsn: 1 }
         .encode()
         .to_vec();
     let mut offsets = Vec::new();
-    for (unsynced_before, events) in records {
+    for (unsynced_before, changes) in records {
         offsets.push(bytes.len() as u64);
-        frame_record(&mut bytes, *unsynced_before, events).unwrap();
+        frame_record(&mut bytes, *unsynced_before, changes).unwrap();
     }
     fs::create_dir_all(dir).unwrap();
     fs::write(log_path(dir), &bytes).unwrap();
     offsets
 }
 
-fn created(id: u64, at: u64) -> Vec<Event> {
+fn created(id: u64, at: u64) -> Vec<Change> {
     let draft = draft(&format!("hand-made {id}"));
-    vec![Event::Created {
+    vec![Change::Created {
         id: TicketId::from(id),
         title: draft.title,
         description: draft.description,
@@ -293,7 +293,7 @@ fn records_that_contradict_each_other_are_corruption_not_a_tail() {
             (0, created(1, 10)),
             (
                 0,
-                vec![Event::Updated {
+                vec![Change::Updated {
                     id: TicketId::from(7),
                     version: 2,
                     title: None,
@@ -492,11 +492,11 @@ fn strict_recovery_refuses_an_interrupted_header_and_mid_log_corruption() {
 
 #[test]
 fn decode_record_checks_what_recovery_checks() {
-    let events = created(1, 10);
+    let changes = created(1, 10);
     let mut framed = Vec::new();
-    frame_record(&mut framed, 0, &events).unwrap();
+    frame_record(&mut framed, 0, &changes).unwrap();
     let (header, decoded) = wal::decode_record(&framed).unwrap();
-    assert_eq!(decoded, events);
+    assert_eq!(decoded, changes);
     assert_eq!(header.record_len(), framed.len() as u64);
     for cut in 0..framed.len() {
         assert!(matches!(

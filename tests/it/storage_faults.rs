@@ -104,6 +104,17 @@ impl Storage for FaultyStorage {
         self.faults.record("sync_dir", dir);
         FileSystem.sync_dir(dir)
     }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.faults.record("rename", from);
+        FileSystem.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.faults.record("remove", path);
+        FileSystem.remove_file(path)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        FileSystem.list_dir(dir)
+    }
 }
 
 impl StorageFile for FaultyFile {
@@ -329,6 +340,8 @@ fn creating_a_store_syncs_directories_before_anything_is_acknowledged() {
         faults.ops(),
         vec![
             "lock LOCK".to_string(),
+            // Once for its size (replay progress), once to scan and append.
+            format!("open {log}"),
             format!("open {log}"),
             "sync_dir store".to_string(),
             format!("sync_data {log}"),
