@@ -59,6 +59,11 @@ pub enum Opened {
     IoFailed(OpenError),
     /// Open failed with a corruption error (allowed only after a lying disk).
     Corrupt(OpenError),
+    /// Open succeeded, but the log is not a prefix of the history: allowed
+    /// only after a lie about a truncation (a dropped `set_len`, or a sync
+    /// that lied after an open cut a torn tail), which can bring records cut
+    /// earlier back. The store is closed; the seed cannot go on.
+    Diverged(String),
 }
 
 enum Expect {
@@ -102,6 +107,8 @@ pub struct Tally {
     pub lies: u64,
     pub damage_corrupt: u64,
     pub damage_truncated: u64,
+    /// Reopens whose log was no prefix of the history after a lie about a truncation.
+    pub lie_divergences: u64,
 }
 
 pub struct Driver {
@@ -132,6 +139,9 @@ pub struct Driver {
     /// Whether the power was cut since the last lie: a lie's damage (a hole,
     /// an entry never made durable) stays latent until a crash shows it.
     crashed_since_lie: bool,
+    /// A lie covered a truncation, so a crash may bring back bytes recovery
+    /// had cut: the reopen may hold commands from a discarded history.
+    lie_covered_a_cut: bool,
     crashes_seen: u64,
     faults_seen: usize,
     clients: usize,
@@ -154,6 +164,7 @@ impl Driver {
             tally: Tally::default(),
             session: None,
             crashed_since_lie: false,
+            lie_covered_a_cut: false,
             crashes_seen: 0,
             faults_seen: 0,
             clients: clients.max(1),
@@ -209,6 +220,9 @@ impl Driver {
                 fault.path.display()
             ));
             if fault.kind == FaultKind::DropWrite {
+                if fault.op == OpKind::SetLen {
+                    self.lie_covered_a_cut = true;
+                }
                 self.tally.lies += 1;
                 self.lie_from = Some(self.lie_from.map_or(batch_start, |l| l.min(batch_start)));
                 self.crashed_since_lie = false;
@@ -277,7 +291,21 @@ impl Driver {
             None => acked_surviving,
         };
         let log = self.sim.file_contents(&self.log_path()).unwrap_or_default();
-        let records = model::check_recovered(&store, &log, &self.history, at_least)?;
+        let records = match model::check_recovered(&store, &log, &self.history, at_least) {
+            Ok(records) => records,
+            Err(why) if self.lie_from.is_some() && self.lie_covered_a_cut => {
+                self.note(format!("diverged after a lie about a truncation: {why}"));
+                self.tally.lie_divergences += 1;
+                store.close().ok();
+                return Ok(Opened::Diverged(why));
+            }
+            Err(why) => return Err(why),
+        };
+        if self.tally.lies > lies_before && store.recovery().torn_tail.is_some() {
+            // This open cut a torn tail, and a lie during it (its sync) may
+            // leave the cut undone by the next crash.
+            self.lie_covered_a_cut = true;
+        }
         if self.lie_from.is_none() {
             model::check_whole(&log)?;
         }
@@ -306,6 +334,9 @@ impl Driver {
             Some(_) if self.crashed_since_lie => None,
             lie => lie.map(|l| l.min(records)),
         };
+        if self.lie_from.is_none() && self.tally.lies == lies_before {
+            self.lie_covered_a_cut = false;
+        }
         let live = Model::replay(&self.history)?;
         let clients = (0..self.clients).map(|_| store.client()).collect();
         let holds = self.sim.hold_file_writes();

@@ -111,6 +111,7 @@ impl Total {
         s.lies += t.lies;
         s.damage_corrupt += t.damage_corrupt;
         s.damage_truncated += t.damage_truncated;
+        s.lie_divergences += t.lie_divergences;
     }
 }
 
@@ -217,7 +218,7 @@ impl Scenario {
         for attempt in 1..=OPEN_ATTEMPTS_MAX {
             match driver.open()? {
                 Opened::Yes => return Ok(true),
-                Opened::Corrupt(_) => return Ok(false),
+                Opened::Corrupt(_) | Opened::Diverged(_) => return Ok(false),
                 Opened::IoFailed(_) => {
                     // Sometimes the failed open is followed by a crash.
                     if self.chance(3) {
