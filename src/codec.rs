@@ -2,8 +2,11 @@
 //!
 //! A record payload is the bincode 1.3.3 encoding of a `Vec<Change>` with
 //! bincode's `DefaultOptions` (little-endian, variable-length integers),
-//! an explicit size limit, and trailing bytes rejected. A snapshot block is
-//! the same encoding of a `Vec` of [`SnapshotTicket`]s. Keeping every
+//! an explicit size limit, and trailing bytes rejected. Decoding a record
+//! payload accepts only the canonical encoding: bincode itself would also
+//! read an integer written in more bytes than needed, which would give one
+//! record several encodings. A snapshot block is the same encoding of a
+//! `Vec` of [`SnapshotTicket`]s. Keeping every
 //! bincode call here means the payload codec can be replaced behind a format
 //! version bump without touching the framing.
 
@@ -166,9 +169,31 @@ pub(crate) fn encode_changes(changes: &[Change], out: &mut Vec<u8>) -> Result<()
 }
 
 /// Decodes a payload; fails on anything but exactly one well-formed `Vec<Change>`
-/// whose field values pass validation.
+/// whose field values pass validation, in its canonical encoding (the bytes
+/// [`encode_changes`] writes for it).
 pub(crate) fn decode_changes(payload: &[u8]) -> Result<Vec<Change>, String> {
-    options().deserialize(payload).map_err(|e| e.to_string())
+    let changes: Vec<Change> = options().deserialize(payload).map_err(|e| e.to_string())?;
+    // bincode 1.3 reads a varint with a wider marker than its value needs
+    // (5 as `251 05 00`) without complaint. Every such spelling is longer
+    // than the canonical one, and a value's canonical spelling is unique
+    // (option and bool tags other than 0 and 1 are already refused), so a
+    // payload as long as its canonical encoding *is* that encoding. Sizing
+    // is a fraction of the cost of encoding again on every replayed record.
+    let canonical_len = options()
+        .serialized_size(&changes)
+        .map_err(|e| e.to_string())?;
+    if canonical_len != payload.len() as u64 {
+        return Err(format!(
+            "the payload is not in canonical form: its {} bytes decode to changes whose \
+             encoding is {canonical_len} bytes (an integer written in more bytes than it needs)",
+            payload.len()
+        ));
+    }
+    debug_assert!({
+        let mut canonical = Vec::with_capacity(payload.len());
+        encode_changes(&changes, &mut canonical).is_ok() && canonical == payload
+    });
+    Ok(changes)
 }
 
 #[cfg(test)]
@@ -273,6 +298,22 @@ mod tests {
         damaged.push(0);
         damaged.extend_from_slice(&bytes[title_len_at + 1 + 12..]);
         assert!(decode_changes(&damaged).is_err());
+    }
+
+    #[test]
+    fn an_integer_written_wider_than_needed_is_rejected() {
+        // The Created event's id 1 is the byte 01 after the vec length 01 and
+        // the variant 00; spell it as the u16 form `251 01 00` instead.
+        let mut bytes = Vec::new();
+        encode_changes(&sample()[..1], &mut bytes).unwrap();
+        assert_eq!(&bytes[..3], &[1, 0, 1]);
+        let mut wide = vec![1, 0, 251, 1, 0];
+        wide.extend_from_slice(&bytes[3..]);
+        let error = decode_changes(&wide).unwrap_err();
+        assert!(error.contains("canonical"), "{error}");
+        // bincode alone accepts it, to the same changes: this is the check that refuses it.
+        let lenient: Vec<Change> = options().deserialize(&wide).unwrap();
+        assert_eq!(lenient, sample()[..1]);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "arbitrary")]
+mod arbitrary;
 mod change;
 mod client;
 mod codec;
@@ -10,6 +12,9 @@ mod compaction;
 mod digest;
 mod error;
 mod event;
+#[cfg(feature = "arbitrary")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod history;
 mod options;
 mod progress;

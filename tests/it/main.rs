@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per area (see ripgrep's layout).
 
 mod cli;
+mod command_model;
 mod common;
 mod concurrency;
 mod crash_steps;
@@ -10,6 +11,7 @@ mod domain;
 mod driver;
 mod durability;
 mod fixture;
+mod fuzz_corpus;
 mod history;
 mod io_sweep;
 mod kill;

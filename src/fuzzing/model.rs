@@ -1,0 +1,510 @@
+//! A plain in-memory model of the store, written apart from `State` so that
+//! the two can be compared: what each command should answer, which event it
+//! should log, and the state any prefix of the log replays to.
+//!
+//! The model cannot know the server's clock, so it takes each timestamp from
+//! the store's reply and checks only that it never goes backwards. A delete's
+//! timestamp is not in its reply at all; the model learns it when it next
+//! reads the log ([`Model::check_log`]).
+
+use std::collections::BTreeMap;
+
+use crate::change::Change;
+use crate::command::{Command, ListQuery, Stats};
+use crate::error::{ClientError, TicketError};
+use crate::ticket::{Status, Ticket, TicketDescription, TicketId, TicketTitle};
+use crate::time::Timestamp;
+use crate::wal::LogEntry;
+
+/// One event the model expects in the log, in log order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Logged {
+    event: Change,
+    /// False for a delete whose timestamp has not been read from the log yet;
+    /// its `at` then holds a lower bound.
+    at_known: bool,
+}
+
+/// The model: live tickets, the next id, and every acknowledged change.
+#[derive(Clone, Debug)]
+pub struct Model {
+    tickets: BTreeMap<u64, Ticket>,
+    next_id: u64,
+    /// No later event may be stamped earlier than this.
+    last_at: Timestamp,
+    log: Vec<Logged>,
+    /// Records in the log that carry no command (seals, digest records),
+    /// as of the last time the log was read.
+    records_without_commands: u64,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model {
+            tickets: BTreeMap::new(),
+            next_id: 1,
+            last_at: Timestamp::from_unix_millis(0),
+            log: Vec::new(),
+            records_without_commands: 0,
+        }
+    }
+}
+
+/// What the model expects a command to fail with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No live ticket has this id.
+    NotFound(TicketId),
+    /// The ticket is at `actual`, the patch expected `expected`.
+    Conflict {
+        /// The ticket.
+        id: TicketId,
+        /// What the patch expected.
+        expected: u64,
+        /// The ticket's version.
+        actual: u64,
+    },
+    /// Validation failed.
+    Invalid(TicketError),
+}
+
+impl Refusal {
+    /// Whether `error` is exactly this refusal.
+    pub fn matches(&self, error: &ClientError) -> bool {
+        match (self, error) {
+            (Refusal::NotFound(id), ClientError::NotFound(got)) => id == got,
+            (
+                Refusal::Conflict {
+                    id,
+                    expected,
+                    actual,
+                },
+                ClientError::Conflict {
+                    id: got_id,
+                    expected: got_expected,
+                    actual: got_actual,
+                },
+            ) => id == got_id && expected == got_expected && actual == got_actual,
+            (Refusal::Invalid(want), ClientError::Invalid(got)) => want == got,
+            _ => false,
+        }
+    }
+}
+
+/// What an accepted command will do, before the server has stamped it.
+#[derive(Clone, Debug)]
+pub enum Decision {
+    /// A new ticket with this id.
+    Create {
+        /// The id it gets.
+        id: TicketId,
+        /// Its title.
+        title: TicketTitle,
+        /// Its description.
+        description: TicketDescription,
+    },
+    /// A change to `before`.
+    Update {
+        /// The ticket as it is.
+        before: Ticket,
+        /// New title, if any.
+        title: Option<TicketTitle>,
+        /// New description, if any.
+        description: Option<TicketDescription>,
+        /// New status, if any.
+        status: Option<Status>,
+    },
+    /// Removing `before`.
+    Delete {
+        /// The ticket as it is.
+        before: Ticket,
+    },
+}
+
+/// The model's own check of a title: 1 to 50 bytes.
+pub fn validate_title(text: &str) -> Result<(), TicketError> {
+    match text.len() {
+        0 => Err(TicketError::TitleEmpty),
+        len if len > 50 => Err(TicketError::TitleTooLong { len, max: 50 }),
+        _ => Ok(()),
+    }
+}
+
+/// The model's own check of a description: 1 to 500 bytes.
+pub fn validate_description(text: &str) -> Result<(), TicketError> {
+    match text.len() {
+        0 => Err(TicketError::DescriptionEmpty),
+        len if len > 500 => Err(TicketError::DescriptionTooLong { len, max: 500 }),
+        _ => Ok(()),
+    }
+}
+
+impl Model {
+    /// Live tickets in id order.
+    pub fn tickets(&self) -> impl Iterator<Item = &Ticket> {
+        self.tickets.values()
+    }
+
+    /// The live ticket with this id.
+    pub fn get(&self, id: TicketId) -> Option<&Ticket> {
+        self.tickets.get(&id.get())
+    }
+
+    /// The id the next create gets.
+    pub fn next_id(&self) -> TicketId {
+        TicketId::from(self.next_id)
+    }
+
+    /// Acknowledged changes, that is, records the log must hold.
+    pub fn records(&self) -> u64 {
+        self.log.len() as u64
+    }
+
+    /// Ids below the next id that are not live: deleted, or lost to a cut log.
+    pub fn gone_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        (1..self.next_id).filter(|id| !self.tickets.contains_key(id))
+    }
+
+    /// What `command` should do to the model as it is.
+    pub fn decide(&self, command: &Command) -> Result<Decision, Refusal> {
+        match command {
+            Command::Create(draft) => Ok(Decision::Create {
+                id: TicketId::from(self.next_id),
+                title: draft.title.clone(),
+                description: draft.description.clone(),
+            }),
+            Command::Update(id, patch) => {
+                let before = self.get(*id).ok_or(Refusal::NotFound(*id))?;
+                if let Some(expected) = patch.expected_version
+                    && expected != before.version
+                {
+                    return Err(Refusal::Conflict {
+                        id: *id,
+                        expected,
+                        actual: before.version,
+                    });
+                }
+                if patch.title.is_none() && patch.description.is_none() && patch.status.is_none() {
+                    return Err(Refusal::Invalid(TicketError::EmptyPatch));
+                }
+                Ok(Decision::Update {
+                    before: before.clone(),
+                    title: patch.title.clone(),
+                    description: patch.description.clone(),
+                    status: patch.status,
+                })
+            }
+            Command::Delete(id) => Ok(Decision::Delete {
+                before: self.get(*id).ok_or(Refusal::NotFound(*id))?.clone(),
+            }),
+        }
+    }
+
+    /// Checks the store's reply to an accepted command against the decision
+    /// and, if it matches, applies the change (taking the server's timestamp
+    /// from the reply).
+    pub fn acknowledge(&mut self, decision: Decision, reply: &Ticket) -> Result<(), String> {
+        let (expected, event, at_known) = match decision {
+            Decision::Create {
+                id,
+                title,
+                description,
+            } => {
+                let at = reply.created_at;
+                let ticket = Ticket {
+                    id,
+                    title: title.clone(),
+                    description: description.clone(),
+                    status: Status::ToDo,
+                    version: 1,
+                    created_at: at,
+                    updated_at: at,
+                };
+                let event = Change::Created {
+                    id,
+                    title,
+                    description,
+                    at,
+                };
+                (ticket, event, true)
+            }
+            Decision::Update {
+                before,
+                title,
+                description,
+                status,
+            } => {
+                let at = reply.updated_at;
+                let mut after = before.clone();
+                if let Some(title) = &title {
+                    after.title = title.clone();
+                }
+                if let Some(description) = &description {
+                    after.description = description.clone();
+                }
+                if let Some(status) = status {
+                    after.status = status;
+                }
+                after.version = before.version + 1;
+                after.updated_at = at;
+                let event = Change::Updated {
+                    id: before.id,
+                    version: after.version,
+                    title,
+                    description,
+                    status,
+                    at,
+                };
+                (after, event, true)
+            }
+            Decision::Delete { before } => {
+                let event = Change::Deleted {
+                    id: before.id,
+                    version: before.version,
+                    // Not in the reply: a lower bound until the log is read.
+                    at: self.last_at,
+                };
+                (before, event, false)
+            }
+        };
+        if *reply != expected {
+            return Err(format!("reply {reply:?}, model expects {expected:?}"));
+        }
+        let at = event.at().unwrap_or(self.last_at);
+        if at < self.last_at {
+            return Err(format!(
+                "timestamp {} went back from {}",
+                at.as_unix_millis(),
+                self.last_at.as_unix_millis()
+            ));
+        }
+        self.apply(&event)?;
+        self.log.push(Logged { event, at_known });
+        Ok(())
+    }
+
+    /// Applies one event to the tickets, checking it as replay must. Does not
+    /// touch the expected log.
+    pub fn apply(&mut self, event: &Change) -> Result<(), String> {
+        // A digest record describes the state; it changes no ticket (the
+        // store checks it on replay, and this model is not the store).
+        let Some(at) = event.at() else {
+            return Ok(());
+        };
+        if at < self.last_at {
+            return Err(format!(
+                "event {event:?} is earlier than {:?}",
+                self.last_at
+            ));
+        }
+        match event {
+            Change::Created {
+                id,
+                title,
+                description,
+                at,
+            } => {
+                if id.get() != self.next_id {
+                    return Err(format!("created id {id}, next id is {}", self.next_id));
+                }
+                self.next_id += 1;
+                self.tickets.insert(
+                    id.get(),
+                    Ticket {
+                        id: *id,
+                        title: title.clone(),
+                        description: description.clone(),
+                        status: Status::ToDo,
+                        version: 1,
+                        created_at: *at,
+                        updated_at: *at,
+                    },
+                );
+            }
+            Change::Updated {
+                id,
+                version,
+                title,
+                description,
+                status,
+                at,
+            } => {
+                let ticket = self
+                    .tickets
+                    .get_mut(&id.get())
+                    .ok_or_else(|| format!("update of missing ticket {id}"))?;
+                if ticket.version.checked_add(1) != Some(*version) {
+                    return Err(format!(
+                        "update of ticket {id} at version {} to version {version}",
+                        ticket.version
+                    ));
+                }
+                if let Some(title) = title {
+                    ticket.title = title.clone();
+                }
+                if let Some(description) = description {
+                    ticket.description = description.clone();
+                }
+                if let Some(status) = status {
+                    ticket.status = *status;
+                }
+                ticket.version = *version;
+                ticket.updated_at = *at;
+            }
+            Change::Deleted { id, version, .. } => {
+                match self.tickets.get(&id.get()) {
+                    Some(ticket) if ticket.version == *version => {}
+                    Some(ticket) => {
+                        return Err(format!(
+                            "delete of ticket {id} at version {version}, it is at {}",
+                            ticket.version
+                        ));
+                    }
+                    None => return Err(format!("delete of missing ticket {id}")),
+                }
+                self.tickets.remove(&id.get());
+            }
+            Change::Digest { .. } => {}
+        }
+        self.last_at = at;
+        Ok(())
+    }
+
+    /// The state a log replays to: a fresh model with `entries` applied.
+    pub fn replay<'e>(entries: impl IntoIterator<Item = &'e LogEntry>) -> Result<Model, String> {
+        let mut model = Model::default();
+        for entry in entries {
+            for event in entry.changes.iter().filter(|c| c.at().is_some()) {
+                model.apply(event)?;
+                model.log.push(Logged {
+                    event: event.clone(),
+                    at_known: true,
+                });
+            }
+        }
+        Ok(model)
+    }
+
+    /// Checks the log as read back (one record per acknowledged change, in
+    /// order, carrying exactly the expected event) and learns the timestamps
+    /// of deletes from it.
+    pub fn check_log(&mut self, entries: &[LogEntry]) -> Result<(), String> {
+        // Seals (empty records) and digest records carry no command.
+        let all = entries.len() as u64;
+        let entries: Vec<&LogEntry> = entries
+            .iter()
+            .filter(|entry| entry.changes.iter().any(|c| c.at().is_some()))
+            .collect();
+        self.records_without_commands = all - entries.len() as u64;
+        if entries.len() != self.log.len() {
+            return Err(format!(
+                "the log holds {} records, the model acknowledged {} changes",
+                entries.len(),
+                self.log.len()
+            ));
+        }
+        let mut previous_at = Timestamp::from_unix_millis(0);
+        let mut previous_lsn = 0;
+        for (index, (entry, logged)) in entries.iter().zip(&mut self.log).enumerate() {
+            let [event] = entry.changes.as_slice() else {
+                return Err(format!(
+                    "record {index} holds {} changes",
+                    entry.changes.len()
+                ));
+            };
+            if entry.lsn <= previous_lsn {
+                return Err(format!(
+                    "record {index} has LSN {} after LSN {previous_lsn}",
+                    entry.lsn
+                ));
+            }
+            previous_lsn = entry.lsn;
+            let mut expected = logged.event.clone();
+            if !logged.at_known
+                && let (Change::Deleted { at, .. }, Change::Deleted { at: bound, .. }) =
+                    (event, &mut expected)
+            {
+                if *at < *bound {
+                    return Err(format!("delete in record {index} stamped before its bound"));
+                }
+                *bound = *at;
+            }
+            if *event != expected {
+                return Err(format!(
+                    "record {index} holds {event:?}, model expects {expected:?}"
+                ));
+            }
+            let at = event.at().unwrap_or(previous_at);
+            if at < previous_at {
+                return Err(format!("record {index}: timestamp went backwards"));
+            }
+            previous_at = at;
+            logged.event = expected;
+            logged.at_known = true;
+        }
+        self.last_at = self.last_at.max(previous_at);
+        Ok(())
+    }
+
+    /// Sets how many records in the log carry no command (seals, digest
+    /// records), for a log the model did not read with [`Self::check_log`].
+    pub fn set_records_without_commands(&mut self, records: u64) {
+        self.records_without_commands = records;
+    }
+
+    /// The model after a crash that left only the first `records` command records of
+    /// the log: everything is replayed from the expected log's prefix. The
+    /// log must have been read with [`Self::check_log`] first, so every
+    /// timestamp in it is known.
+    pub fn truncated(&self, records: usize) -> Result<Model, String> {
+        let mut model = Model::default();
+        for logged in &self.log[..records] {
+            debug_assert!(logged.at_known, "check_log learns every timestamp");
+            model.apply(&logged.event)?;
+            model.log.push(logged.clone());
+        }
+        Ok(model)
+    }
+
+    /// What a list query should return.
+    pub fn list(&self, query: &ListQuery) -> Vec<Ticket> {
+        self.tickets
+            .values()
+            .filter(|ticket| query.after.is_none_or(|after| ticket.id > after))
+            .filter(|ticket| query.status.is_none_or(|status| ticket.status == status))
+            .take(query.limit.unwrap_or(usize::MAX))
+            .cloned()
+            .collect()
+    }
+
+    /// Checks the counting part of `stats` (the byte count is the store's own).
+    pub fn check_stats(&self, stats: &Stats) -> Result<(), String> {
+        let count = |status| {
+            self.tickets
+                .values()
+                .filter(|ticket| ticket.status == status)
+                .count() as u64
+        };
+        let expected = (
+            count(Status::ToDo),
+            count(Status::InProgress),
+            count(Status::Done),
+            self.next_id(),
+            self.records() + self.records_without_commands,
+        );
+        let got = (
+            stats.todo,
+            stats.in_progress,
+            stats.done,
+            stats.next_id,
+            stats.records,
+        );
+        if got == expected {
+            Ok(())
+        } else {
+            Err(format!(
+                "stats (todo, in progress, done, next id, records) are {got:?}, model expects {expected:?}"
+            ))
+        }
+    }
+}
