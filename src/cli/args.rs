@@ -290,6 +290,13 @@ pub struct CrashTestArgs {
     /// Most acknowledgements to read before a kill (each cycle draws up to this)
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub acks_max: u64,
+    /// The child's log segment size, small so that kills land during segment rolls
+    #[arg(long, default_value_t = 64 << 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub segment_bytes: u64,
+    /// The child snapshots every this many records, often so that kills land
+    /// while a snapshot is being written (0: never)
+    #[arg(long, default_value_t = 250)]
+    pub snapshot_every: u64,
 }
 
 /// `ticketlog crash-test-worker` (hidden): the child of `crash-test`.
@@ -304,6 +311,12 @@ pub struct CrashTestWorkerArgs {
     /// The cycle number
     #[arg(long)]
     pub cycle: u64,
+    /// Log segment size
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub segment_bytes: u64,
+    /// Snapshot every this many records (0: never)
+    #[arg(long)]
+    pub snapshot_every: u64,
 }
 
 fn parse_retention(input: &str) -> Result<Retention, String> {

@@ -19,6 +19,11 @@
 //! - the log gained exactly the acknowledged commands plus the in-flight ones
 //!   found applied.
 //!
+//! The child uses small log segments and frequent automatic snapshots
+//! (`--segment-bytes`, `--snapshot-every`), so kills also land during segment
+//! rolls and while a snapshot is being written; the summary counts the kills
+//! that left a snapshot's temporary file behind.
+//!
 //! It prints cycles, commands acknowledged and recovered, and `lost: 0`, and
 //! exits non-zero with the cycle and seed on any violation. The parent uses
 //! the library's public API only.
@@ -39,7 +44,7 @@ use ticketlog::{
 
 use super::args::{CrashTestArgs, CrashTestWorkerArgs};
 use super::output::Output;
-use super::{CliError, open_store};
+use super::{CliError, open_store_with};
 
 /// How long a child may go without printing an acknowledgement (or, for a
 /// kill at once, without starting) before the run is declared stuck.
@@ -401,7 +406,11 @@ pub(crate) fn run_worker(
     durability: Durability,
     args: &CrashTestWorkerArgs,
 ) -> Result<ExitCode, CliError> {
-    let store = open_store(dir, durability)?;
+    let options = Options::default()
+        .durability(durability)
+        .segment_bytes(args.segment_bytes)
+        .snapshot_every(args.snapshot_every);
+    let store = open_store_with(dir, options)?;
     let outcome: Result<(), CliError> = thread::scope(|scope| {
         let handles: Vec<_> = (0..args.clients)
             .map(|client| {
@@ -623,7 +632,10 @@ struct Totals {
     in_flight: u64,
     in_flight_recovered: u64,
     killed_at_once: u64,
+    /// Kills after which a snapshot's temporary file was left behind.
+    killed_mid_snapshot: u64,
     lost: u64,
+    violations: u64,
 }
 
 impl Totals {
@@ -684,21 +696,16 @@ pub(crate) fn run(
         if kill_after == 0 {
             totals.killed_at_once += 1;
         }
-        let plans = match kill_cycle(
-            &exe,
-            &dir,
-            durability,
-            args.clients,
-            seed,
-            cycle,
-            kill_after,
-        ) {
+        let plans = match kill_cycle(&exe, &dir, durability, args, seed, cycle, kill_after) {
             Ok(plans) => plans,
             Err(reason) => {
                 violation = Some(Violation { lost: 0, reason });
                 break;
             }
         };
+        if snapshot_in_progress(&dir)? {
+            totals.killed_mid_snapshot += 1;
+        }
         let after = read_state(&dir, durability)?;
         let recovered: BTreeMap<u64, Ticket> = after.tickets.clone();
         match check_cycle(&baseline, &plans, &recovered, after.next_id, after.commands) {
@@ -723,6 +730,7 @@ pub(crate) fn run(
     }
     if let Some(failed) = &violation {
         totals.lost = failed.lost;
+        totals.violations = 1;
     }
     print_totals(out, &totals, seed, began.elapsed())?;
     match violation {
@@ -747,6 +755,8 @@ fn print_totals(out: &mut Output, totals: &Totals, seed: u64, elapsed: Duration)
             "in_flight_at_kill": totals.in_flight,
             "in_flight_recovered": totals.in_flight_recovered,
             "killed_at_start": totals.killed_at_once,
+            "killed_mid_snapshot": totals.killed_mid_snapshot,
+            "violations": totals.violations,
             "lost": totals.lost,
             "seed": seed,
             "seconds": elapsed.as_secs_f64(),
@@ -762,7 +772,12 @@ fn print_totals(out: &mut Output, totals: &Totals, seed: u64, elapsed: Duration)
         ),
         format!("refused as planned: {}", totals.refused),
         format!("kills at start-up: {}", totals.killed_at_once),
+        format!(
+            "kills while a snapshot was being written: {}",
+            totals.killed_mid_snapshot
+        ),
         format!("lost: {}", totals.lost),
+        format!("violations: {}", totals.violations),
         format!("seed: {seed}, {:.1?}", elapsed),
     ] {
         out.text(&line)?;
@@ -791,6 +806,23 @@ fn read_state(dir: &Path, durability: Durability) -> Result<Baseline, CliError> 
     })
 }
 
+/// Whether a snapshot was being written when the child died: its temporary
+/// file (`….snap.tmp`) is still there (the next open removes it).
+fn snapshot_in_progress(dir: &Path) -> Result<bool, CliError> {
+    let listing = |e: io::Error| CliError::Failed(format!("listing {}: {e}", dir.display()));
+    for entry in std::fs::read_dir(dir).map_err(listing)? {
+        if entry
+            .map_err(listing)?
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".snap.tmp")
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Kills the child if the cycle is abandoned before it is reaped.
 struct Reaper(Option<Child>);
 
@@ -810,11 +842,12 @@ fn kill_cycle(
     exe: &Path,
     dir: &Path,
     durability: Durability,
-    clients: u32,
+    args: &CrashTestArgs,
     seed: u64,
     cycle: u64,
     kill_after: u64,
 ) -> Result<Vec<Plan>, String> {
+    let clients = args.clients;
     let child = Command::new(exe)
         .env_remove("TICKETLOG_DIR")
         .arg("--dir")
@@ -825,6 +858,8 @@ fn kill_cycle(
         .args(["--clients", &clients.to_string()])
         .args(["--seed", &seed.to_string()])
         .args(["--cycle", &cycle.to_string()])
+        .args(["--segment-bytes", &args.segment_bytes.to_string()])
+        .args(["--snapshot-every", &args.snapshot_every.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

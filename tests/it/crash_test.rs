@@ -44,6 +44,8 @@ fn twenty_kill_cycles_lose_no_acknowledged_command() {
     let summary: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert_eq!(summary["cycles"], 20, "{summary}");
     assert_eq!(summary["lost"], 0, "{summary}");
+    assert_eq!(summary["violations"], 0, "{summary}");
+    assert!(summary["killed_mid_snapshot"].is_u64(), "{summary}");
     let acknowledged = summary["commands_acknowledged"].as_u64().unwrap();
     let recovered = summary["commands_recovered"].as_u64().unwrap();
     assert!(acknowledged > 0, "{summary}");
@@ -82,6 +84,7 @@ fn the_text_summary_reports_lost_zero_and_other_modes_pass_too() {
     );
     assert!(stdout.lines().any(|l| l == "cycles: 5"), "{stdout}");
     assert!(stdout.lines().any(|l| l == "lost: 0"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "violations: 0"), "{stdout}");
     assert!(stdout.contains("commands acknowledged: "), "{stdout}");
     assert!(stdout.contains("commands recovered: "), "{stdout}");
 }

@@ -12,6 +12,13 @@
 //! order), how many of them were acknowledged, and a live model of what the
 //! server holds in memory, and checks every reply against the model. On
 //! reopen it checks the oracle (`model::check_recovered`).
+//!
+//! Under `Durability::Always` a batch is a write and a sync, and every
+//! acknowledged command must survive a power cut. Under `Durability::Never`
+//! a batch is only a write, acknowledged once written; several batches can
+//! be unsynced at once (which is what lets a crash reorder and tear them),
+//! and a power cut may lose anything after the last sync (at open or close),
+//! but what survives must still be a prefix that replays to the state.
 
 #![allow(dead_code)]
 
@@ -22,7 +29,8 @@ use std::time::Duration;
 use ticketlog::storage::{FaultKind, HeldOp, HeldOps, OpKind, SimStorage};
 use ticketlog::wal::LOG_FILE_NAME;
 use ticketlog::{
-    Client, ClientError, ListQuery, OpenError, Options, PendingReply, StorageError, Store, Ticket,
+    Client, ClientError, Durability, ListQuery, OpenError, Options, PendingReply, StorageError,
+    Store, Ticket,
 };
 
 use crate::model::{self, Model, ModelCommand, ModelTicket, Rejection};
@@ -51,6 +59,11 @@ pub enum Opened {
     IoFailed(OpenError),
     /// Open failed with a corruption error (allowed only after a lying disk).
     Corrupt(OpenError),
+    /// Open succeeded, but the log is not a prefix of the history: allowed
+    /// only after a lie about a truncation (a dropped `set_len`, or a sync
+    /// that lied after an open cut a torn tail), which can bring records cut
+    /// earlier back. The store is closed; the seed cannot go on.
+    Diverged(String),
 }
 
 enum Expect {
@@ -94,6 +107,8 @@ pub struct Tally {
     pub lies: u64,
     pub damage_corrupt: u64,
     pub damage_truncated: u64,
+    /// Reopens whose log was no prefix of the history after a lie about a truncation.
+    pub lie_divergences: u64,
 }
 
 pub struct Driver {
@@ -105,6 +120,15 @@ pub struct Driver {
     pub history: Vec<ModelCommand>,
     /// How many of `history` were acknowledged (always a prefix).
     pub acked: usize,
+    /// How many acknowledged commands a completed sync covers: all of
+    /// `acked` under `Always`; under `Never`, those before the last open or
+    /// clean close.
+    pub synced: usize,
+    /// Under `Never`: the power was cut since the last sync, so commands
+    /// acknowledged after it may be gone.
+    unsynced_at_risk: bool,
+    /// The store syncs only on open and close.
+    never: bool,
     /// A lying disk (a dropped write or sync) may have lost commands from
     /// this history index on.
     pub lie_from: Option<usize>,
@@ -115,6 +139,9 @@ pub struct Driver {
     /// Whether the power was cut since the last lie: a lie's damage (a hole,
     /// an entry never made durable) stays latent until a crash shows it.
     crashed_since_lie: bool,
+    /// A lie covered a truncation, so a crash may bring back bytes recovery
+    /// had cut: the reopen may hold commands from a discarded history.
+    lie_covered_a_cut: bool,
     crashes_seen: u64,
     faults_seen: usize,
     clients: usize,
@@ -122,17 +149,22 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(sim: SimStorage, dir: &Path, options: Options, clients: usize) -> Driver {
+        let never = options.get_durability() == Durability::Never;
         Driver {
             sim,
             dir: dir.to_path_buf(),
             options,
             history: Vec::new(),
             acked: 0,
+            synced: 0,
+            unsynced_at_risk: false,
+            never,
             lie_from: None,
             events: Vec::new(),
             tally: Tally::default(),
             session: None,
             crashed_since_lie: false,
+            lie_covered_a_cut: false,
             crashes_seen: 0,
             faults_seen: 0,
             clients: clients.max(1),
@@ -172,12 +204,13 @@ impl Driver {
     fn observe(&mut self) -> bool {
         let fired = self.sim.faults_fired();
         // What a lie may lose: in a session, the batch being flushed; in an
-        // open, everything not acknowledged (the open's own sync is what
-        // makes records it read back from the cache durable).
+        // open, everything not yet synced (the open's own sync is what makes
+        // records it read back from the cache durable, including, under
+        // Never, acknowledged ones).
         let batch_start = self
             .session
             .as_ref()
-            .map_or(self.acked, |s| s.batch_start.min(self.history.len()));
+            .map_or(self.synced, |s| s.batch_start.min(self.history.len()));
         for fault in &fired[self.faults_seen..] {
             self.events.push(format!(
                 "fault {:?} hit op {} ({:?} {})",
@@ -187,6 +220,9 @@ impl Driver {
                 fault.path.display()
             ));
             if fault.kind == FaultKind::DropWrite {
+                if fault.op == OpKind::SetLen {
+                    self.lie_covered_a_cut = true;
+                }
                 self.tally.lies += 1;
                 self.lie_from = Some(self.lie_from.map_or(batch_start, |l| l.min(batch_start)));
                 self.crashed_since_lie = false;
@@ -198,6 +234,9 @@ impl Driver {
         self.crashes_seen = crashes;
         if crashed {
             self.crashed_since_lie = true;
+            if self.never {
+                self.unsynced_at_risk = true;
+            }
         }
         crashed
     }
@@ -214,6 +253,7 @@ impl Driver {
     pub fn open_with(&mut self, options: Options) -> Result<Opened, String> {
         assert!(self.session.is_none(), "open while a store is open");
         let faults_before = self.faults_seen;
+        let lies_before = self.tally.lies;
         let result = Store::open(&self.dir, options.storage(Arc::new(self.sim.clone())));
         let fault_hit = self.faults_fired_since(faults_before);
         self.observe();
@@ -241,12 +281,31 @@ impl Driver {
                 ));
             }
         };
+        let acked_surviving = if self.unsynced_at_risk {
+            self.synced
+        } else {
+            self.acked
+        };
         let at_least = match self.lie_from {
-            Some(lie) => self.acked.min(lie),
-            None => self.acked,
+            Some(lie) => acked_surviving.min(lie),
+            None => acked_surviving,
         };
         let log = self.sim.file_contents(&self.log_path()).unwrap_or_default();
-        let records = model::check_recovered(&store, &log, &self.history, at_least)?;
+        let records = match model::check_recovered(&store, &log, &self.history, at_least) {
+            Ok(records) => records,
+            Err(why) if self.lie_from.is_some() && self.lie_covered_a_cut => {
+                self.note(format!("diverged after a lie about a truncation: {why}"));
+                self.tally.lie_divergences += 1;
+                store.close().ok();
+                return Ok(Opened::Diverged(why));
+            }
+            Err(why) => return Err(why),
+        };
+        if self.tally.lies > lies_before && store.recovery().torn_tail.is_some() {
+            // This open cut a torn tail, and a lie during it (its sync) may
+            // leave the cut undone by the next crash.
+            self.lie_covered_a_cut = true;
+        }
         if self.lie_from.is_none() {
             model::check_whole(&log)?;
         }
@@ -262,12 +321,22 @@ impl Driver {
         ));
         self.history.truncate(records);
         self.acked = self.acked.min(records);
+        // The open synced what it read, unless its sync lied.
+        self.synced = if self.tally.lies == lies_before {
+            self.acked
+        } else {
+            self.synced.min(self.acked)
+        };
+        self.unsynced_at_risk = false;
         // A lie is settled once a reopen after a crash met the oracle: what
         // the crash left is all durable. Until then its damage may be latent.
         self.lie_from = match self.lie_from {
             Some(_) if self.crashed_since_lie => None,
             lie => lie.map(|l| l.min(records)),
         };
+        if self.lie_from.is_none() && self.tally.lies == lies_before {
+            self.lie_covered_a_cut = false;
+        }
         let live = Model::replay(&self.history)?;
         let clients = (0..self.clients).map(|_| store.client()).collect();
         let holds = self.sim.hold_file_writes();
@@ -290,9 +359,14 @@ impl Driver {
     pub fn send(&mut self, commands: Vec<(usize, ModelCommand)>) -> Result<(), String> {
         let history_len = self.history.len();
         let session = self.session.as_mut().ok_or("send with no store open")?;
+        let flushed = if self.never {
+            Parked::AfterWrite { failed: false }
+        } else {
+            Parked::AfterSync { failed: false }
+        };
         match session.parked {
             Parked::Idle if commands.len() == 1 => {}
-            Parked::AfterSync { failed: false } if !commands.is_empty() => {}
+            parked if parked == flushed && !commands.is_empty() => {}
             parked => {
                 return Err(format!(
                     "driver misuse: sending {} commands while {parked:?}",
@@ -359,11 +433,23 @@ impl Driver {
         }
     }
 
+    /// Whether the server is stopped after a batch that has been flushed as
+    /// far as the durability mode goes, so the next batch may be sent.
+    pub fn ready_for_batch(&self) -> bool {
+        match self.parked() {
+            Some(Parked::AfterSync { failed: false }) => !self.never,
+            Some(Parked::AfterWrite { failed: false }) => self.never,
+            _ => false,
+        }
+    }
+
     /// Lets the server go on from where it stopped, to its next stop.
     pub fn advance(&mut self) -> Result<(), String> {
         let session = self.session.as_ref().ok_or("advance with no store open")?;
         match session.parked {
             Parked::Idle => Ok(()),
+            // Under Never a written batch is answered without a sync.
+            Parked::AfterWrite { failed: false } if self.never => self.release_and_finish(true),
             Parked::AfterWrite { failed: false } => {
                 self.release();
                 self.wait_held(OpKind::SyncData)
@@ -493,6 +579,9 @@ impl Driver {
             self.tally.acknowledged += (acked - self.acked) as u64;
         }
         self.acked = acked;
+        if !self.never {
+            self.synced = self.acked;
+        }
         let session = self.session.as_mut().ok_or("no store open")?;
         session.parked = Parked::Idle;
         if !flushed && has_record {
@@ -536,6 +625,9 @@ impl Driver {
 
     /// Cuts the power now.
     pub fn crash(&mut self) -> Result<(), String> {
+        if self.never {
+            self.unsynced_at_risk = true;
+        }
         self.note(format!(
             "crash while {:?}",
             self.session.as_ref().map(|s| s.parked)
@@ -581,6 +673,9 @@ impl Driver {
             }
         }
         self.acked = acked;
+        if !self.never {
+            self.synced = self.acked;
+        }
         // The server may be poisoned or not; either way it must stop.
         let closed = session.store.close();
         self.note(format!("closed after the crash: {closed:?}"));
@@ -608,7 +703,15 @@ impl Driver {
         // A clean close syncs, and may seal, the log: it does I/O of its own.
         let closed = session.store.close();
         let fault_hit = self.sim.faults_fired().len() > faults_before;
+        let lies_before = self.tally.lies;
+        // Lies during the close count from what was synced before it.
+        let crashed = self.observe();
+        if crashed {
+            self.tally.crashes += 1;
+        }
         match (&closed, session.poisoned) {
+            // The close's sync covers every acknowledged command, unless it lied.
+            (Ok(()), false) if self.tally.lies == lies_before => self.synced = self.acked,
             (Ok(()), false) | (Err(StorageError::Poisoned { .. }), true) => {}
             (Err(StorageError::Io { .. }), false) if fault_hit => {}
             _ => {
@@ -620,9 +723,6 @@ impl Driver {
         }
         drop(session.clients);
         self.note(format!("closed: {closed:?}"));
-        if self.observe() {
-            self.tally.crashes += 1;
-        }
         self.check_no_leaks("after close")
     }
 

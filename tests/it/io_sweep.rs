@@ -108,7 +108,7 @@ fn open(driver: &mut Driver, persistent: bool) -> Result<bool, String> {
     for _ in 0..2 {
         match driver.open()? {
             Opened::Yes => return Ok(true),
-            Opened::Corrupt(_) => return Ok(false),
+            Opened::Corrupt(_) | Opened::Diverged(_) => return Ok(false),
             Opened::IoFailed(_) if persistent => return Ok(false),
             Opened::IoFailed(_) => {}
         }
@@ -144,6 +144,11 @@ fn run_once(n: u64, fault: Fault, persistent: bool) -> Result<bool, String> {
             // Only a lying disk (a dropped write or sync) may leave that.
             if kind != FaultKind::DropWrite {
                 return Err(format!("corrupt after {kind:?}: {error}"));
+            }
+        }
+        Opened::Diverged(why) => {
+            if kind != FaultKind::DropWrite {
+                return Err(format!("diverged after {kind:?}: {why}"));
             }
         }
         Opened::IoFailed(error) => return Err(format!("open without faults failed: {error}")),
