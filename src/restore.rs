@@ -47,6 +47,8 @@ pub(crate) fn restore(
 ) -> Result<Restored, OpenError> {
     let (snapshots, temps) = snapshot::list_snapshots(storage.as_ref(), dir)
         .map_err(|e| OpenError::io("list directory", dir, e))?;
+    let lsn_max = snapshot::log_lsn_bound(storage.as_ref(), dir)
+        .map_err(|e| OpenError::io("list directory", dir, e))?;
     let mut rejected = Vec::new();
     let mut loaded: Option<(State, SnapshotInfo)> = None;
     for (lsn, path) in snapshots.iter().rev() {
@@ -55,7 +57,7 @@ pub(crate) fn restore(
                 progress.report(ProgressStep::LoadSnapshot, done, total);
             }
         };
-        match snapshot::load_snapshot(storage.as_ref(), path, *lsn, &mut report) {
+        match snapshot::load_snapshot(storage.as_ref(), path, *lsn, lsn_max, &mut report) {
             Ok(found) => {
                 loaded = Some(found);
                 break;

@@ -27,6 +27,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::codec::{self, SNAPSHOT_BLOCK_BYTES_MAX};
+use crate::command::CREATE_MANY_MAX;
 use crate::error::{Damage, StorageError};
 use crate::state::{CHUNK_SLOTS, Frozen, State, StateBuilder};
 use crate::storage::{OpenMode, Storage, read_exact_at};
@@ -53,6 +54,20 @@ const WRITE_BUFFER_BYTES: usize = 1 << 20;
 /// holds much of it dirty: a final `fdatasync` of hundreds of MiB would
 /// make the log's own syncs, meanwhile, wait behind it.
 const SYNC_EVERY_BYTES: u64 = 8 << 20;
+
+/// An upper bound on the LSNs the log in `dir` holds, read from the segment
+/// names and sizes alone (every record takes at least a record header), so
+/// that a snapshot can be checked before it is loaded.
+pub(crate) fn log_lsn_bound(storage: &dyn Storage, dir: &Path) -> io::Result<u64> {
+    let segments = crate::wal::segment::list_segments(storage, dir)?;
+    let Some(last) = segments.last() else {
+        return Ok(0);
+    };
+    let bytes = crate::wal::segment::file_size(storage, &last.path)?;
+    Ok(last
+        .first_lsn
+        .saturating_add(bytes / crate::wal::record::RECORD_HEADER_LEN as u64))
+}
 
 /// The file name of the snapshot that covers the log up to `lsn`.
 pub fn snapshot_file_name(lsn: u64) -> String {
@@ -324,10 +339,15 @@ fn write_temp(
 /// check is returned as the damage and the byte offset where it was found;
 /// an I/O error is returned as damage at offset 0 (the snapshot is then not
 /// used, like a damaged one).
+///
+/// `lsn_max` bounds the LSN a snapshot may cover (see [`log_lsn_bound`]):
+/// a header claiming more, or a next id more than [`CREATE_MANY_MAX`] per
+/// covered record, is damage — checked before anything is allocated from it.
 pub(crate) fn load_snapshot(
     storage: &dyn Storage,
     path: &Path,
     lsn: u64,
+    lsn_max: u64,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(State, SnapshotInfo), (u64, Damage)> {
     let io_damage = |e: io::Error| (0, Damage::Unreadable(e.to_string()));
@@ -353,6 +373,26 @@ pub(crate) fn load_snapshot(
                 named: lsn,
                 header: header.lsn,
             },
+        ));
+    }
+    if header.lsn > lsn_max {
+        return Err((
+            0,
+            Damage::SnapshotBeyondLog {
+                snapshot_lsn: header.lsn,
+                log_end_lsn: lsn_max,
+            },
+        ));
+    }
+    // Every ticket id was minted by a record at or before `lsn`, and one
+    // record creates at most CREATE_MANY_MAX tickets.
+    if header.lsn.saturating_mul(CREATE_MANY_MAX as u64) < header.next_id - 1 {
+        return Err((
+            0,
+            Damage::Inconsistent(format!(
+                "next id {} is more than {CREATE_MANY_MAX} ids per record of the {} it covers",
+                header.next_id, header.lsn
+            )),
         ));
     }
     let expected_len = (SNAPSHOT_HEADER_LEN as u64).checked_add(header.payload_len);

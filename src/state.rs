@@ -510,9 +510,7 @@ impl State {
     fn insert(&mut self, ticket: Ticket) {
         debug_assert!(ticket.id.get() >= 1 && ticket.id.get() < self.next_id);
         let (chunk, slot) = position(ticket.id);
-        while self.chunks.len() <= chunk {
-            self.chunks.push(Arc::new(Chunk::empty()));
-        }
+        pad_chunks(&mut self.chunks, chunk + 1);
         self.status_counts[ticket.status.index()] += 1;
         self.live += 1;
         self.ticket_hash_sum = self
@@ -577,6 +575,17 @@ impl State {
 
 /// Builds a [`State`] from tickets given in ascending id order, as a snapshot
 /// lists them, checking each.
+/// Grows `chunks` to `len` with chunks of empty slots that all share one
+/// allocation (a write copies it first), so a run of ids that were all
+/// deleted — or a next id far above the last ticket — costs one pointer per
+/// chunk, not a chunk's worth of slots.
+fn pad_chunks(chunks: &mut Vec<Arc<Chunk>>, len: usize) {
+    if chunks.len() < len {
+        let empty = Arc::new(Chunk::empty());
+        chunks.resize_with(len, || Arc::clone(&empty));
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct StateBuilder {
     state: State,
@@ -626,9 +635,7 @@ impl StateBuilder {
         self.state.next_id = next_id;
         self.state.last_at = last_at;
         let chunks_needed = (next_id - 1).div_ceil(CHUNK_SLOTS as u64) as usize;
-        while self.state.chunks.len() < chunks_needed {
-            self.state.chunks.push(Arc::new(Chunk::empty()));
-        }
+        pad_chunks(&mut self.state.chunks, chunks_needed);
         self.state.check_invariants();
         Ok(self.state)
     }

@@ -127,6 +127,8 @@ pub(crate) fn read_log_locked(
     let first_lsn = first.first_lsn;
     let (snapshot_files, _) = snapshot::list_snapshots(&storage, dir)
         .map_err(|e| OpenError::io("list directory", dir, e))?;
+    let lsn_max = snapshot::log_lsn_bound(&storage, dir)
+        .map_err(|e| OpenError::io("list directory", dir, e))?;
 
     // Check every snapshot on its own; keep the newest good one that can
     // stand in for the records compaction removed.
@@ -134,7 +136,7 @@ pub(crate) fn read_log_locked(
     let mut base: Option<(State, SnapshotInfo)> = None;
     let mut snapshot_digests = Vec::new();
     for (lsn, path) in &snapshot_files {
-        let result = snapshot::load_snapshot(&storage, path, *lsn, &mut |_, _| {});
+        let result = snapshot::load_snapshot(&storage, path, *lsn, lsn_max, &mut |_, _| {});
         checks.push(SnapshotCheck {
             path: path.clone(),
             lsn: *lsn,

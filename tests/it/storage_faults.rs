@@ -340,7 +340,9 @@ fn creating_a_store_syncs_directories_before_anything_is_acknowledged() {
         faults.ops(),
         vec![
             "lock LOCK".to_string(),
-            // Once for its size (replay progress), once to scan and append.
+            // Twice for its size (the bound on snapshot LSNs, replay
+            // progress), once to scan and append.
+            format!("open {log}"),
             format!("open {log}"),
             format!("open {log}"),
             "sync_dir store".to_string(),
