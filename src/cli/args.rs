@@ -170,6 +170,10 @@ pub struct DemoArgs {
     pub seed: Option<u64>,
 }
 
+/// The most operations per client `bench` takes: a billion keeps every total
+/// (at most 4,096 clients) far inside a u64 and every run finite.
+pub const OPS_PER_CLIENT_MAX: u64 = 1_000_000_000;
+
 /// `ticketlog bench`
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -180,7 +184,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub clients: u32,
     /// Operations per client (for reopen and memory: tickets per client)
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=OPS_PER_CLIENT_MAX))]
     pub ops: u64,
     /// Commands each client keeps in flight (insert only; 1 waits for each reply)
     #[arg(long, default_value_t = 1, value_parser = parse_pipeline)]

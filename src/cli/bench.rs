@@ -26,6 +26,8 @@ use super::output::Output;
 
 /// Tickets loaded before a `mixed` run, as in the peers harness.
 const PRELOAD: u64 = 10_000;
+/// The most latencies a client's buffer is sized for up front.
+const LATENCIES_PRESIZE_MAX: u64 = 1 << 20;
 /// Length of every generated description, as in the peers harness.
 const DESCRIPTION_LEN: usize = 200;
 
@@ -401,7 +403,8 @@ fn insert(
     let next = AtomicU64::new(1);
     let progress = Progress::start("insert", total);
     let timed = run_clients(&store, dir, args.clients, |_, client| {
-        let mut latencies = Vec::with_capacity(args.ops as usize);
+        // Sized for the run, up to a bound: a huge --ops grows as it goes.
+        let mut latencies = Vec::with_capacity(args.ops.min(LATENCIES_PRESIZE_MAX) as usize);
         let mut pipeline = Pipeline {
             depth: args.pipeline,
             in_flight: VecDeque::with_capacity(args.pipeline),
@@ -449,7 +452,8 @@ fn mixed(
     let progress = Progress::start("mixed", total);
     let timed = run_clients(&store, dir, args.clients, |index, client| {
         let mut rng = Rng::new(0xC0FFEE + u64::from(index) * 7919);
-        let mut latencies = Vec::with_capacity(args.ops as usize);
+        // Sized for the run, up to a bound: a huge --ops grows as it goes.
+        let mut latencies = Vec::with_capacity(args.ops.min(LATENCIES_PRESIZE_MAX) as usize);
         for _ in 0..args.ops {
             let pick = rng.next() % 100;
             let id = TicketId::from(rng.range1(PRELOAD));
