@@ -526,6 +526,7 @@ impl Server {
     /// Writes the batch (and syncs it, as the mode requires), then sends every
     /// held-back reply in order.
     fn commit(&mut self, batch: &mut Batch, last_sync: &mut Instant) {
+        let start = self.log.batch_start();
         if self.log.has_pending()
             && self.digest_every > 0
             && self.log.next_lsn() > self.last_digest_lsn + self.digest_every
@@ -549,10 +550,12 @@ impl Server {
         }
         if let Err(error) = &flushed {
             // The batch is not durable: take its changes back out of memory,
-            // newest first, so queries keep seeing only what was kept.
+            // newest first, so queries keep seeing only what was kept — and
+            // out of the log's counts, so stats and history do too.
             for change in batch.undo.drain(..).rev() {
                 self.state.undo(change);
             }
+            self.log.forget_failed_batch(start);
             debug_assert!(!self.log.has_pending());
             for reply in &mut batch.deferred {
                 match reply {

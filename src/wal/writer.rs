@@ -24,6 +24,13 @@ use crate::wal::segment::{ClosedSegment, segment_file_name};
 /// every record's `unsynced_before` far inside its u32.
 pub(crate) const UNSYNCED_BYTES_MAX: u64 = 1 << 30;
 
+/// A point in the log to go back to (see [`LogWriter::batch_start`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BatchStart {
+    written_len: u64,
+    next_lsn: u64,
+}
+
 /// The log's writer, owned by the server thread: the segment being written,
 /// and the list of earlier segments still on disk.
 #[derive(Debug)]
@@ -221,6 +228,31 @@ impl LogWriter {
         self.next_lsn -= self.pending_records;
         self.pending_records = 0;
         self.pending.clear();
+    }
+
+    /// Where the log stands before the records now pending: what
+    /// [`Self::forget_failed_batch`] goes back to if their flush fails.
+    pub fn batch_start(&self) -> BatchStart {
+        BatchStart {
+            written_len: self.written_len,
+            next_lsn: self.next_lsn - self.pending_records,
+        }
+    }
+
+    /// After a failed flush (the writer is poisoned): stops counting the
+    /// batch that began at `start`, so the log's length, its record count and
+    /// what history reads end where the last good batch ended. Its bytes may
+    /// still be in the file; nothing is written after them.
+    pub fn forget_failed_batch(&mut self, start: BatchStart) {
+        debug_assert!(
+            self.poisoned.is_some(),
+            "only a failed flush forgets a batch"
+        );
+        debug_assert!(start.written_len <= self.written_len && start.next_lsn <= self.next_lsn);
+        self.discard_pending();
+        self.written_len = start.written_len;
+        self.durable_len = self.durable_len.min(start.written_len);
+        self.next_lsn = start.next_lsn;
     }
 
     /// Bytes written but not yet made durable.

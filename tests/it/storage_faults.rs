@@ -487,3 +487,35 @@ fn clients_of_a_server_thread_that_died_get_closed_never_a_hang() {
     );
     store.close().unwrap();
 }
+
+#[test]
+fn a_batch_whose_flush_failed_is_in_neither_stats_nor_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, faults) = open_faulty(dir.path());
+    let client = store.client();
+    let ticket = client.create(draft("one")).unwrap();
+    let before = client.stats().unwrap();
+
+    faults.fail_next_sync.store(true, Ordering::SeqCst);
+    let failed = client.update(
+        ticket.id,
+        TicketPatch {
+            status: Some(ticketlog::Status::Done),
+            ..TicketPatch::default()
+        },
+    );
+    assert!(matches!(failed, Err(ClientError::Storage(_))), "{failed:?}");
+
+    // The update's bytes reached the file, but it was never acknowledged:
+    // the store reports what it holds, and that is the state before it.
+    let after = client.stats().unwrap();
+    assert_eq!(
+        (after.records, after.log_bytes, after.next_id),
+        (before.records, before.log_bytes, before.next_id)
+    );
+    let history = client.history(ticket.id).unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].version, 1);
+    assert_eq!(client.get(ticket.id).unwrap().unwrap().version, 1);
+    assert!(store.close().is_err());
+}
