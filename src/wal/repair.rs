@@ -99,7 +99,9 @@ pub struct RepairReport {
 /// Checks the log in `dir` and cuts what `repair` allows; see the module
 /// docs. Only the last segment can be cut: damage in an earlier one (which
 /// was sealed and synced before the next was created) is returned as the
-/// [`OpenError::Corrupt`] it is. Fails with [`OpenError::AlreadyOpen`] if a
+/// [`OpenError::Corrupt`] it is. A cut that would drop records a snapshot
+/// covers is refused with `Damage::SnapshotBeyondLog` naming that snapshot
+/// (move it aside by hand to accept the loss). Fails with [`OpenError::AlreadyOpen`] if a
 /// store has the directory open, and with [`OpenError::Corrupt`] (changing
 /// nothing) for a log whose format version this build cannot read.
 pub fn repair_log(dir: &Path, repair: Repair) -> Result<RepairReport, OpenError> {
@@ -118,8 +120,10 @@ pub fn repair_log(dir: &Path, repair: Repair) -> Result<RepairReport, OpenError>
     let _lock = lock_dir(&storage, dir)?;
     let mut records_kept = 0;
     let mut last_id_kept = 0;
+    let mut last_lsn_kept = last.first_lsn - 1;
     let read = super::read_log_locked(&storage, dir, 1..=u64::MAX, |entry| {
         records_kept += 1;
+        last_lsn_kept = entry.lsn;
         for change in &entry.changes {
             if let Change::Created { id, .. } = change {
                 last_id_kept = id.get();
@@ -153,7 +157,12 @@ pub fn repair_log(dir: &Path, repair: Repair) -> Result<RepairReport, OpenError>
             file,
             offset,
             damage,
-        }) if file == path && !matches!(damage, Damage::UnsupportedVersion { .. }) => {
+        }) if file == path
+            && !matches!(
+                damage,
+                Damage::UnsupportedVersion { .. } | Damage::SnapshotBeyondLog { .. }
+            ) =>
+        {
             let mut file = storage
                 .open_file(&path, OpenMode::ReadWrite)
                 .map_err(|e| OpenError::io("open", &path, e))?;
@@ -168,6 +177,21 @@ pub fn repair_log(dir: &Path, repair: Repair) -> Result<RepairReport, OpenError>
                     damage,
                     records_dropped,
                 }));
+            }
+            // A snapshot covering a record the cut drops would make the store
+            // refuse to open (it describes a state the log no longer reaches):
+            // refuse, and leave the decision about that snapshot to a person.
+            let (snapshots, _) = crate::snapshot::list_snapshots(&storage, dir)
+                .map_err(|e| OpenError::io("list directory", dir, e))?;
+            if let Some((lsn, snapshot)) = snapshots.iter().find(|(lsn, _)| *lsn > last_lsn_kept) {
+                return Err(OpenError::Corrupt {
+                    file: snapshot.clone(),
+                    offset: 0,
+                    damage: Damage::SnapshotBeyondLog {
+                        snapshot_lsn: *lsn,
+                        log_end_lsn: last_lsn_kept,
+                    },
+                });
             }
             let saved_to = cut(&storage, file.as_mut(), dir, &path, offset)?;
             Ok(report(RepairAction::DroppedAfterCorruption {

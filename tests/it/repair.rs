@@ -292,3 +292,33 @@ fn repair_refuses_a_log_that_a_store_has_open_and_a_directory_without_one() {
         "nothing created"
     );
 }
+
+#[test]
+fn repair_refuses_a_cut_that_would_drop_records_a_snapshot_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::common::open(dir.path());
+    for n in 0..10 {
+        store
+            .client()
+            .create(crate::common::draft(&format!("t{n}")))
+            .unwrap();
+    }
+    store.snapshot().unwrap();
+    store.close().unwrap();
+    let mut entries = Vec::new();
+    ticketlog::wal::read_log(dir.path(), |entry| entries.push(entry.clone())).unwrap();
+    let victim = &entries[3];
+    let path = crate::common::log_path(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[(victim.offset + victim.len - 1) as usize] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+
+    match ticketlog::wal::repair_log(dir.path(), ticketlog::wal::Repair::DropAfterCorruption) {
+        Err(ticketlog::OpenError::Corrupt {
+            damage: ticketlog::Damage::SnapshotBeyondLog { log_end_lsn, .. },
+            ..
+        }) => assert_eq!(log_end_lsn, victim.lsn - 1),
+        other => panic!("expected a refusal naming the snapshot, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was cut");
+}
