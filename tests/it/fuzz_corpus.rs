@@ -90,7 +90,7 @@ fn record_roundtrip_corpus_and_regressions_pass() {
 /// Writes the hand-made part of the `log_decode` seed corpus: valid logs,
 /// the v1 fixture, and each kind of damage FORMAT.md names. Each file is a
 /// mode byte (see `log_decode::check_bytes`) followed by the file's bytes.
-/// Run with `cargo test --test fuzzing -- --ignored write_log_decode_seeds`.
+/// Run with `cargo test --test it -- --ignored write_log_decode_seeds`.
 #[test]
 #[ignore = "regenerates committed seed files; run by hand"]
 fn write_log_decode_seeds() {
