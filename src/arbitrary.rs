@@ -14,8 +14,8 @@
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 
+use crate::change::Change;
 use crate::command::{Command, ListQuery};
-use crate::event::Event;
 use crate::ticket::{
     DESCRIPTION_BYTES_MAX, Status, TITLE_BYTES_MAX, Ticket, TicketDescription, TicketDraft,
     TicketId, TicketPatch, TicketTitle,
@@ -149,16 +149,16 @@ impl<'a> Arbitrary<'a> for ListQuery {
     }
 }
 
-impl<'a> Arbitrary<'a> for Event {
+impl<'a> Arbitrary<'a> for Change {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         Ok(match u.int_in_range(0..=2u8)? {
-            0 => Event::Created {
+            0 => Change::Created {
                 id: u.arbitrary()?,
                 title: u.arbitrary()?,
                 description: u.arbitrary()?,
                 at: u.arbitrary()?,
             },
-            1 => Event::Updated {
+            1 => Change::Updated {
                 id: u.arbitrary()?,
                 version: u.arbitrary()?,
                 title: u.arbitrary()?,
@@ -166,7 +166,7 @@ impl<'a> Arbitrary<'a> for Event {
                 status: u.arbitrary()?,
                 at: u.arbitrary()?,
             },
-            _ => Event::Deleted {
+            _ => Change::Deleted {
                 id: u.arbitrary()?,
                 version: u.arbitrary()?,
                 at: u.arbitrary()?,
@@ -220,10 +220,11 @@ mod tests {
                 Command::Update(..) => 1,
                 Command::Delete(_) => 2,
             }] = true;
-            events[match Event::arbitrary(&mut u).unwrap() {
-                Event::Created { .. } => 0,
-                Event::Updated { .. } => 1,
-                Event::Deleted { .. } => 2,
+            events[match Change::arbitrary(&mut u).unwrap() {
+                Change::Created { .. } => 0,
+                Change::Updated { .. } => 1,
+                Change::Deleted { .. } => 2,
+                Change::Digest { .. } => unreachable!("never generated: the server writes digests"),
             }] = true;
             let ticket = Ticket::arbitrary(&mut u).unwrap();
             assert!(ticket.version >= 1 && ticket.created_at <= ticket.updated_at);

@@ -12,6 +12,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 
 use crate::command::{Command, ListQuery, QueryRequest, ReplyTo, Request, Stats};
 use crate::error::ClientError;
+use crate::event::Event;
+use crate::history::{self, History};
 use crate::server::Shared;
 use crate::ticket::{Ticket, TicketDraft, TicketId, TicketPatch};
 
@@ -48,6 +50,17 @@ impl Client {
     /// Deletes a ticket; returns the removed ticket once the delete is durable.
     pub fn delete(&self, id: TicketId) -> Result<Ticket, ClientError> {
         self.command(Command::Delete(id), WhenFull::Wait)
+    }
+
+    /// Creates several tickets atomically: one log record holds them all, so
+    /// after any crash either every one exists or none does. Ids are
+    /// consecutive, in the order of `drafts`. At most
+    /// [`CREATE_MANY_MAX`](crate::CREATE_MANY_MAX) drafts per call.
+    pub fn create_many(&self, drafts: Vec<TicketDraft>) -> Result<Vec<Ticket>, ClientError> {
+        self.call(
+            |reply| Request::CreateMany { drafts, reply },
+            WhenFull::Wait,
+        )
     }
 
     /// Runs any command, waiting for room in the request channel.
@@ -95,6 +108,30 @@ impl Client {
             |reply| Request::Query(QueryRequest::Stats { reply }),
             WhenFull::Wait,
         )
+    }
+
+    /// Every change of ticket `id` still in the log, in LSN order: its
+    /// creation, each update (with the fields it set), its deletion. Each
+    /// [`Event`] carries its LSN and the ticket's version after it.
+    ///
+    /// Reads the log's segments on this thread (the server only opens them),
+    /// so it costs about one sequential read of the log and holds up no other
+    /// client. With [`Retention::Compact`](crate::Retention::Compact) the
+    /// changes before the oldest remaining segment are gone; see
+    /// [`Self::history_with_start`]. A ticket id never minted is
+    /// [`ClientError::NotFound`]; a deleted ticket still has its history.
+    pub fn history(&self, id: TicketId) -> Result<Vec<Event>, ClientError> {
+        Ok(self.history_with_start(id)?.events)
+    }
+
+    /// Like [`Self::history`], and says where the log now starts (and so
+    /// whether the history is complete).
+    pub fn history_with_start(&self, id: TicketId) -> Result<History, ClientError> {
+        let source = self.call(
+            |reply| Request::Query(QueryRequest::History { id, reply }),
+            WhenFull::Wait,
+        )?;
+        Ok(history::read_history(source, id)?)
     }
 
     /// Sends a command without waiting for its reply, so one thread can keep

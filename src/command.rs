@@ -6,7 +6,10 @@ use std::sync::mpsc::SyncSender;
 
 use serde::Serialize;
 
-use crate::error::ClientError;
+use crate::compaction::CompactInfo;
+use crate::error::{ClientError, StorageError};
+use crate::history::HistorySource;
+use crate::snapshot::SnapshotInfo;
 use crate::ticket::{Status, Ticket, TicketDraft, TicketId, TicketPatch};
 
 /// A change a client asks for. Each accepted command is logged, made durable,
@@ -20,6 +23,11 @@ pub enum Command {
     /// Delete a ticket; answered with the removed ticket.
     Delete(TicketId),
 }
+
+/// The most drafts one [`Client::create_many`](crate::Client::create_many) may
+/// carry: the worst case (50-byte titles, 500-byte descriptions) stays well
+/// inside one record's 1 MiB payload limit.
+pub const CREATE_MANY_MAX: usize = 1024;
 
 /// Which tickets [`Client::list`](crate::Client::list) returns, in ascending id order.
 /// The default lists every ticket.
@@ -67,8 +75,23 @@ pub(crate) enum Request {
         command: Command,
         reply: ReplyTo<Ticket>,
     },
+    /// Several creates as one log record: all are applied, or none.
+    CreateMany {
+        drafts: Vec<TicketDraft>,
+        reply: ReplyTo<Vec<Ticket>>,
+    },
     /// A query, answered from memory.
     Query(QueryRequest),
+    /// Sent by `Store::snapshot`: take a snapshot at the next batch boundary.
+    Snapshot {
+        reply: SyncSender<Result<SnapshotInfo, StorageError>>,
+    },
+    /// Sent by `Store::compact`: take a snapshot, then remove what it covers.
+    Compact {
+        reply: SyncSender<Result<CompactInfo, StorageError>>,
+    },
+    /// Sent by the snapshot helper thread when its snapshot is durable (or failed).
+    SnapshotWritten(Result<SnapshotInfo, StorageError>),
     /// Sent by `Store::close`: answer what came before, refuse what comes after.
     Close,
 }
@@ -87,6 +110,11 @@ pub(crate) enum QueryRequest {
     },
     /// Read the store's figures.
     Stats { reply: ReplyTo<Stats> },
+    /// Open the log for reading one ticket's history.
+    History {
+        id: TicketId,
+        reply: ReplyTo<HistorySource>,
+    },
 }
 
 impl Request {
@@ -95,6 +123,7 @@ impl Request {
         // A client that stopped waiting has dropped its receiver: not an error.
         match self {
             Request::Command { reply, .. } => drop(reply.send(Err(ClientError::Closed))),
+            Request::CreateMany { reply, .. } => drop(reply.send(Err(ClientError::Closed))),
             Request::Query(QueryRequest::Get { reply, .. }) => {
                 drop(reply.send(Err(ClientError::Closed)));
             }
@@ -104,7 +133,12 @@ impl Request {
             Request::Query(QueryRequest::Stats { reply }) => {
                 drop(reply.send(Err(ClientError::Closed)));
             }
-            Request::Close => {}
+            Request::Query(QueryRequest::History { reply, .. }) => {
+                drop(reply.send(Err(ClientError::Closed)));
+            }
+            Request::Snapshot { reply } => drop(reply.send(Err(StorageError::Closed))),
+            Request::Compact { reply } => drop(reply.send(Err(StorageError::Closed))),
+            Request::SnapshotWritten(_) | Request::Close => {}
         }
     }
 }

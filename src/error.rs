@@ -45,6 +45,14 @@ pub enum TicketError {
         /// What was given.
         input: String,
     },
+    /// A `create_many` with more drafts than one record may hold.
+    #[error("a batch of {count} creates is too large: at most {max} go into one atomic record")]
+    BatchTooLarge {
+        /// The drafts given.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// An update that would change no field.
     #[error("the update changes nothing: give at least one of title, description or status")]
     EmptyPatch,
@@ -89,6 +97,20 @@ pub enum StorageError {
     /// The server thread is gone, so the store could not be closed cleanly.
     #[error("the server thread stopped unexpectedly")]
     ServerGone,
+    /// The store closed before the operation could run.
+    #[error("the store was closed before the operation could run")]
+    Closed,
+    /// A file the store reads while open (a log segment, for history) is
+    /// damaged.
+    #[error("{path} is corrupt at byte {offset}: {damage}")]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the damage within the file.
+        offset: u64,
+        /// What is wrong.
+        damage: Damage,
+    },
 }
 
 impl StorageError {
@@ -139,14 +161,6 @@ pub enum Damage {
         /// The bytes the record needs.
         len: u64,
     },
-    /// A record carries the wrong sequence number.
-    #[error("record has sequence number {found}, expected {expected}")]
-    SequenceGap {
-        /// The expected log sequence number.
-        expected: u64,
-        /// The one found.
-        found: u64,
-    },
     /// The payload passed its checksum but does not decode.
     #[error("record payload does not decode: {0}")]
     Undecodable(String),
@@ -161,13 +175,81 @@ pub enum Damage {
         /// Where the next valid record starts.
         next_valid: u64,
     },
+    /// Damage in a log segment that is not the last one. Every segment but
+    /// the last was sealed and synced before the next was created, so this
+    /// cannot be a torn write.
+    #[error("{first} at this offset, in a segment that is not the last (so not a torn write)")]
+    DamagedSegment {
+        /// What is wrong.
+        first: Box<Damage>,
+    },
+    /// A segment's or snapshot's header names a different LSN than its file name.
+    #[error(
+        "the file is named for LSN {named} but its header says LSN {header}: it was renamed or copied over"
+    )]
+    Misnamed {
+        /// The first LSN in the file name.
+        named: u64,
+        /// The first LSN in the header.
+        header: u64,
+    },
+    /// No segment holds these records: a segment file is missing (this is
+    /// where the first missing one would be).
+    #[error(
+        "records {first} to {last} are missing: no segment holds them (a segment file was deleted or moved)"
+    )]
+    MissingRecords {
+        /// The first missing LSN.
+        first: u64,
+        /// The last missing LSN.
+        last: u64,
+    },
+    /// A segment starts before the previous segment ends.
+    #[error(
+        "the segment starts at LSN {first_lsn}, but the segment before it ends at LSN {}: segments overlap",
+        expected - 1
+    )]
+    OverlappingSegment {
+        /// The segment's first LSN.
+        first_lsn: u64,
+        /// The LSN it should start at.
+        expected: u64,
+    },
+    /// A digest record disagrees with the state that replaying the log up to
+    /// it produced: replay did not reproduce what the server did (a
+    /// non-deterministic apply, or a format change between versions).
+    #[error(
+        "the digest record at LSN {lsn} says the state digest is {expected:#018x}, but replay produced {found:#018x}"
+    )]
+    DigestMismatch {
+        /// The LSN of the digest record.
+        lsn: u64,
+        /// The digest the record carries.
+        expected: u64,
+        /// The digest of the replayed state.
+        found: u64,
+    },
+    /// A file could not be read (the operating system's error).
+    #[error("the file could not be read: {0}")]
+    Unreadable(String),
+    /// A snapshot covers records the log does not hold.
+    #[error(
+        "a snapshot covers the log up to LSN {snapshot_lsn}, but the log ends at LSN {log_end_lsn}"
+    )]
+    SnapshotBeyondLog {
+        /// The LSN the snapshot covers.
+        snapshot_lsn: u64,
+        /// The last LSN in the log.
+        log_end_lsn: u64,
+    },
 }
 
 /// Why a store could not be opened. Nothing on disk is changed by a failed open.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// Another store, in this or another process, has the directory open.
+    /// Another store, in this or another process, has the directory open
+    /// (its lock was still held after retrying it for a moment).
     #[error("{dir} is already open by another store (its lock file is held)")]
     AlreadyOpen {
         /// The data directory.
@@ -181,6 +263,22 @@ pub enum OpenError {
         /// Byte offset of the damage within the file.
         offset: u64,
         /// What is wrong.
+        damage: Damage,
+    },
+    /// The log ends in a torn tail and [`Recovery::Strict`](crate::Recovery::Strict)
+    /// forbids cutting it; nothing was changed.
+    #[error(
+        "{file} has a torn tail of {bytes} bytes at byte {offset} ({damage}); strict recovery \
+         leaves it: open with Recovery::TruncateTornTail or run `ticketlog log repair` to cut it"
+    )]
+    TornTail {
+        /// The log file.
+        file: PathBuf,
+        /// Where the torn tail starts (the end of the last good record).
+        offset: u64,
+        /// Bytes from `offset` to the end of the file.
+        bytes: u64,
+        /// What is wrong at `offset`.
         damage: Damage,
     },
     /// An I/O operation failed while opening.

@@ -1,82 +1,100 @@
-//! Events: what the log records. An event holds everything replay needs —
-//! the assigned id, the new version, the timestamp and the new field values —
-//! so replaying it never consults the clock or anything outside the log.
+//! Events: one change of one ticket, as its history reports it — the
+//! [`Change`] the log recorded, together with where it sits in the log (its
+//! LSN) and the version the ticket had after it.
 //!
-//! The shape of these types is part of the on-disk format (see
-//! `docs/FORMAT.md`): variants and fields are encoded by position. Append new
-//! variants at the end; any other change needs a format version bump.
+//! An `Event` is derived from the log on demand; it is never written anywhere
+//! itself, so its shape is not part of the on-disk format.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::ticket::{Status, TicketDescription, TicketId, TicketTitle};
+use crate::change::Change;
+use crate::ticket::TicketId;
 use crate::time::Timestamp;
 
-/// One accepted change to the store, as written in the log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum Event {
-    /// A ticket was created, at version 1 and status [`Status::ToDo`].
-    Created {
-        /// The id the server minted.
-        id: TicketId,
-        /// Its title.
-        title: TicketTitle,
-        /// Its description.
-        description: TicketDescription,
-        /// When the server accepted the command.
-        at: Timestamp,
-    },
-    /// A ticket was changed; `None` fields were left as they were.
-    Updated {
-        /// The ticket.
-        id: TicketId,
-        /// Its version after the change (one more than before).
-        version: u64,
-        /// The new title, if changed.
-        title: Option<TicketTitle>,
-        /// The new description, if changed.
-        description: Option<TicketDescription>,
-        /// The new status, if changed.
-        status: Option<Status>,
-        /// When the server accepted the command.
-        at: Timestamp,
-    },
-    /// A ticket was deleted.
-    Deleted {
-        /// The ticket.
-        id: TicketId,
-        /// Its version when it was deleted.
-        version: u64,
-        /// When the server accepted the command.
-        at: Timestamp,
-    },
+/// One change of one ticket, with its place in the log.
+///
+/// Fields and methods share names, so `event.version` and
+/// `event.version()` both work.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// The log sequence number of the record that carries the change.
+    pub lsn: u64,
+    /// The ticket's version after the change (1 for a creation; for a
+    /// deletion, the version the ticket had when it was deleted).
+    pub version: u64,
+    /// When the server accepted the command.
+    pub at: Timestamp,
+    /// The ticket.
+    pub ticket_id: TicketId,
+    /// What changed: for an update, only the fields that were set.
+    pub change: Change,
 }
 
 impl Event {
-    /// The ticket the event is about.
-    pub fn ticket_id(&self) -> TicketId {
-        match self {
-            Event::Created { id, .. } | Event::Updated { id, .. } | Event::Deleted { id, .. } => {
-                *id
+    /// The event for `change`, carried by the record at `lsn`; `None` for a
+    /// change that is about no ticket (a digest record).
+    pub fn from_change(lsn: u64, change: Change) -> Option<Event> {
+        let (ticket_id, version, at) = match &change {
+            Change::Created { id, at, .. } => (*id, 1, *at),
+            Change::Updated {
+                id, version, at, ..
             }
-        }
+            | Change::Deleted { id, version, at } => (*id, *version, *at),
+            Change::Digest { .. } => return None,
+        };
+        Some(Event {
+            lsn,
+            version,
+            at,
+            ticket_id,
+            change,
+        })
     }
 
-    /// When the server accepted the command behind the event.
+    /// The log sequence number of the record that carries the change.
+    pub fn lsn(&self) -> u64 {
+        self.lsn
+    }
+
+    /// The ticket's version after the change.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// When the server accepted the command.
     pub fn at(&self) -> Timestamp {
-        match self {
-            Event::Created { at, .. } | Event::Updated { at, .. } | Event::Deleted { at, .. } => {
-                *at
-            }
-        }
+        self.at
     }
 
-    /// A short name for the kind of event: `created`, `updated` or `deleted`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Event::Created { .. } => "created",
-            Event::Updated { .. } => "updated",
-            Event::Deleted { .. } => "deleted",
-        }
+    /// The ticket the change is about.
+    pub fn ticket_id(&self) -> TicketId {
+        self.ticket_id
+    }
+
+    /// The change itself.
+    pub fn change(&self) -> &Change {
+        &self.change
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_and_methods_agree() {
+        let event = Event::from_change(
+            7,
+            Change::Deleted {
+                id: TicketId::from(3),
+                version: 4,
+                at: Timestamp::from_unix_millis(10),
+            },
+        )
+        .unwrap();
+        assert_eq!((event.lsn, event.lsn()), (7, 7));
+        assert_eq!((event.version, event.version()), (4, 4));
+        assert_eq!(event.ticket_id(), TicketId::from(3));
+        assert_eq!(event.at(), Timestamp::from_unix_millis(10));
     }
 }

@@ -1,15 +1,130 @@
 //! Settings for opening a store, with builder methods named after each setting.
 
 use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::OpenError;
+use crate::progress::{Progress, ProgressFn};
 use crate::storage::{FileSystem, Storage};
+use crate::wal::Recovery;
 
 /// Default capacity of the request channel.
 pub const CHANNEL_CAPACITY_DEFAULT: usize = 1024;
 /// Default bound on the requests the server takes into one group commit.
 pub const BATCH_COMMANDS_MAX_DEFAULT: usize = 4096;
+/// Default size at which the log moves on to a new segment file: 64 MiB.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
+/// Default number of records after which the server takes a snapshot.
+///
+/// A snapshot writes the whole state, so snapshotting often trades write
+/// amplification for open time: at a million records (~250 MB of log for
+/// typical tickets) replay stays well under a second, and a store of up to a
+/// million live tickets writes at most about as many snapshot bytes as log bytes.
+pub const SNAPSHOT_EVERY_DEFAULT: u64 = 1_000_000;
+/// Default number of records between digest records in the log.
+pub const DIGEST_EVERY_DEFAULT: u64 = 10_000;
+
+/// What happens to log segments once a snapshot covers them.
+///
+/// Either way, opening loads the newest good snapshot and replays only the
+/// records after it; the choice is between a complete history and bounded
+/// disk use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+#[non_exhaustive]
+pub enum Retention {
+    /// Keep every segment (the default): the log stays the complete audit
+    /// trail, so [`Client::history`](crate::Client::history) goes back to
+    /// each ticket's creation. Snapshots only speed up opening; the newest two
+    /// are kept, so a damaged newest one falls back to the one before it.
+    /// [`Store::compact`](crate::Store::compact) still compacts on demand.
+    #[default]
+    KeepAll,
+    /// After every snapshot, delete the segments it wholly covers and every
+    /// older snapshot: disk use stays near one snapshot plus one segment.
+    /// History then starts at the oldest remaining segment, and a damaged
+    /// snapshot cannot fall back to replaying the log from the start.
+    Compact,
+}
+
+impl fmt::Display for Retention {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Retention::KeepAll => f.write_str("keep-all"),
+            Retention::Compact => f.write_str("compact"),
+        }
+    }
+}
+
+impl FromStr for Retention {
+    type Err = String;
+
+    /// Parses `keep-all` or `compact`.
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        match input.to_ascii_lowercase().as_str() {
+            "keep-all" | "keepall" => Ok(Retention::KeepAll),
+            "compact" => Ok(Retention::Compact),
+            _ => Err(format!(
+                "retention {input:?} is not valid: use keep-all or compact"
+            )),
+        }
+    }
+}
+
+/// When an accepted command's log record is made durable, relative to its
+/// acknowledgement. See the README's table of what each mode can lose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Acknowledge a command only after the `fdatasync` that covers its record
+    /// has returned (group commit shares one sync among all queued commands).
+    /// Nothing acknowledged is lost on a process crash or power loss.
+    #[default]
+    Always,
+    /// Acknowledge after the record is written to the OS; `fdatasync` at most
+    /// once per interval (also when idle). A process crash loses nothing
+    /// acknowledged; power loss loses at most the last interval's commands.
+    Interval(Duration),
+    /// Acknowledge after the write; never `fdatasync` except on close and
+    /// every 1 GiB. A process crash loses nothing acknowledged; power loss
+    /// can lose anything not yet written back by the OS. For tests and benchmarks.
+    Never,
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Durability::Always => f.write_str("always"),
+            Durability::Interval(every) => write!(f, "interval:{}", every.as_millis()),
+            Durability::Never => f.write_str("never"),
+        }
+    }
+}
+
+impl FromStr for Durability {
+    type Err = String;
+
+    /// Parses `always`, `never`, or `interval:MS` (milliseconds, at least 1).
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let invalid = || {
+            format!(
+                "durability {input:?} is not valid: use always, never, or interval:MS (e.g. interval:100)"
+            )
+        };
+        match input.to_ascii_lowercase().as_str() {
+            "always" => Ok(Durability::Always),
+            "never" => Ok(Durability::Never),
+            other => {
+                let millis: u64 = other
+                    .strip_prefix("interval:")
+                    .and_then(|ms| ms.parse().ok())
+                    .filter(|&ms| ms > 0)
+                    .ok_or_else(invalid)?;
+                Ok(Durability::Interval(Duration::from_millis(millis)))
+            }
+        }
+    }
+}
 
 /// How to open a [`Store`](crate::Store).
 ///
@@ -21,7 +136,14 @@ pub const BATCH_COMMANDS_MAX_DEFAULT: usize = 4096;
 pub struct Options {
     channel_capacity: usize,
     batch_commands_max: usize,
+    durability: Durability,
+    segment_bytes: u64,
+    snapshot_every: u64,
+    digest_every: u64,
+    retention: Retention,
+    progress: Option<ProgressFn>,
     storage: Arc<dyn Storage>,
+    recovery: Recovery,
 }
 
 impl Default for Options {
@@ -29,7 +151,14 @@ impl Default for Options {
         Options {
             channel_capacity: CHANNEL_CAPACITY_DEFAULT,
             batch_commands_max: BATCH_COMMANDS_MAX_DEFAULT,
+            durability: Durability::Always,
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            snapshot_every: SNAPSHOT_EVERY_DEFAULT,
+            digest_every: DIGEST_EVERY_DEFAULT,
+            retention: Retention::KeepAll,
+            progress: None,
             storage: Arc::new(FileSystem),
+            recovery: Recovery::default(),
         }
     }
 }
@@ -39,7 +168,14 @@ impl fmt::Debug for Options {
         f.debug_struct("Options")
             .field("channel_capacity", &self.channel_capacity)
             .field("batch_commands_max", &self.batch_commands_max)
+            .field("durability", &self.durability)
+            .field("segment_bytes", &self.segment_bytes)
+            .field("snapshot_every", &self.snapshot_every)
+            .field("digest_every", &self.digest_every)
+            .field("retention", &self.retention)
+            .field("progress", &self.progress.is_some())
             .field("storage", &self.storage)
+            .field("recovery", &self.recovery)
             .finish()
     }
 }
@@ -60,10 +196,71 @@ impl Options {
         self
     }
 
+    /// When records are made durable (default [`Durability::Always`]).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The size at which the log moves on to a new segment file (default
+    /// [`SEGMENT_BYTES_DEFAULT`], 64 MiB; at least 1). The server checks
+    /// between batches, so a segment can end up larger by one batch (at most
+    /// 4 MiB of records). Smaller segments let compaction reclaim space
+    /// sooner, at the cost of more files.
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    /// Take a snapshot automatically once this many records have been
+    /// written since the last one (default [`SNAPSHOT_EVERY_DEFAULT`]; 0 turns
+    /// automatic snapshots off). The snapshot is written by a helper thread
+    /// from a frozen copy of the state, so clients are not held up.
+    pub fn snapshot_every(mut self, records: u64) -> Self {
+        self.snapshot_every = records;
+        self
+    }
+
+    /// Write a digest record into the log once this many records have been
+    /// written since the last one (default [`DIGEST_EVERY_DEFAULT`]; 0 turns
+    /// them off). Replay checks the state against each.
+    pub fn digest_every(mut self, records: u64) -> Self {
+        self.digest_every = records;
+        self
+    }
+
+    /// What happens to segments a snapshot covers (default [`Retention::KeepAll`]).
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// A callback for the progress of replay, snapshots and compaction (see
+    /// [`Progress`]). Called from the opening thread during
+    /// [`Store::open`](crate::Store::open) and from the snapshot helper
+    /// thread later, so it must be quick and must not call into the store.
+    pub fn progress(mut self, callback: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(ProgressFn::new(callback));
+        self
+    }
+
     /// The storage under the log (default: the real [`FileSystem`]).
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = storage;
         self
+    }
+
+    /// What opening does with a damaged end of the log (default:
+    /// [`Recovery::TruncateTornTail`]; [`Recovery::Strict`] changes nothing
+    /// and fails instead).
+    pub fn recovery(mut self, recovery: Recovery) -> Self {
+        self.recovery = recovery;
+        self
+    }
+
+    /// The recovery mode.
+    pub fn get_recovery(&self) -> Recovery {
+        self.recovery
     }
 
     /// The request channel's capacity.
@@ -74,6 +271,35 @@ impl Options {
     /// The bound on requests per batch.
     pub fn get_batch_commands_max(&self) -> usize {
         self.batch_commands_max
+    }
+
+    /// The durability mode.
+    pub fn get_durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// The segment size limit in bytes.
+    pub fn get_segment_bytes(&self) -> u64 {
+        self.segment_bytes
+    }
+
+    /// Records between automatic snapshots (0: none).
+    pub fn get_snapshot_every(&self) -> u64 {
+        self.snapshot_every
+    }
+
+    /// Records between digest records (0: none).
+    pub fn get_digest_every(&self) -> u64 {
+        self.digest_every
+    }
+
+    /// The retention policy.
+    pub fn get_retention(&self) -> Retention {
+        self.retention
+    }
+
+    pub(crate) fn progress_ref(&self) -> Option<&ProgressFn> {
+        self.progress.as_ref()
     }
 
     pub(crate) fn storage_ref(&self) -> &Arc<dyn Storage> {
@@ -89,6 +315,16 @@ impl Options {
         if self.batch_commands_max == 0 {
             return Err(OpenError::InvalidOptions(
                 "batch_commands_max must be at least 1".into(),
+            ));
+        }
+        if self.segment_bytes == 0 {
+            return Err(OpenError::InvalidOptions(
+                "segment_bytes must be at least 1".into(),
+            ));
+        }
+        if self.durability == Durability::Interval(Duration::ZERO) {
+            return Err(OpenError::InvalidOptions(
+                "a durability interval must be longer than zero".into(),
             ));
         }
         Ok(())

@@ -4,29 +4,55 @@
 //! Its loop is group commit. It blocks for one request, then takes whatever
 //! else is already queued (up to a bounded batch), and for each command in
 //! arrival order: decides it against the current state (a rejection writes
-//! nothing), applies it in memory, and frames its record. Then one write and
-//! one `fdatasync` cover the whole batch, and only after that do replies go
-//! out. Queries that arrive while the batch holds unflushed changes are
-//! answered after the flush, so no reply ever shows a change that is not
-//! durable. If the flush fails, every change of the batch is undone in
+//! nothing), applies it in memory, and frames its record. Then one write
+//! covers the whole batch and — under [`Durability::Always`] — one
+//! `fdatasync`, and only after that do replies go out. Queries that arrive
+//! while the batch holds unwritten changes are answered after the flush, so
+//! no reply ever shows a change before it is as durable as the mode
+//! promises. If the flush fails, every change of the batch is undone in
 //! memory, its commands get the storage error, and the writer is poisoned.
 //!
-//! Architecture invariant: nothing leaves this thread — no reply, no query
-//! answer — that depends on a record before that record is durable.
+//! Between batches the server also keeps the log bounded: it rolls to a new
+//! segment when the current one is full, appends a digest record every so
+//! many records, and starts snapshots — freezing the state (a pointer copy
+//! per chunk) and handing it to a helper thread that writes the file, so no
+//! client waits for a snapshot to be written. When the helper reports back
+//! (through the request channel), the server applies the retention policy.
+//!
+//! Architecture invariant: under `Always`, nothing leaves this thread — no
+//! reply, no query answer — that depends on a record before that record is
+//! durable.
+//!
+//! Architecture invariant: a snapshot covers only records that are durable
+//! (the log is synced before the state is frozen, in every durability mode),
+//! and is taken between batches, when memory equals the log.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
 
-use crate::command::{Command, QueryRequest, ReplyTo, Request};
-use crate::error::{ClientError, StorageError};
+use crate::command::{CREATE_MANY_MAX, Command, QueryRequest, ReplyTo, Request};
+use crate::compaction::{self, CompactInfo, DiskSnapshot};
+use crate::error::{ClientError, StorageError, TicketError};
+use crate::history::{HistorySource, SegmentView};
+use crate::options::{Durability, Retention};
+use crate::progress::{ProgressFn, ProgressStep};
+use crate::snapshot::{self, SnapshotInfo};
 use crate::state::{State, Undo};
-use crate::ticket::Ticket;
+use crate::storage::OpenMode;
+use crate::ticket::{Ticket, TicketDraft, TicketId};
 use crate::time::Timestamp;
 use crate::wal::writer::LogWriter;
 
 /// Flush once a batch has framed this many bytes, even if more requests wait.
 const BATCH_BYTES_MAX: usize = 4 << 20;
+
+/// A snapshot first ends the current segment if it holds more than this
+/// fraction of the segment limit (see `start_snapshot`).
+const SNAPSHOT_ROLL_FRACTION: u64 = 8;
 
 /// State shared between the store handle, its clients and the server thread.
 #[derive(Debug, Default)]
@@ -38,6 +64,7 @@ pub(crate) struct Shared {
 /// A reply held back until the batch's flush.
 enum Deferred {
     Command(ReplyTo<Ticket>, Result<Ticket, ClientError>),
+    CreateMany(ReplyTo<Vec<Ticket>>, Result<Vec<Ticket>, ClientError>),
     Query(QueryRequest),
 }
 
@@ -45,23 +72,122 @@ pub(crate) struct Server {
     pub state: State,
     pub log: LogWriter,
     pub requests: Receiver<Request>,
+    /// Given to snapshot helper threads, to report back through the same
+    /// channel the server waits on. Holding it means the channel never
+    /// disconnects while the server runs; the server stops on `Close`, which
+    /// `Store::close` and `Store`'s `Drop` always send.
+    pub requests_tx: SyncSender<Request>,
     pub batch_commands_max: usize,
+    pub durability: Durability,
+    pub segment_bytes: u64,
+    /// Records between digest records (0: none).
+    pub digest_every: u64,
+    /// The LSN of the last digest record (or of what a snapshot covered).
+    pub last_digest_lsn: u64,
+    pub snapshots: Snapshots,
     pub shared: Arc<Shared>,
+}
+
+/// Someone waiting for a snapshot (and, for `Compact`, the compaction after it).
+enum SnapshotWaiter {
+    Snapshot(SyncSender<Result<SnapshotInfo, StorageError>>),
+    Compact(SyncSender<Result<CompactInfo, StorageError>>),
+}
+
+impl SnapshotWaiter {
+    fn fail(self, error: StorageError) {
+        // A caller that stopped waiting dropped its receiver: not an error.
+        match self {
+            SnapshotWaiter::Snapshot(reply) => drop(reply.send(Err(error))),
+            SnapshotWaiter::Compact(reply) => drop(reply.send(Err(error))),
+        }
+    }
+}
+
+/// A snapshot being written by its helper thread.
+struct InFlight {
+    lsn: u64,
+    /// The helper thread; `None` when the newest snapshot already covered
+    /// the log and nothing was written.
+    thread: Option<JoinHandle<()>>,
+    waiters: Vec<SnapshotWaiter>,
+}
+
+/// The server's view of snapshots: the policy, the files on disk, and the
+/// one being written.
+pub(crate) struct Snapshots {
+    /// Records between automatic snapshots (0: none).
+    pub every: u64,
+    pub retention: Retention,
+    pub progress: Option<ProgressFn>,
+    /// Every snapshot file in the directory, oldest first.
+    pub on_disk: Vec<DiskSnapshot>,
+    /// The newest snapshot known to be good (loaded at open, or written since).
+    pub newest: Option<SnapshotInfo>,
+    /// The LSN the last snapshot attempt covered: the next automatic one
+    /// waits for `every` records after it, even if that attempt failed.
+    pub last_attempt_lsn: u64,
+    in_flight: Option<InFlight>,
+    /// Requests that came while a snapshot was in flight; served by the next one.
+    queued: Vec<SnapshotWaiter>,
+    /// A helper's report, handled once the batch it arrived in is committed.
+    written: Option<Result<SnapshotInfo, StorageError>>,
+}
+
+impl Snapshots {
+    pub fn new(
+        every: u64,
+        retention: Retention,
+        progress: Option<ProgressFn>,
+        on_disk: Vec<DiskSnapshot>,
+        newest: Option<SnapshotInfo>,
+    ) -> Self {
+        let last_attempt_lsn = newest.as_ref().map_or(0, |s| s.lsn);
+        Snapshots {
+            every,
+            retention,
+            progress,
+            on_disk,
+            newest,
+            last_attempt_lsn,
+            in_flight: None,
+            queued: Vec::new(),
+            written: None,
+        }
+    }
+}
+
+/// The current batch: replies held back, changes that a failed flush undoes,
+/// and the tickets those changes touched.
+#[derive(Default)]
+struct Batch {
+    deferred: Vec<Deferred>,
+    undo: Vec<Undo>,
+    touched: HashSet<TicketId>,
+}
+
+impl Batch {
+    fn record(&mut self, undo: Undo) {
+        if let Some(id) = undo.ticket_id() {
+            self.touched.insert(id);
+        }
+        self.undo.push(undo);
+    }
 }
 
 impl Server {
     /// Serves until `Close` arrives or every sender is gone; then refuses what
-    /// is still queued and returns the writer's health.
+    /// is still queued, syncs, and returns the writer's health.
     pub fn run(mut self) -> Result<(), StorageError> {
-        let mut deferred = Vec::new();
-        let mut undo = Vec::new();
+        let mut batch = Batch::default();
+        let mut last_sync = Instant::now();
         let mut closing = false;
         while !closing {
-            let Ok(first) = self.requests.recv() else {
+            let Some(first) = self.next_request(&mut last_sync) else {
                 break;
             };
             let mut taken = 1;
-            closing = self.take(first, &mut deferred, &mut undo);
+            closing = self.take(first, &mut batch);
             while !closing
                 && taken < self.batch_commands_max
                 && self.log.pending_bytes() < BATCH_BYTES_MAX
@@ -70,99 +196,436 @@ impl Server {
                     break;
                 };
                 taken += 1;
-                closing = self.take(request, &mut deferred, &mut undo);
+                closing = self.take(request, &mut batch);
             }
-            self.commit(&mut deferred, &mut undo);
+            self.commit(&mut batch, &mut last_sync);
+            self.between_batches(&mut last_sync, closing);
         }
         self.shared.closed.store(true, Ordering::Release);
-        // Bounded: clients check `closed` before sending, so only requests
-        // already queued or blocked in `send` arrive here.
+        // A snapshot being written finishes (and is put in place) before the
+        // store closes; its helper reports through the channel. Bounded: one
+        // report is due, and clients check `closed` before sending, so only
+        // requests already queued or blocked in `send` arrive meanwhile.
+        while self.snapshots.in_flight.is_some() {
+            match self.requests.recv() {
+                Ok(Request::SnapshotWritten(result)) => self.finish_snapshot(result),
+                Ok(request) => request.reject_closed(),
+                Err(_) => break,
+            }
+        }
+        for waiter in self.snapshots.queued.drain(..) {
+            waiter.fail(StorageError::Closed);
+        }
         while let Ok(request) = self.requests.try_recv() {
             request.reject_closed();
         }
-        self.log.check_poisoned()
+        // A clean close leaves the log durable, and sealed, in every mode.
+        self.log.seal()
+    }
+
+    /// Between two batches (nothing pending, memory equal to the log): handle
+    /// a finished snapshot, then start one if asked for or due.
+    fn between_batches(&mut self, last_sync: &mut Instant, closing: bool) {
+        debug_assert!(!self.log.has_pending());
+        if let Some(result) = self.snapshots.written.take() {
+            self.finish_snapshot(result);
+        }
+        if self.snapshots.in_flight.is_some() {
+            return;
+        }
+        let lsn = self.log.next_lsn() - 1;
+        let due = !closing
+            && self.snapshots.every > 0
+            && lsn >= self.snapshots.last_attempt_lsn + self.snapshots.every
+            && self.log.check_poisoned().is_ok();
+        if due || !self.snapshots.queued.is_empty() {
+            let waiters = std::mem::take(&mut self.snapshots.queued);
+            self.start_snapshot(waiters, last_sync);
+        }
+    }
+
+    /// Freezes the state and hands it to a helper thread that writes the
+    /// snapshot. First makes the log durable up to the state's LSN, so the
+    /// snapshot never covers a record that a crash could still take away.
+    fn start_snapshot(&mut self, waiters: Vec<SnapshotWaiter>, last_sync: &mut Instant) {
+        // A segment well filled with records the snapshot will cover is
+        // ended first, so the snapshot's LSN sits at a segment boundary:
+        // opening then skips every segment before it unread, and compaction
+        // can remove them all. (Rolling also syncs.) A segment holding only
+        // a little is kept, so frequent snapshots do not make tiny files.
+        let roll = self.log.segment_len() > self.segment_bytes / SNAPSHOT_ROLL_FRACTION
+            && self.log.next_lsn() > self.log.segment_first_lsn();
+        let ready = self.log.check_poisoned().and_then(|()| {
+            if roll {
+                self.log.roll()
+            } else {
+                self.log.sync()
+            }
+        });
+        if let Err(error) = ready {
+            for waiter in waiters {
+                waiter.fail(error.clone());
+            }
+            return;
+        }
+        *last_sync = Instant::now();
+        let lsn = self.log.next_lsn() - 1;
+        self.snapshots.last_attempt_lsn = lsn;
+        if let Some(newest) = self.snapshots.newest.clone()
+            && newest.lsn == lsn
+        {
+            // Nothing was written since the newest snapshot: it is this one.
+            self.snapshots.in_flight = Some(InFlight {
+                lsn,
+                thread: None,
+                waiters,
+            });
+            self.finish_snapshot(Ok(newest));
+            return;
+        }
+        let frozen = self.state.freeze();
+        let storage = Arc::clone(self.log.storage());
+        let dir = self.log.dir().to_path_buf();
+        let report_to = self.requests_tx.clone();
+        let progress = self.snapshots.progress.clone();
+        let spawned = thread::Builder::new()
+            .name("ticketlog-snapshot".into())
+            .spawn(move || {
+                let total = frozen.tickets;
+                let result =
+                    snapshot::write_snapshot(storage.as_ref(), &dir, lsn, &frozen, &mut |done| {
+                        if let Some(progress) = &progress {
+                            progress.report(ProgressStep::WriteSnapshot, done, total);
+                        }
+                    });
+                // Let go of the chunks before reporting, so the server's
+                // next writes need not copy them.
+                drop(frozen);
+                // The server waits for this report before it closes; if it
+                // is gone (it died), nobody is left to tell.
+                let _ = report_to.send(Request::SnapshotWritten(result));
+            });
+        match spawned {
+            Ok(thread) => {
+                self.snapshots.in_flight = Some(InFlight {
+                    lsn,
+                    thread: Some(thread),
+                    waiters,
+                });
+            }
+            Err(e) => {
+                let error = StorageError::io("spawn snapshot thread", self.log.dir(), e);
+                for waiter in waiters {
+                    waiter.fail(error.clone());
+                }
+            }
+        }
+    }
+
+    /// The helper's snapshot is durable (or failed): apply retention, then
+    /// answer everyone who was waiting for it.
+    fn finish_snapshot(&mut self, result: Result<SnapshotInfo, StorageError>) {
+        let Some(in_flight) = self.snapshots.in_flight.take() else {
+            debug_assert!(false, "a snapshot report without a snapshot in flight");
+            return;
+        };
+        if let Some(thread) = in_flight.thread {
+            // The helper sends its report as its last act, so this is short;
+            // a helper that panicked has nothing more to say.
+            let _ = thread.join();
+        }
+        let info = match result {
+            Ok(info) => info,
+            Err(error) => {
+                for waiter in in_flight.waiters {
+                    waiter.fail(error.clone());
+                }
+                return;
+            }
+        };
+        debug_assert_eq!(info.lsn, in_flight.lsn);
+        let on_disk = &mut self.snapshots.on_disk;
+        on_disk.retain(|s| s.lsn != info.lsn);
+        on_disk.push(DiskSnapshot {
+            lsn: info.lsn,
+            path: info.path.clone(),
+            bytes: info.bytes,
+            known_bad: false,
+        });
+        on_disk.sort_by_key(|s| s.lsn);
+        self.snapshots.newest = Some(info.clone());
+        let compact = self.snapshots.retention == Retention::Compact
+            || in_flight
+                .waiters
+                .iter()
+                .any(|w| matches!(w, SnapshotWaiter::Compact(_)));
+        let retained = compaction::apply_retention(
+            &mut self.log,
+            &mut self.snapshots.on_disk,
+            &info,
+            compact,
+            self.snapshots.progress.as_ref(),
+        );
+        for waiter in in_flight.waiters {
+            // A caller that stopped waiting dropped its receiver: not an error.
+            match waiter {
+                SnapshotWaiter::Snapshot(reply) => drop(reply.send(Ok(info.clone()))),
+                SnapshotWaiter::Compact(reply) => drop(reply.send(retained.clone())),
+            }
+        }
+    }
+
+    /// Blocks for the next request. Under `Interval`, wakes when the interval
+    /// is up to sync what was written meanwhile (the background flush).
+    /// `None` when every sender is gone.
+    fn next_request(&mut self, last_sync: &mut Instant) -> Option<Request> {
+        let Durability::Interval(every) = self.durability else {
+            return self.requests.recv().ok();
+        };
+        loop {
+            if self.log.unsynced_bytes() == 0 {
+                return self.requests.recv().ok();
+            }
+            let wait = every.saturating_sub(last_sync.elapsed());
+            match self.requests.recv_timeout(wait) {
+                Ok(request) => return Some(request),
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) => {
+                    // Acknowledged records are already out; a failure poisons
+                    // the writer, and the next command reports it.
+                    let _ = self.log.sync();
+                    *last_sync = Instant::now();
+                }
+            }
+        }
     }
 
     /// Handles one request of the current batch; returns true on `Close`.
-    fn take(
-        &mut self,
-        request: Request,
-        deferred: &mut Vec<Deferred>,
-        undo: &mut Vec<Undo>,
-    ) -> bool {
+    fn take(&mut self, request: Request, batch: &mut Batch) -> bool {
         match request {
             Request::Close => {
                 self.shared.closed.store(true, Ordering::Release);
                 return true;
             }
             Request::Command { command, reply } => {
-                let result = self.execute(&command, undo);
+                let result = self.execute(command, batch);
                 if self.log.has_pending() {
-                    deferred.push(Deferred::Command(reply, result));
+                    batch.deferred.push(Deferred::Command(reply, result));
                 } else {
-                    // Nothing unflushed in this batch: the answer depends only on durable state.
+                    // Nothing unwritten in this batch: the answer depends only on
+                    // state that is already as durable as the mode promises.
                     let _ = reply.send(result);
                 }
             }
+            Request::CreateMany { drafts, reply } => {
+                let result = self.execute_many(drafts, batch);
+                if self.log.has_pending() {
+                    batch.deferred.push(Deferred::CreateMany(reply, result));
+                } else {
+                    let _ = reply.send(result);
+                }
+            }
+            // A ticket no change of this batch touched is in memory exactly as
+            // it is on disk: a read of it need not wait for the flush.
+            Request::Query(QueryRequest::Get { id, reply }) if !batch.touched.contains(&id) => {
+                let _ = reply.send(Ok(self.state.get(id)));
+            }
             Request::Query(query) => {
                 if self.log.has_pending() {
-                    deferred.push(Deferred::Query(query));
+                    batch.deferred.push(Deferred::Query(query));
                 } else {
                     self.answer(query);
                 }
+            }
+            // Started between batches, when memory equals the log.
+            Request::Snapshot { reply } => {
+                self.snapshots.queued.push(SnapshotWaiter::Snapshot(reply));
+            }
+            Request::Compact { reply } => {
+                self.snapshots.queued.push(SnapshotWaiter::Compact(reply));
+            }
+            Request::SnapshotWritten(result) => {
+                debug_assert!(self.snapshots.written.is_none());
+                self.snapshots.written = Some(result);
             }
         }
         false
     }
 
-    /// Decides, applies and frames one command. On success the change is in
-    /// memory and in the pending buffer, not yet durable.
-    fn execute(&mut self, command: &Command, undo: &mut Vec<Undo>) -> Result<Ticket, ClientError> {
+    /// The timestamp for a command accepted now: never earlier than the last
+    /// one, even if the wall clock steps back.
+    fn now(&self) -> Timestamp {
+        Timestamp::now().max(self.state.last_at())
+    }
+
+    /// Decides, frames and applies one command. On success the change is in
+    /// memory and in the pending buffer, not yet written.
+    fn execute(&mut self, command: Command, batch: &mut Batch) -> Result<Ticket, ClientError> {
         self.log.check_poisoned()?;
-        // Timestamps never go backwards, even if the wall clock does.
-        let now = Timestamp::now().max(self.state.last_at());
-        let event = self.state.decide(command, now)?;
-        let (ticket, undo_event) = self
+        let change = self.state.decide(command, self.now())?;
+        // Frame first: if that fails, nothing has been applied.
+        self.log.append(std::slice::from_ref(&change))?;
+        let undo = self
             .state
-            .apply(&event)
-            .expect("decide() only produces events consistent with the state it read");
-        if let Err(error) = self.log.append(std::slice::from_ref(&event)) {
-            self.state.undo(undo_event);
-            return Err(error.into());
-        }
-        undo.push(undo_event);
+            .apply(change)
+            .expect("decide() only produces changes consistent with the state it read");
+        let ticket = match &undo {
+            Undo::Delete(removed) => removed.clone(),
+            applied => applied
+                .ticket_id()
+                .and_then(|id| self.state.ticket(id))
+                .expect("a created or updated ticket is live")
+                .clone(),
+        };
+        batch.record(undo);
         Ok(ticket)
     }
 
-    /// Makes the batch durable, then sends every held-back reply in order.
-    fn commit(&mut self, deferred: &mut Vec<Deferred>, undo: &mut Vec<Undo>) {
-        let flushed = self.log.flush();
+    /// Creates every draft as one record: all are applied, or none.
+    fn execute_many(
+        &mut self,
+        drafts: Vec<TicketDraft>,
+        batch: &mut Batch,
+    ) -> Result<Vec<Ticket>, ClientError> {
+        self.log.check_poisoned()?;
+        if drafts.len() > CREATE_MANY_MAX {
+            return Err(TicketError::BatchTooLarge {
+                count: drafts.len(),
+                max: CREATE_MANY_MAX,
+            }
+            .into());
+        }
+        if drafts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let changes = self.state.decide_creates(drafts, self.now());
+        self.log.append(&changes)?;
+        let mut tickets = Vec::with_capacity(changes.len());
+        for change in changes {
+            let undo = self
+                .state
+                .apply(change)
+                .expect("decide_creates() mints the ids the state expects next");
+            tickets.push(
+                undo.ticket_id()
+                    .and_then(|id| self.state.ticket(id))
+                    .expect("a created ticket is live")
+                    .clone(),
+            );
+            batch.record(undo);
+        }
+        Ok(tickets)
+    }
+
+    /// Writes the batch (and syncs it, as the mode requires), then sends every
+    /// held-back reply in order.
+    fn commit(&mut self, batch: &mut Batch, last_sync: &mut Instant) {
+        if self.log.has_pending()
+            && self.digest_every > 0
+            && self.log.next_lsn() > self.last_digest_lsn + self.digest_every
+        {
+            // The state now reflects every record framed so far, so its digest
+            // describes the log up to the digest record. If the flush fails,
+            // the digest record goes with the batch.
+            if let Ok(lsn) = self.log.append(&[self.state.digest_change()]) {
+                self.last_digest_lsn = lsn;
+            }
+        }
+        let must_sync = match self.durability {
+            Durability::Always => true,
+            Durability::Interval(every) => last_sync.elapsed() >= every,
+            Durability::Never => false,
+        };
+        let mut flushed = self.log.write();
+        if flushed.is_ok() && (must_sync || self.log.must_sync()) {
+            flushed = self.log.sync();
+            *last_sync = Instant::now();
+        }
         if let Err(error) = &flushed {
             // The batch is not durable: take its changes back out of memory,
-            // newest first, so queries keep seeing only durable state.
-            for change in undo.drain(..).rev() {
+            // newest first, so queries keep seeing only what was kept.
+            for change in batch.undo.drain(..).rev() {
                 self.state.undo(change);
             }
             debug_assert!(!self.log.has_pending());
-            for reply in deferred.iter_mut() {
-                if let Deferred::Command(_, result) = reply {
-                    *result = Err(ClientError::Storage(error.clone()));
+            for reply in &mut batch.deferred {
+                match reply {
+                    Deferred::Command(_, result) => *result = Err(error.clone().into()),
+                    Deferred::CreateMany(_, result) => *result = Err(error.clone().into()),
+                    Deferred::Query(_) => {}
                 }
             }
         }
-        undo.clear();
-        for reply in deferred.drain(..) {
+        batch.undo.clear();
+        batch.touched.clear();
+        // A client that stopped waiting dropped its receiver: not an error.
+        for reply in batch.deferred.drain(..) {
             match reply {
                 Deferred::Command(reply, result) => {
+                    let _ = reply.send(result);
+                }
+                Deferred::CreateMany(reply, result) => {
                     let _ = reply.send(result);
                 }
                 Deferred::Query(query) => self.answer(query),
             }
         }
+        if flushed.is_ok() && self.segment_is_full() {
+            // Between batches, after the replies: rolling syncs the segment,
+            // which no reply needs to wait for. A failure poisons the writer,
+            // and the next command reports it.
+            if self.log.roll().is_ok() {
+                *last_sync = Instant::now();
+            }
+        }
+    }
+
+    /// Whether the current segment holds a record and has reached the size limit.
+    fn segment_is_full(&self) -> bool {
+        self.log.segment_len() >= self.segment_bytes
+            && self.log.next_lsn() > self.log.segment_first_lsn()
+    }
+
+    /// Read-only handles on every segment, for a history read on the
+    /// client's thread. A ticket id never minted is `NotFound`.
+    fn history_source(&self, id: TicketId) -> Result<HistorySource, ClientError> {
+        if id.get() == 0 || id >= self.state.next_id() {
+            return Err(ClientError::NotFound(id));
+        }
+        let storage = self.log.storage();
+        let mut segments = Vec::with_capacity(self.log.closed_segments().len() + 1);
+        for (first_lsn, path, len) in self
+            .log
+            .closed_segments()
+            .iter()
+            .map(|s| (s.first_lsn, s.path.clone(), s.bytes))
+            .chain(std::iter::once((
+                self.log.segment_first_lsn(),
+                self.log.segment_path().to_path_buf(),
+                self.log.segment_len(),
+            )))
+        {
+            let file = storage
+                .open_file(&path, OpenMode::ReadOnly)
+                .map_err(|e| StorageError::io("open", &path, e))?;
+            segments.push(SegmentView {
+                first_lsn,
+                path,
+                file,
+                len,
+            });
+        }
+        Ok(HistorySource {
+            first_lsn: self.log.first_lsn(),
+            segments,
+        })
     }
 
     fn answer(&self, query: QueryRequest) {
-        debug_assert!(!self.log.has_pending(), "queries see durable state only");
+        debug_assert!(
+            !self.log.has_pending(),
+            "queries never see unwritten changes"
+        );
         // A client that stopped waiting dropped its receiver: not an error.
         match query {
             QueryRequest::Get { id, reply } => {
@@ -176,6 +639,9 @@ impl Server {
                 stats.log_bytes = self.log.len();
                 stats.records = self.log.records();
                 let _ = reply.send(Ok(stats));
+            }
+            QueryRequest::History { id, reply } => {
+                let _ = reply.send(self.history_source(id));
             }
         }
     }

@@ -4,6 +4,7 @@
 //! Architecture invariant: the server thread is joined before `close` or
 //! `drop` returns, and the directory lock is released only after that.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{self, SyncSender};
@@ -11,32 +12,84 @@ use std::thread::{self, JoinHandle};
 
 use crate::client::Client;
 use crate::command::Request;
+use crate::compaction::CompactInfo;
 use crate::error::{OpenError, StorageError};
 use crate::options::Options;
-use crate::server::{Server, Shared};
-use crate::state::State;
-use crate::storage::StorageLock;
+use crate::restore;
+use crate::server::{Server, Shared, Snapshots};
+use crate::snapshot::{RejectedSnapshot, SnapshotInfo};
+use crate::storage::{Storage, StorageLock};
 use crate::wal::TornTail;
-use crate::wal::recovery;
 
 /// The lock file in a data directory; an open store holds an exclusive lock on it.
 pub(crate) const LOCK_FILE_NAME: &str = "LOCK";
 
-/// What opening the store found in the log.
+/// How long a contended directory lock is retried before `AlreadyOpen`.
+///
+/// A lock is tied to an open file description, which a child process forked
+/// by any thread of this process shares until it calls `exec`. So a store
+/// closed a moment ago can still look locked for that long; a store that is
+/// really open elsewhere stays locked and is reported after this bound.
+const LOCK_RETRY_MS_MAX: u64 = 200;
+
+/// Takes the data directory's lock, or reports who holds it.
+pub(crate) fn lock_dir(
+    storage: &dyn crate::storage::Storage,
+    dir: &Path,
+) -> Result<Box<dyn StorageLock>, OpenError> {
+    let lock_path = dir.join(LOCK_FILE_NAME);
+    let started = std::time::Instant::now();
+    let mut pause_ms = 1;
+    loop {
+        match storage.try_lock(&lock_path) {
+            Ok(Some(lock)) => return Ok(lock),
+            Ok(None) if started.elapsed().as_millis() < u128::from(LOCK_RETRY_MS_MAX) => {
+                thread::sleep(std::time::Duration::from_millis(pause_ms));
+                pause_ms = (pause_ms * 2).min(20);
+            }
+            Ok(None) => {
+                return Err(OpenError::AlreadyOpen {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(OpenError::io("lock", &lock_path, e)),
+        }
+    }
+}
+
+/// What opening the store found: the snapshot it started from, the records
+/// it replayed after it, and anything it had to skip or cut.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveryReport {
-    /// Records replayed.
+    /// Records replayed (those after the snapshot, if one was loaded).
     pub records_replayed: u64,
-    /// Bytes of the log after recovery.
+    /// Bytes of the log after recovery, all segments.
     pub log_bytes: u64,
+    /// Segment files the log is made of.
+    pub segments: u64,
     /// A damaged or incomplete end of the log that was cut off, if any.
     pub torn_tail: Option<TornTail>,
+    /// The snapshot the state was loaded from, if any.
+    pub snapshot: Option<SnapshotInfo>,
+    /// Newer snapshots that failed a check and were skipped, newest first:
+    /// when this is not empty, opening fell back to [`Self::snapshot`] (or,
+    /// if that is `None`, to replaying the whole log).
+    pub snapshots_rejected: Vec<RejectedSnapshot>,
+    /// The LSN of the oldest record still in the log: 1 unless compaction
+    /// removed segments. History starts here.
+    pub history_starts_at_lsn: u64,
 }
 
 impl RecoveryReport {
     /// Bytes cut off the end of the log (0 when the log ended cleanly).
     pub fn bytes_dropped(&self) -> u64 {
         self.torn_tail.as_ref().map_or(0, |torn| torn.bytes)
+    }
+
+    /// Whether opening skipped a damaged snapshot and fell back to an older
+    /// one or to a full replay.
+    pub fn fell_back(&self) -> bool {
+        !self.snapshots_rejected.is_empty()
     }
 }
 
@@ -76,45 +129,49 @@ impl Store {
         let dir = dir.as_ref().to_path_buf();
         let storage = options.storage_ref().clone();
 
-        let created = storage
+        let created_levels = missing_levels(storage.as_ref(), &dir)?;
+        storage
             .create_dir_all(&dir)
             .map_err(|e| OpenError::io("create directory", &dir, e))?;
-        if created {
-            let parent = match dir.parent() {
-                Some(parent) if !parent.as_os_str().is_empty() => parent,
-                _ => Path::new("."),
-            };
-            storage
-                .sync_dir(parent)
-                .map_err(|e| OpenError::io("fsync directory", parent, e))?;
+        // No segment yet: a new store (perhaps after an open that failed
+        // before its directories were synced).
+        let new_store = created_levels > 0
+            || crate::wal::segment::list_segments(storage.as_ref(), &dir)
+                .map_err(|e| OpenError::io("list directory", &dir, e))?
+                .is_empty();
+        if new_store {
+            sync_ancestors(storage.as_ref(), &dir, created_levels)?;
         }
 
-        let lock_path = dir.join(LOCK_FILE_NAME);
-        let lock = storage
-            .try_lock(&lock_path)
-            .map_err(|e| OpenError::io("lock", &lock_path, e))?
-            .ok_or_else(|| OpenError::AlreadyOpen { dir: dir.clone() })?;
+        let lock = lock_dir(storage.as_ref(), &dir)?;
 
-        let mut state = State::default();
-        let (log, scan) = recovery::open_log(storage.as_ref(), &dir, |entry| {
-            for event in &entry.events {
-                state.apply(event)?;
-            }
-            Ok(())
-        })?;
-        let recovery = RecoveryReport {
-            records_replayed: scan.records,
-            log_bytes: log.len(),
-            torn_tail: scan.torn_tail,
-        };
+        let restored = restore::restore(
+            &storage,
+            &dir,
+            options.get_recovery(),
+            options.progress_ref(),
+        )?;
+        let recovery = restored.report;
 
         let (requests, receiver) = mpsc::sync_channel(options.get_channel_capacity());
         let shared = Arc::new(Shared::default());
         let server = Server {
-            state,
-            log,
+            state: restored.state,
+            log: restored.log,
             requests: receiver,
+            requests_tx: requests.clone(),
             batch_commands_max: options.get_batch_commands_max(),
+            durability: options.get_durability(),
+            segment_bytes: options.get_segment_bytes(),
+            digest_every: options.get_digest_every(),
+            last_digest_lsn: restored.last_digest_lsn,
+            snapshots: Snapshots::new(
+                options.get_snapshot_every(),
+                options.get_retention(),
+                options.progress_ref().cloned(),
+                restored.on_disk,
+                recovery.snapshot.clone(),
+            ),
             shared: Arc::clone(&shared),
         };
         let server = thread::Builder::new()
@@ -147,6 +204,32 @@ impl Store {
         &self.recovery
     }
 
+    /// Takes a snapshot of the state now (after every command sent before this
+    /// call) and returns once it is durable. Clients are not held up while it
+    /// is written: the server freezes the state between two batches and a
+    /// helper thread writes it. If nothing was logged since the newest
+    /// snapshot, that one is returned. Then retention applies (see
+    /// [`Retention`](crate::Retention)).
+    pub fn snapshot(&self) -> Result<SnapshotInfo, StorageError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.requests
+            .send(Request::Snapshot { reply })
+            .map_err(|_| StorageError::ServerGone)?;
+        answer.recv().map_err(|_| StorageError::ServerGone)?
+    }
+
+    /// Takes a snapshot (as [`Self::snapshot`]), then removes every log
+    /// segment it wholly covers and every older snapshot, whatever the
+    /// [`Retention`](crate::Retention) option says. History afterwards starts
+    /// at [`CompactInfo::history_starts_at_lsn`].
+    pub fn compact(&self) -> Result<CompactInfo, StorageError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.requests
+            .send(Request::Compact { reply })
+            .map_err(|_| StorageError::ServerGone)?;
+        answer.recv().map_err(|_| StorageError::ServerGone)?
+    }
+
     /// Stops taking requests, answers everything already queued, and joins the
     /// server thread. Clients still held get [`ClientError::Closed`](crate::ClientError::Closed)
     /// from then on. Returns the error that poisoned the store, if one did.
@@ -166,6 +249,58 @@ impl Store {
             Err(_) => Err(StorageError::ServerGone),
         }
     }
+}
+
+/// How many of `dir` and its ancestors do not exist yet (so opening creates them).
+fn missing_levels(storage: &dyn Storage, dir: &Path) -> Result<usize, OpenError> {
+    let mut missing = 0;
+    for ancestor in dir.ancestors() {
+        if ancestor.as_os_str().is_empty()
+            || storage
+                .exists(ancestor)
+                .map_err(|e| OpenError::io("stat", ancestor, e))?
+        {
+            break;
+        }
+        missing += 1;
+    }
+    Ok(missing)
+}
+
+/// Makes a new store's directory reachable after a crash: fsyncs the parent
+/// of `dir` and every directory above it, up to the root.
+///
+/// A new directory's name is durable only once its parent is synced, and
+/// this must hold for every level this open created (`created_levels`) —
+/// and for levels an earlier, failed open may have created, which is why
+/// this runs whenever the log does not exist yet, not only when this open
+/// created a directory. Above the levels created now, an ancestor this
+/// process may not open for reading (permission denied) ends the walk: the
+/// store creates its directories owner-readable, so such an ancestor, and
+/// every one above it, predates the store.
+fn sync_ancestors(
+    storage: &dyn Storage,
+    dir: &Path,
+    created_levels: usize,
+) -> Result<(), OpenError> {
+    for (level, parent) in dir.ancestors().skip(1).enumerate() {
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        match storage.sync_dir(parent) {
+            Ok(()) => {}
+            Err(e) if level >= created_levels && e.kind() == io::ErrorKind::PermissionDenied => {
+                break;
+            }
+            Err(e) => return Err(OpenError::io("fsync directory", parent, e)),
+        }
+        if parent == Path::new(".") {
+            break;
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Store {

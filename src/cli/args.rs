@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
-use ticketlog::{Status, TicketDescription, TicketId, TicketTitle};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ticketlog::{Durability, Retention, Status, TicketDescription, TicketId, TicketTitle};
 
 /// A durable, embedded ticket store.
 #[derive(Debug, Parser)]
@@ -19,6 +19,16 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// When commands are made durable: always (fdatasync before every
+    /// acknowledgement), interval:MS (at most every MS milliseconds), or never
+    #[arg(long, global = true, value_name = "MODE", default_value = "always", value_parser = parse_durability)]
+    pub durability: Durability,
+
+    /// What happens to log segments a snapshot covers: keep-all (history
+    /// stays complete) or compact (they are deleted after each snapshot)
+    #[arg(long, global = true, value_name = "POLICY", default_value = "keep-all", value_parser = parse_retention)]
+    pub retention: Retention,
+
     #[command(subcommand)]
     pub command: CliCommand,
 }
@@ -26,6 +36,35 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
+    /// A command or query against the store in --dir.
+    #[command(flatten)]
+    Ticket(TicketCommand),
+    /// Check, list or repair the log (verify and dump change nothing)
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// Run concurrent clients against a fresh store, then reopen it and check the state
+    Demo(DemoArgs),
+    /// Measure a workload of the peers harness (insert, mixed, reopen) or memory use;
+    /// --dir is where a fresh store is made (and removed) for the run
+    Bench(BenchArgs),
+    /// Create tickets from concurrent clients, printing each id as soon as it is
+    /// acknowledged (for crash tests: kill the process at any moment, then check)
+    Load(LoadArgs),
+    /// Kill -9 soak: a child process runs concurrent clients, is killed with SIGKILL
+    /// at a random moment, and the reopened store must hold every acknowledged
+    /// command; repeated --cycles times (--dir: the store to use, default a fresh
+    /// temporary one)
+    CrashTest(CrashTestArgs),
+    /// The child process of crash-test (not for direct use)
+    #[command(hide = true)]
+    CrashTestWorker(CrashTestWorkerArgs),
+}
+
+/// The commands and queries that open the store, run one request, and close it.
+#[derive(Debug, Subcommand)]
+pub enum TicketCommand {
     /// Create a ticket and print it
     Add {
         /// Title: 1 to 50 bytes
@@ -79,16 +118,17 @@ pub enum CliCommand {
     },
     /// Print counts by status, the next id and the log size
     Stats,
-    /// Inspect the log without changing it
-    Log {
-        #[command(subcommand)]
-        command: LogCommand,
+    /// Print every change of a ticket still in the log, oldest first
+    History {
+        /// Ticket id
+        #[arg(value_parser = parse_id)]
+        id: TicketId,
     },
-    /// Run concurrent clients against a fresh store, then reopen it and check the state
-    Demo(DemoArgs),
-    /// Create tickets from concurrent clients, printing each id as soon as it is
-    /// acknowledged (for crash tests: kill the process at any moment, then check)
-    Load(LoadArgs),
+    /// Write a snapshot of the state now, so the next open replays less
+    Snapshot,
+    /// Write a snapshot, then delete the log segments and older snapshots it
+    /// covers; prints the bytes reclaimed (history then starts later)
+    Compact,
 }
 
 /// `ticketlog log …`
@@ -97,7 +137,23 @@ pub enum LogCommand {
     /// Check every record; exit 0 if clean, 1 if the tail is torn, 2 if corrupt
     Verify,
     /// Print one line per record
-    Dump,
+    Dump {
+        /// Only records with this LSN or a later one
+        #[arg(long, value_name = "LSN")]
+        from_lsn: Option<u64>,
+        /// Only records with this LSN or an earlier one
+        #[arg(long, value_name = "LSN")]
+        to_lsn: Option<u64>,
+    },
+    /// Cut a torn tail off the log (as opening the store would); with
+    /// --drop-after-corruption, also cut mid-log corruption and every record
+    /// after it. The bytes cut are saved to a *.damaged file beside the log
+    Repair {
+        /// Cut the log at mid-log corruption, dropping every record from the
+        /// first damaged one on (acknowledged ones too)
+        #[arg(long)]
+        drop_after_corruption: bool,
+    },
 }
 
 /// `ticketlog demo`
@@ -112,6 +168,76 @@ pub struct DemoArgs {
     /// Seed for the operation mix [default: from the clock; printed]
     #[arg(long)]
     pub seed: Option<u64>,
+}
+
+/// `ticketlog bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure
+    #[arg(long, value_enum)]
+    pub workload: Workload,
+    /// Client threads
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub clients: u32,
+    /// Operations per client (for reopen and memory: tickets per client)
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ops: u64,
+    /// Commands each client keeps in flight (insert only; 1 waits for each reply)
+    #[arg(long, default_value_t = 1, value_parser = parse_pipeline)]
+    pub pipeline: usize,
+    /// Keep the store directory after the run
+    #[arg(long)]
+    pub keep: bool,
+    /// Segment size limit for the store under test (bytes)
+    #[arg(long, value_name = "BYTES")]
+    pub segment_bytes: Option<u64>,
+}
+
+/// `ticketlog bench --workload`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Each client creates --ops tickets, each acknowledged before the next
+    Insert,
+    /// 10,000 preloaded; 80% get, 15% status update, 5% create
+    Mixed,
+    /// Time to open a store holding clients x ops single creates
+    Reopen,
+    /// Peak resident memory with clients x ops tickets held
+    Memory,
+    /// Open time of clients x ops tickets each updated 9 times, with a recent
+    /// snapshot, against the open time of just the creates (full replay); and
+    /// the time of one ticket's history over that log
+    ReopenHistory,
+    /// Write latency (p50/p99/max) of clients updating clients x ops tickets,
+    /// while a snapshot of them is written and while none is
+    SnapshotLatency,
+    /// Disk use after compaction of clients x ops tickets each updated 9
+    /// times, against the snapshot size plus the segment limit
+    CompactDisk,
+}
+
+impl Workload {
+    /// The name used in the JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Insert => "insert",
+            Workload::Mixed => "mixed",
+            Workload::Reopen => "reopen",
+            Workload::Memory => "memory",
+            Workload::ReopenHistory => "reopen-history",
+            Workload::SnapshotLatency => "snapshot-latency",
+            Workload::CompactDisk => "compact-disk",
+        }
+    }
+}
+
+fn parse_pipeline(input: &str) -> Result<usize, String> {
+    match input.parse::<usize>() {
+        Ok(depth) if (1..=65_536).contains(&depth) => Ok(depth),
+        _ => Err(format!(
+            "pipeline depth {input:?} is not valid: use 1 to 65536"
+        )),
+    }
 }
 
 /// `ticketlog load`
@@ -143,4 +269,43 @@ fn parse_id(input: &str) -> Result<TicketId, String> {
     input
         .parse()
         .map_err(|e: ticketlog::TicketError| e.to_string())
+}
+
+fn parse_durability(input: &str) -> Result<Durability, String> {
+    input.parse()
+}
+
+/// `ticketlog crash-test`
+#[derive(Debug, Args)]
+pub struct CrashTestArgs {
+    /// Kill cycles
+    #[arg(long, default_value_t = 20)]
+    pub cycles: u64,
+    /// Client threads in the child process
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub clients: u32,
+    /// Seed for the workload and the kill points [default: from the clock; printed]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Most acknowledgements to read before a kill (each cycle draws up to this)
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub acks_max: u64,
+}
+
+/// `ticketlog crash-test-worker` (hidden): the child of `crash-test`.
+#[derive(Debug, Args)]
+pub struct CrashTestWorkerArgs {
+    /// Client threads
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub clients: u32,
+    /// The parent's seed
+    #[arg(long)]
+    pub seed: u64,
+    /// The cycle number
+    #[arg(long)]
+    pub cycle: u64,
+}
+
+fn parse_retention(input: &str) -> Result<Retention, String> {
+    input.parse()
 }

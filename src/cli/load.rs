@@ -8,14 +8,17 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::thread;
 
-use ticketlog::{ClientError, TicketDraft};
+use ticketlog::{ClientError, Durability, TicketDraft};
 
 use super::args::LoadArgs;
-use super::output::Output;
 use super::{CliError, open_store};
 
-pub(crate) fn run(dir: &Path, args: &LoadArgs, _out: &mut Output) -> Result<ExitCode, CliError> {
-    let store = open_store(dir)?;
+pub(crate) fn run(
+    dir: &Path,
+    durability: Durability,
+    args: &LoadArgs,
+) -> Result<ExitCode, CliError> {
+    let store = open_store(dir, durability)?;
     let outcome: Result<(), CliError> = thread::scope(|scope| {
         let handles: Vec<_> = (0..args.clients)
             .map(|index| {

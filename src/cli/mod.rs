@@ -3,9 +3,13 @@
 //! stderr. Every failure ends as one line on stderr and a non-zero exit.
 
 mod args;
+mod bench;
+mod crash_test;
 mod demo;
 mod load;
 mod output;
+mod progress;
+mod repair;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,10 +19,11 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use ticketlog::wal::{self, LogEntry};
 use ticketlog::{
-    ClientError, ListQuery, OpenError, Options, StorageError, Store, TicketDraft, TicketPatch,
+    ClientError, Durability, ListQuery, OpenError, Options, StorageError, Store, TicketDraft,
+    TicketPatch,
 };
 
-use args::{Cli, CliCommand, LogCommand};
+use args::{Cli, CliCommand, LogCommand, TicketCommand};
 use output::Output;
 
 /// The data directory when neither `--dir` nor `$TICKETLOG_DIR` is given.
@@ -32,10 +37,10 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 /// `log verify`/`log dump`: the log has a torn tail.
 const EXIT_TORN_TAIL: u8 = 1;
-/// `log verify`/`log dump`: the log is corrupt.
-const EXIT_CORRUPT: u8 = 2;
-/// `log verify`/`log dump`: the log could not be read at all.
-const EXIT_UNREADABLE: u8 = 3;
+/// `log verify`/`log dump`/`log repair`: the log is corrupt (and was left alone).
+pub(crate) const EXIT_CORRUPT: u8 = 2;
+/// `log verify`/`log dump`/`log repair`: the log could not be read at all.
+pub(crate) const EXIT_UNREADABLE: u8 = 3;
 
 /// Why a command failed; displayed as the one line on stderr.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +51,8 @@ pub(crate) enum CliError {
     Client(#[from] ClientError),
     #[error("closing the store: {0}")]
     Close(#[from] StorageError),
+    #[error("taking a snapshot: {0}")]
+    Snapshot(StorageError),
     #[error("writing output: {0}")]
     Output(#[from] io::Error),
     #[error("{0}")]
@@ -95,27 +102,52 @@ fn data_dir(cli_dir: Option<PathBuf>) -> PathBuf {
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let mut out = Output::new(cli.json);
     match cli.command {
-        CliCommand::Demo(demo_args) => return demo::run(cli.dir.as_deref(), &demo_args, &mut out),
-        CliCommand::Load(load_args) => {
-            return load::run(&data_dir(cli.dir), &load_args, &mut out);
+        CliCommand::Ticket(command) => run_ticket_command(
+            &data_dir(cli.dir),
+            Options::default()
+                .durability(cli.durability)
+                .retention(cli.retention),
+            command,
+            &mut out,
+        ),
+        CliCommand::Demo(demo_args) => {
+            demo::run(cli.dir.as_deref(), cli.durability, &demo_args, &mut out)
         }
-        CliCommand::Log { command } => return run_log(&data_dir(cli.dir), command, &mut out),
-        _ => {}
+        CliCommand::Bench(bench_args) => {
+            bench::run(cli.dir.as_deref(), cli.durability, &bench_args, &mut out)
+        }
+        CliCommand::Load(load_args) => load::run(&data_dir(cli.dir), cli.durability, &load_args),
+        CliCommand::CrashTest(crash_args) => {
+            crash_test::run(cli.dir.as_deref(), cli.durability, &crash_args, &mut out)
+        }
+        CliCommand::CrashTestWorker(worker_args) => {
+            crash_test::run_worker(&data_dir(cli.dir), cli.durability, &worker_args)
+        }
+        CliCommand::Log { command } => run_log(&data_dir(cli.dir), command, &mut out),
     }
+}
 
-    let store = open_store(&data_dir(cli.dir))?;
+/// Opens the store, runs one command or query, prints the outcome, closes.
+fn run_ticket_command(
+    dir: &Path,
+    options: Options,
+    command: TicketCommand,
+    out: &mut Output,
+) -> Result<ExitCode, CliError> {
+    let bars = progress::StepBars::start();
+    let store = open_store_with(dir, bars.install(options))?;
     let client = store.client();
-    let outcome = match cli.command {
-        CliCommand::Add { title, description } => client
+    let outcome = match command {
+        TicketCommand::Add { title, description } => client
             .create(TicketDraft { title, description })
             .map_err(CliError::from)
             .and_then(|ticket| Ok(out.ticket(&ticket)?)),
-        CliCommand::Get { id } => match client.get(id) {
+        TicketCommand::Get { id } => match client.get(id) {
             Ok(Some(ticket)) => out.ticket(&ticket).map_err(CliError::from),
             Ok(None) => Err(ClientError::NotFound(id).into()),
             Err(e) => Err(e.into()),
         },
-        CliCommand::List {
+        TicketCommand::List {
             status,
             after,
             limit,
@@ -132,7 +164,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     .try_for_each(|ticket| out.ticket(ticket))
                     .map_err(CliError::from)
             }),
-        CliCommand::Update {
+        TicketCommand::Update {
             id,
             title,
             description,
@@ -150,17 +182,26 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             )
             .map_err(CliError::from)
             .and_then(|ticket| Ok(out.ticket(&ticket)?)),
-        CliCommand::Delete { id } => client
+        TicketCommand::Delete { id } => client
             .delete(id)
             .map_err(CliError::from)
             .and_then(|ticket| Ok(out.ticket(&ticket)?)),
-        CliCommand::Stats => client
+        TicketCommand::Stats => client
             .stats()
             .map_err(CliError::from)
             .and_then(|stats| Ok(out.stats(&stats)?)),
-        CliCommand::Log { .. } | CliCommand::Demo(_) | CliCommand::Load(_) => {
-            unreachable!("handled before the store is opened")
-        }
+        TicketCommand::History { id } => client
+            .history_with_start(id)
+            .map_err(CliError::from)
+            .and_then(|history| Ok(out.history(id, &history)?)),
+        TicketCommand::Snapshot => store
+            .snapshot()
+            .map_err(CliError::Snapshot)
+            .and_then(|info| Ok(out.snapshot(&info)?)),
+        TicketCommand::Compact => store
+            .compact()
+            .map_err(CliError::Snapshot)
+            .and_then(|info| Ok(out.compaction(&info)?)),
     };
     // Close even after a failed command, so the store shuts down cleanly; the
     // command's own error is the one worth reporting.
@@ -170,16 +211,35 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the store, telling stderr about any torn tail that recovery cut off.
-pub(crate) fn open_store(dir: &Path) -> Result<Store, CliError> {
-    let store = Store::open(dir, Options::default())?;
-    if let Some(torn) = &store.recovery().torn_tail {
+/// Opens the store with default options but `durability`.
+pub(crate) fn open_store(dir: &Path, durability: Durability) -> Result<Store, CliError> {
+    open_store_with(dir, Options::default().durability(durability))
+}
+
+/// Opens the store, telling stderr about any torn tail that recovery cut off
+/// and any damaged snapshot it skipped.
+pub(crate) fn open_store_with(dir: &Path, options: Options) -> Result<Store, CliError> {
+    let store = Store::open(dir, options)?;
+    let recovery = store.recovery();
+    if let Some(torn) = &recovery.torn_tail {
         eprintln!(
             "ticketlog: recovered {}: cut {} bytes of torn tail at byte {} ({})",
             dir.display(),
             torn.bytes,
             torn.offset,
             torn.damage
+        );
+    }
+    for rejected in &recovery.snapshots_rejected {
+        eprintln!(
+            "ticketlog: skipped damaged snapshot {} (at byte {}: {}); {}",
+            rejected.path.display(),
+            rejected.offset,
+            rejected.damage,
+            recovery.snapshot.as_ref().map_or_else(
+                || "replayed the whole log instead".to_string(),
+                |used| format!("used the snapshot at lsn {} instead", used.lsn)
+            )
         );
     }
     Ok(store)
@@ -189,14 +249,20 @@ fn run_log(dir: &Path, command: LogCommand, out: &mut Output) -> Result<ExitCode
     let mut output_error: Option<io::Error> = None;
     let is_verify = matches!(command, LogCommand::Verify);
     let report = match command {
+        LogCommand::Repair {
+            drop_after_corruption,
+        } => return repair::run(dir, drop_after_corruption, out),
         LogCommand::Verify => wal::read_log(dir, |_| {}),
-        LogCommand::Dump => wal::read_log(dir, |entry: &LogEntry| {
-            if output_error.is_none()
-                && let Err(e) = out.log_entry(entry)
-            {
-                output_error = Some(e);
-            }
-        }),
+        LogCommand::Dump { from_lsn, to_lsn } => {
+            let lsns = from_lsn.unwrap_or(1)..=to_lsn.unwrap_or(u64::MAX);
+            wal::read_log_range(dir, lsns, |entry: &LogEntry| {
+                if output_error.is_none()
+                    && let Err(e) = out.log_entry(entry)
+                {
+                    output_error = Some(e);
+                }
+            })
+        }
     };
     if let Some(e) = output_error {
         return Err(e.into());
@@ -211,14 +277,43 @@ fn run_log(dir: &Path, command: LogCommand, out: &mut Output) -> Result<ExitCode
                     torn.bytes, torn.offset, torn.damage
                 );
             }
-            Ok(ExitCode::from(if report.scan.torn_tail.is_some() {
+            if report.scan.torn_tail.is_some() {
+                eprintln!(
+                    "ticketlog: `ticketlog log repair` cuts the torn tail (opening the store does too)"
+                );
+            }
+            let mut damaged_snapshot = false;
+            for check in &report.snapshots {
+                if let Err((offset, damage)) = &check.result {
+                    damaged_snapshot = true;
+                    eprintln!(
+                        "ticketlog: {} is corrupt at byte {offset}: {damage}",
+                        check.path.display()
+                    );
+                }
+            }
+            Ok(ExitCode::from(if damaged_snapshot {
+                EXIT_CORRUPT
+            } else if report.scan.torn_tail.is_some() {
                 EXIT_TORN_TAIL
             } else {
                 0
             }))
         }
         Err(error @ OpenError::Corrupt { .. }) => {
-            eprintln!("ticketlog: {error}");
+            // One line: what is wrong, and which repair (if any) applies.
+            let hint = match &error {
+                OpenError::Corrupt {
+                    damage: ticketlog::Damage::UnsupportedVersion { .. },
+                    ..
+                } => "do not repair it: a newer ticketlog can read it".to_string(),
+                OpenError::Corrupt { offset, .. } => format!(
+                    "`ticketlog log repair --drop-after-corruption` cuts the log at byte \
+                     {offset}, dropping every record from there (saved beside the log)"
+                ),
+                _ => String::new(),
+            };
+            eprintln!("ticketlog: {error}; {hint}");
             Ok(ExitCode::from(EXIT_CORRUPT))
         }
         Err(error) => {

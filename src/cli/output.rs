@@ -5,7 +5,7 @@ use std::io::{self, Stdout, Write};
 
 use serde::Serialize;
 use ticketlog::wal::{LogEntry, LogReport};
-use ticketlog::{Event, Stats, Ticket};
+use ticketlog::{Change, CompactInfo, Event, History, SnapshotInfo, Stats, Ticket, TicketId};
 
 pub(crate) struct Output {
     json: bool,
@@ -73,25 +73,99 @@ impl Output {
         )
     }
 
+    /// A ticket's history: one line per event (in JSON, one object per
+    /// event). When compaction removed its beginning, says where it starts
+    /// (on stderr in JSON mode, so stdout stays one event per line).
+    pub fn history(&mut self, id: TicketId, history: &History) -> io::Result<()> {
+        if !history.is_complete() {
+            let note = format!(
+                "history of ticket {id} starts at lsn {} (earlier segments were compacted)",
+                history.first_lsn
+            );
+            if self.json {
+                eprintln!("ticketlog: {note}");
+            } else {
+                writeln!(self.stdout.lock(), "{note}")?;
+            }
+        }
+        for event in &history.events {
+            if self.json {
+                self.json_line(event)?;
+            } else {
+                writeln!(
+                    self.stdout.lock(),
+                    "lsn={} version={} at={} {}",
+                    event.lsn,
+                    event.version,
+                    event.at,
+                    describe_event(event)
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn snapshot(&mut self, info: &SnapshotInfo) -> io::Result<()> {
+        if self.json {
+            return self.json_line(info);
+        }
+        writeln!(
+            self.stdout.lock(),
+            "snapshot at lsn {}: {} tickets, {} bytes, {}",
+            info.lsn,
+            info.tickets,
+            info.bytes,
+            info.path.display()
+        )
+    }
+
+    pub fn compaction(&mut self, info: &CompactInfo) -> io::Result<()> {
+        if self.json {
+            return self.json_line(info);
+        }
+        writeln!(
+            self.stdout.lock(),
+            "compacted: removed {} segments and {} snapshots, reclaimed {} bytes\n\
+             snapshot at lsn {} ({} bytes); log now {} bytes; history starts at lsn {}",
+            info.segments_removed,
+            info.snapshots_removed,
+            info.bytes_reclaimed,
+            info.snapshot.lsn,
+            info.snapshot.bytes,
+            info.log_bytes,
+            info.history_starts_at_lsn
+        )
+    }
+
     pub fn log_entry(&mut self, entry: &LogEntry) -> io::Result<()> {
         if self.json {
             return self.json_line(&serde_json::json!({
                 "lsn": entry.lsn,
+                "segment": entry.segment,
                 "offset": entry.offset,
                 "len": entry.len,
-                "events": entry.events,
+                "changes": entry.changes,
             }));
         }
-        for event in &entry.events {
-            let detail = match event {
-                Event::Created {
+        if entry.changes.is_empty() {
+            return writeln!(
+                self.stdout.lock(),
+                "lsn={} offset={} len={} seal (clean close: everything before is durable)",
+                entry.lsn,
+                entry.offset,
+                entry.len
+            );
+        }
+        for change in &entry.changes {
+            let detail = match change {
+                Change::Created {
                     title, description, ..
                 } => format!(
                     "title={:?} description={:?}",
                     title.as_str(),
                     description.as_str()
                 ),
-                Event::Updated {
+                Change::Updated {
                     version,
                     title,
                     description,
@@ -110,19 +184,26 @@ impl Output {
                     }
                     fields
                 }
-                Event::Deleted { version, .. } => format!("version={version}"),
+                Change::Deleted { version, .. } => format!("version={version}"),
+                Change::Digest {
+                    digest,
+                    next_id,
+                    tickets,
+                } => format!("state digest={digest:#018x} next_id={next_id} tickets={tickets}"),
                 _ => String::new(),
             };
-            writeln!(
-                self.stdout.lock(),
-                "lsn={} offset={} len={} at={} {} id={} {detail}",
-                entry.lsn,
-                entry.offset,
-                entry.len,
-                event.at(),
-                event.kind(),
-                event.ticket_id()
-            )?;
+            let mut line = format!(
+                "lsn={} segment={} offset={} len={}",
+                entry.lsn, entry.segment, entry.offset, entry.len
+            );
+            if let Some(at) = change.at() {
+                line += &format!(" at={at}");
+            }
+            line += &format!(" {}", change.kind());
+            if let Some(id) = change.ticket_id() {
+                line += &format!(" id={id}");
+            }
+            writeln!(self.stdout.lock(), "{line} {detail}")?;
         }
         Ok(())
     }
@@ -131,14 +212,27 @@ impl Output {
     pub fn log_report(&mut self, report: &LogReport) -> io::Result<()> {
         let scan = &report.scan;
         let last_id = report.next_id.get().saturating_sub(1);
+        let first_lsn = report.segments.first().map_or(1, |s| s.first_lsn);
+        let valid_bytes: u64 = report.segments.iter().map(|s| s.valid_bytes).sum();
         if self.json {
             return self.json_line(&serde_json::json!({
                 "path": scan.path,
-                "records": scan.records,
-                "bytes": scan.file_bytes,
-                "valid_bytes": scan.valid_bytes,
+                "segments": report.segments.len(),
+                "first_lsn": first_lsn,
+                "records": report.records,
+                "bytes": report.bytes,
+                "valid_bytes": valid_bytes,
                 "last_id": last_id,
                 "tickets": report.tickets,
+                "base_snapshot": report.base_snapshot.as_ref().map(|s| s.lsn),
+                "snapshots": report.snapshots.iter().map(|check| serde_json::json!({
+                    "path": check.path,
+                    "lsn": check.lsn,
+                    "ok": check.result.is_ok(),
+                    "damage": check.result.as_ref().err().map(|(offset, damage)| {
+                        format!("at byte {offset}: {damage}")
+                    }),
+                })).collect::<Vec<_>>(),
                 "torn_tail": scan.torn_tail.as_ref().map(|torn| serde_json::json!({
                     "offset": torn.offset,
                     "bytes": torn.bytes,
@@ -148,13 +242,42 @@ impl Output {
         }
         writeln!(
             self.stdout.lock(),
-            "{}: {} records, {} bytes, last id {}, {} live tickets",
-            scan.path.display(),
-            scan.records,
-            scan.file_bytes,
+            "{}: {} records, {} bytes in {} segments (lsn {} to {}), last id {}, {} live tickets",
+            scan.path.parent().map_or_else(
+                || scan.path.display().to_string(),
+                |d| d.display().to_string()
+            ),
+            report.records,
+            report.bytes,
+            report.segments.len(),
+            first_lsn,
+            scan.next_lsn.saturating_sub(1),
             last_id,
             report.tickets
         )?;
+        for check in &report.snapshots {
+            match &check.result {
+                Ok(()) => writeln!(
+                    self.stdout.lock(),
+                    "snapshot at lsn {}: ok{}",
+                    check.lsn,
+                    if report
+                        .base_snapshot
+                        .as_ref()
+                        .is_some_and(|b| b.lsn == check.lsn)
+                    {
+                        " (replay started here: the log before it was compacted)"
+                    } else {
+                        ""
+                    }
+                )?,
+                Err((offset, damage)) => writeln!(
+                    self.stdout.lock(),
+                    "snapshot at lsn {}: DAMAGED at byte {offset}: {damage}",
+                    check.lsn
+                )?,
+            }
+        }
         match &scan.torn_tail {
             None => writeln!(self.stdout.lock(), "clean: no torn tail"),
             Some(torn) => writeln!(
@@ -165,5 +288,39 @@ impl Output {
                 torn.damage
             ),
         }
+    }
+}
+
+/// What an event changed, in words: `created title=… description=…`,
+/// `updated title=… status=…` (only the fields it set), `deleted`.
+fn describe_event(event: &Event) -> String {
+    match &event.change {
+        Change::Created {
+            title, description, ..
+        } => format!(
+            "created title={:?} description={:?}",
+            title.as_str(),
+            description.as_str()
+        ),
+        Change::Updated {
+            title,
+            description,
+            status,
+            ..
+        } => {
+            let mut text = "updated".to_string();
+            if let Some(title) = title {
+                text += &format!(" title={:?}", title.as_str());
+            }
+            if let Some(description) = description {
+                text += &format!(" description={:?}", description.as_str());
+            }
+            if let Some(status) = status {
+                text += &format!(" status={status}");
+            }
+            text
+        }
+        Change::Deleted { .. } => "deleted".to_string(),
+        other => other.kind().to_string(),
     }
 }

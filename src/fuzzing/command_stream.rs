@@ -602,13 +602,16 @@ impl Harness {
     fn restart(&mut self) -> Checked {
         let store = self.store.take().expect("open between steps");
         store.close().map_err(|e| format!("close: {e}"))?;
-        self.check_closed_log()?;
+        let entries = self.check_closed_log()?;
         let file_len = fs::metadata(self.log_path())
             .map_err(|e| format!("stat log: {e}"))?
             .len();
         self.reopen()?;
         let report = self.store().recovery();
-        if report.records_replayed != self.model.records()
+        // Every record is replayed: the model's commands, plus the seals and
+        // digest records the store adds, which carry no command.
+        if report.records_replayed != entries.len() as u64
+            || (entries.len() as u64) < self.model.records()
             || report.torn_tail.is_some()
             || report.log_bytes != file_len
         {
@@ -669,7 +672,15 @@ impl Harness {
                 after.len() - keep
             ));
         }
-        self.model = self.model.truncated(survivors)?;
+        // Seals and digest records survive or not like any record, but carry
+        // no command: the model keeps the commands among the survivors.
+        let commands = entries[..survivors]
+            .iter()
+            .filter(|entry| entry.changes.iter().any(|change| change.at().is_some()))
+            .count();
+        self.model = self.model.truncated(commands)?;
+        self.model
+            .set_records_without_commands((survivors - commands) as u64);
         self.check_reopened_state()
     }
 }

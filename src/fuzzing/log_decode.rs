@@ -145,19 +145,14 @@ fn check_report(log: &[u8], report: &LogReport, entries: &[LogEntry]) -> Result<
         ensure_eq(&entry.offset, &offset, &at, "offset")?;
         ensure_eq(&entry.lsn, &(header.first_lsn + index as u64), &at, "lsn")?;
         let bytes = &log[offset as usize..(offset + entry.len) as usize];
-        let decoded = decode_record(bytes)
+        let (decoded_header, decoded) = decode_record(bytes)
             .map_err(|damage| Failure::new(&at, format!("read_log took it, decode: {damage}")))?;
-        ensure_eq(&decoded.events, &entry.events, &at, "events")?;
+        ensure_eq(&decoded, &entry.changes, &at, "changes")?;
         let mut framed = Vec::new();
-        frame_record(
-            &mut framed,
-            entry.lsn,
-            decoded.header.unsynced_before,
-            &entry.events,
-        )
-        .map_err(|e| Failure::new(&at, format!("re-frame: {e}")))?;
+        frame_record(&mut framed, decoded_header.unsynced_before, &entry.changes)
+            .map_err(|e| Failure::new(&at, format!("re-frame: {e}")))?;
         ensure(framed == bytes, &at, || {
-            "the record's bytes are not the canonical encoding of its events".into()
+            "the record's bytes are not the canonical encoding of its changes".into()
         })?;
         offset += entry.len;
     }

@@ -9,9 +9,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::change::Change;
 use crate::command::{Command, ListQuery, Stats};
 use crate::error::{ClientError, TicketError};
-use crate::event::Event;
 use crate::ticket::{Status, Ticket, TicketDescription, TicketId, TicketTitle};
 use crate::time::Timestamp;
 use crate::wal::LogEntry;
@@ -19,7 +19,7 @@ use crate::wal::LogEntry;
 /// One event the model expects in the log, in log order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Logged {
-    event: Event,
+    event: Change,
     /// False for a delete whose timestamp has not been read from the log yet;
     /// its `at` then holds a lower bound.
     at_known: bool,
@@ -33,6 +33,9 @@ pub struct Model {
     /// No later event may be stamped earlier than this.
     last_at: Timestamp,
     log: Vec<Logged>,
+    /// Records in the log that carry no command (seals, digest records),
+    /// as of the last time the log was read.
+    records_without_commands: u64,
 }
 
 impl Default for Model {
@@ -42,6 +45,7 @@ impl Default for Model {
             next_id: 1,
             last_at: Timestamp::from_unix_millis(0),
             log: Vec::new(),
+            records_without_commands: 0,
         }
     }
 }
@@ -216,7 +220,7 @@ impl Model {
                     created_at: at,
                     updated_at: at,
                 };
-                let event = Event::Created {
+                let event = Change::Created {
                     id,
                     title,
                     description,
@@ -243,7 +247,7 @@ impl Model {
                 }
                 after.version = before.version + 1;
                 after.updated_at = at;
-                let event = Event::Updated {
+                let event = Change::Updated {
                     id: before.id,
                     version: after.version,
                     title,
@@ -254,7 +258,7 @@ impl Model {
                 (after, event, true)
             }
             Decision::Delete { before } => {
-                let event = Event::Deleted {
+                let event = Change::Deleted {
                     id: before.id,
                     version: before.version,
                     // Not in the reply: a lower bound until the log is read.
@@ -266,10 +270,11 @@ impl Model {
         if *reply != expected {
             return Err(format!("reply {reply:?}, model expects {expected:?}"));
         }
-        if event.at() < self.last_at {
+        let at = event.at().unwrap_or(self.last_at);
+        if at < self.last_at {
             return Err(format!(
                 "timestamp {} went back from {}",
-                event.at().as_unix_millis(),
+                at.as_unix_millis(),
                 self.last_at.as_unix_millis()
             ));
         }
@@ -280,15 +285,20 @@ impl Model {
 
     /// Applies one event to the tickets, checking it as replay must. Does not
     /// touch the expected log.
-    pub fn apply(&mut self, event: &Event) -> Result<(), String> {
-        if event.at() < self.last_at {
+    pub fn apply(&mut self, event: &Change) -> Result<(), String> {
+        // A digest record describes the state; it changes no ticket (the
+        // store checks it on replay, and this model is not the store).
+        let Some(at) = event.at() else {
+            return Ok(());
+        };
+        if at < self.last_at {
             return Err(format!(
                 "event {event:?} is earlier than {:?}",
                 self.last_at
             ));
         }
         match event {
-            Event::Created {
+            Change::Created {
                 id,
                 title,
                 description,
@@ -311,7 +321,7 @@ impl Model {
                     },
                 );
             }
-            Event::Updated {
+            Change::Updated {
                 id,
                 version,
                 title,
@@ -341,7 +351,7 @@ impl Model {
                 ticket.version = *version;
                 ticket.updated_at = *at;
             }
-            Event::Deleted { id, version, .. } => {
+            Change::Deleted { id, version, .. } => {
                 match self.tickets.get(&id.get()) {
                     Some(ticket) if ticket.version == *version => {}
                     Some(ticket) => {
@@ -354,8 +364,9 @@ impl Model {
                 }
                 self.tickets.remove(&id.get());
             }
+            Change::Digest { .. } => {}
         }
-        self.last_at = event.at();
+        self.last_at = at;
         Ok(())
     }
 
@@ -363,7 +374,7 @@ impl Model {
     pub fn replay<'e>(entries: impl IntoIterator<Item = &'e LogEntry>) -> Result<Model, String> {
         let mut model = Model::default();
         for entry in entries {
-            for event in &entry.events {
+            for event in entry.changes.iter().filter(|c| c.at().is_some()) {
                 model.apply(event)?;
                 model.log.push(Logged {
                     event: event.clone(),
@@ -378,6 +389,13 @@ impl Model {
     /// order, carrying exactly the expected event) and learns the timestamps
     /// of deletes from it.
     pub fn check_log(&mut self, entries: &[LogEntry]) -> Result<(), String> {
+        // Seals (empty records) and digest records carry no command.
+        let all = entries.len() as u64;
+        let entries: Vec<&LogEntry> = entries
+            .iter()
+            .filter(|entry| entry.changes.iter().any(|c| c.at().is_some()))
+            .collect();
+        self.records_without_commands = all - entries.len() as u64;
         if entries.len() != self.log.len() {
             return Err(format!(
                 "the log holds {} records, the model acknowledged {} changes",
@@ -386,19 +404,24 @@ impl Model {
             ));
         }
         let mut previous_at = Timestamp::from_unix_millis(0);
+        let mut previous_lsn = 0;
         for (index, (entry, logged)) in entries.iter().zip(&mut self.log).enumerate() {
-            let [event] = entry.events.as_slice() else {
+            let [event] = entry.changes.as_slice() else {
                 return Err(format!(
-                    "record {index} holds {} events",
-                    entry.events.len()
+                    "record {index} holds {} changes",
+                    entry.changes.len()
                 ));
             };
-            if entry.lsn != index as u64 + 1 {
-                return Err(format!("record {index} has LSN {}", entry.lsn));
+            if entry.lsn <= previous_lsn {
+                return Err(format!(
+                    "record {index} has LSN {} after LSN {previous_lsn}",
+                    entry.lsn
+                ));
             }
+            previous_lsn = entry.lsn;
             let mut expected = logged.event.clone();
             if !logged.at_known
-                && let (Event::Deleted { at, .. }, Event::Deleted { at: bound, .. }) =
+                && let (Change::Deleted { at, .. }, Change::Deleted { at: bound, .. }) =
                     (event, &mut expected)
             {
                 if *at < *bound {
@@ -411,10 +434,11 @@ impl Model {
                     "record {index} holds {event:?}, model expects {expected:?}"
                 ));
             }
-            if event.at() < previous_at {
+            let at = event.at().unwrap_or(previous_at);
+            if at < previous_at {
                 return Err(format!("record {index}: timestamp went backwards"));
             }
-            previous_at = event.at();
+            previous_at = at;
             logged.event = expected;
             logged.at_known = true;
         }
@@ -422,7 +446,13 @@ impl Model {
         Ok(())
     }
 
-    /// The model after a crash that left only the first `records` records of
+    /// Sets how many records in the log carry no command (seals, digest
+    /// records), for a log the model did not read with [`Self::check_log`].
+    pub fn set_records_without_commands(&mut self, records: u64) {
+        self.records_without_commands = records;
+    }
+
+    /// The model after a crash that left only the first `records` command records of
     /// the log: everything is replayed from the expected log's prefix. The
     /// log must have been read with [`Self::check_log`] first, so every
     /// timestamp in it is known.
@@ -460,7 +490,7 @@ impl Model {
             count(Status::InProgress),
             count(Status::Done),
             self.next_id(),
-            self.records(),
+            self.records() + self.records_without_commands,
         );
         let got = (
             stats.todo,

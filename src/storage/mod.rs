@@ -6,14 +6,23 @@
 //! honest about durability: `sync_data` returns only once the bytes written so
 //! far are on stable storage, and `sync_dir` once the directory's entries are.
 //! This layer knows nothing about records or tickets.
+//!
+//! With the `sim` cargo feature, `SimStorage` is an in-memory disk that
+//! models the page cache (durable bytes apart from unsynced writes), loses and
+//! tears unsynced writes on a simulated power cut, and injects I/O errors and
+//! damage, deterministically from a seed.
 
 mod fs;
+#[cfg(feature = "sim")]
+mod sim;
 
 use std::fmt;
 use std::io;
 use std::path::Path;
 
 pub use fs::FileSystem;
+#[cfg(feature = "sim")]
+pub use sim::{Fault, FaultKind, FiredFault, HeldOp, HeldOps, OpKind, SECTOR_BYTES, SimStorage};
 
 /// How [`Storage::open_file`] opens a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +54,22 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
 
     /// Makes the directory's entries (created, renamed, removed files) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Renames the file `from` to `to`, replacing `to` if it exists. The new
+    /// name is durable only after [`Self::sync_dir`] on the directories
+    /// involved. (Snapshots are written to a temporary name and renamed.)
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes the file at `path`. The removal is durable only after
+    /// [`Self::sync_dir`] on its directory. Handles already open keep working.
+    /// (Compaction removes covered segments and old snapshots.)
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// The names of the entries in `dir` (files and directories, not `.` or
+    /// `..`), in no particular order. A name that is not valid UTF-8 is
+    /// skipped: the store never creates one. (Opening a store lists its
+    /// directory to find log segments and snapshots.)
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
 }
 
 /// An open file. Offsets are absolute; there is no cursor.

@@ -42,6 +42,19 @@ impl<'f> LogReader<'f> {
         })
     }
 
+    /// A reader that sees only the first `len` bytes of `file` (or fewer, if
+    /// the file is shorter): for reading a segment that is still being
+    /// appended to, up to what was written when the read began.
+    pub fn with_len(file: &'f mut dyn StorageFile, len: u64) -> io::Result<Self> {
+        let file_len = file.size()?.min(len);
+        Ok(LogReader {
+            file,
+            file_len,
+            window: Vec::new(),
+            window_start: 0,
+        })
+    }
+
     pub fn file_len(&self) -> u64 {
         self.file_len
     }

@@ -14,7 +14,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Length of the file header in bytes.
 pub const FILE_HEADER_LEN: usize = 32;
 /// Length of a record header in bytes.
-pub const RECORD_HEADER_LEN: usize = 24;
+pub const RECORD_HEADER_LEN: usize = 16;
 /// The largest payload a record may carry. Longer records are refused on
 /// write and treated as damage on read.
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = 1 << 20;
@@ -28,7 +28,7 @@ pub struct FileHeader {
 }
 
 impl FileHeader {
-    /// Encodes the header. Layout: magic[8] | version u32 | flags u32 (0) | first_lsn u64 |
+    /// Encodes the header. Layout: `magic[8]` | version u32 | flags u32 (0) | first_lsn u64 |
     /// reserved u32 (0) | crc u32 over bytes 0..28.
     pub fn encode(&self) -> [u8; FILE_HEADER_LEN] {
         let mut bytes = [0u8; FILE_HEADER_LEN];
@@ -68,16 +68,18 @@ impl FileHeader {
 }
 
 /// A record header, as decoded after its own checksum has passed.
+///
+/// Records carry no sequence number of their own: a record's LSN is the file
+/// header's first LSN plus the number of records before it, and replay's
+/// per-change checks (ids, versions) catch a duplicated or misplaced record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordHeader {
     /// Payload length in bytes, at most [`RECORD_PAYLOAD_BYTES_MAX`].
     pub payload_len: u32,
-    /// The record's log sequence number.
-    pub lsn: u64,
     /// Bytes written after the last sync and before this record: the log was
     /// durable up to `offset - unsynced_before` when this record was written.
     pub unsynced_before: u32,
-    /// CRC-32C over header bytes 4..16 (length and LSN) and the payload.
+    /// CRC-32C over header bytes 4..12 (length and `unsynced_before`) and the payload.
     pub payload_crc: u32,
 }
 
@@ -87,17 +89,16 @@ impl RecordHeader {
         RECORD_HEADER_LEN as u64 + u64::from(self.payload_len)
     }
 
-    /// Decodes and checks a header. Checks, in order: the header checksum,
-    /// then the length bound. The payload is checked by [`verify_payload`].
+    /// Decodes and checks a header: first its checksum, then the length bound.
+    /// The payload is checked by [`Self::verify_payload`].
     pub fn decode(bytes: &[u8; RECORD_HEADER_LEN]) -> Result<RecordHeader, Damage> {
-        if crc32c::crc32c(&bytes[4..24]) != read_u32(bytes, 0) {
+        if crc32c::crc32c(&bytes[4..16]) != read_u32(bytes, 0) {
             return Err(Damage::BadRecordHeader);
         }
         let header = RecordHeader {
             payload_len: read_u32(bytes, 4),
-            lsn: read_u64(bytes, 8),
-            unsynced_before: read_u32(bytes, 16),
-            payload_crc: read_u32(bytes, 20),
+            unsynced_before: read_u32(bytes, 8),
+            payload_crc: read_u32(bytes, 12),
         };
         if header.payload_len as usize > RECORD_PAYLOAD_BYTES_MAX {
             return Err(Damage::RecordTooLong {
@@ -111,7 +112,7 @@ impl RecordHeader {
     /// Checks the payload against the header's payload checksum.
     pub fn verify_payload(&self, header_bytes: &[u8], payload: &[u8]) -> Result<(), Damage> {
         debug_assert_eq!(payload.len(), self.payload_len as usize);
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&header_bytes[4..16]), payload);
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&header_bytes[4..12]), payload);
         if crc == self.payload_crc {
             Ok(())
         } else {
@@ -122,10 +123,12 @@ impl RecordHeader {
 
 /// Appends one framed record to `out`: a header followed by `payload`.
 ///
-/// Layout of the header: header_crc u32 (over bytes 4..24) | payload_len u32 |
-/// lsn u64 | unsynced_before u32 | payload_crc u32 (over bytes 4..16 and the
-/// payload).
-pub fn encode_record(out: &mut Vec<u8>, lsn: u64, unsynced_before: u32, payload: &[u8]) {
+/// Layout of the header: header_crc u32 (over bytes 4..16) | payload_len u32 |
+/// unsynced_before u32 | payload_crc u32 (over bytes 4..12 and the payload).
+///
+/// # Panics
+/// If `payload` is longer than [`RECORD_PAYLOAD_BYTES_MAX`]; callers bound it first.
+pub fn encode_record(out: &mut Vec<u8>, unsynced_before: u32, payload: &[u8]) {
     assert!(
         payload.len() <= RECORD_PAYLOAD_BYTES_MAX,
         "callers bound the payload before framing it"
@@ -134,11 +137,10 @@ pub fn encode_record(out: &mut Vec<u8>, lsn: u64, unsynced_before: u32, payload:
     let mut header = [0u8; RECORD_HEADER_LEN];
     // The bound above makes this conversion lossless.
     header[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    header[8..16].copy_from_slice(&lsn.to_le_bytes());
-    header[16..20].copy_from_slice(&unsynced_before.to_le_bytes());
-    let payload_crc = crc32c::crc32c_append(crc32c::crc32c(&header[4..16]), payload);
-    header[20..24].copy_from_slice(&payload_crc.to_le_bytes());
-    let header_crc = crc32c::crc32c(&header[4..24]);
+    header[8..12].copy_from_slice(&unsynced_before.to_le_bytes());
+    let payload_crc = crc32c::crc32c_append(crc32c::crc32c(&header[4..12]), payload);
+    header[12..16].copy_from_slice(&payload_crc.to_le_bytes());
+    let header_crc = crc32c::crc32c(&header[4..16]);
     header[0..4].copy_from_slice(&header_crc.to_le_bytes());
     out.extend_from_slice(&header);
     out.extend_from_slice(payload);
@@ -176,10 +178,9 @@ mod tests {
     #[test]
     fn record_round_trips_and_rejects_every_header_bit_flip() {
         let mut out = Vec::new();
-        encode_record(&mut out, 7, 3, b"payload");
+        encode_record(&mut out, 3, b"payload");
         let header_bytes: [u8; RECORD_HEADER_LEN] = out[..RECORD_HEADER_LEN].try_into().unwrap();
         let header = RecordHeader::decode(&header_bytes).unwrap();
-        assert_eq!(header.lsn, 7);
         assert_eq!(header.unsynced_before, 3);
         assert_eq!(header.payload_len, 7);
         header
@@ -204,7 +205,7 @@ mod tests {
     fn oversized_length_is_damage_even_with_a_valid_checksum() {
         let mut header = [0u8; RECORD_HEADER_LEN];
         header[4..8].copy_from_slice(&(RECORD_PAYLOAD_BYTES_MAX as u32 + 1).to_le_bytes());
-        let crc = crc32c::crc32c(&header[4..24]);
+        let crc = crc32c::crc32c(&header[4..16]);
         header[0..4].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
             RecordHeader::decode(&header),

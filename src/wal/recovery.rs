@@ -9,37 +9,66 @@
 //!   the end of the last good record and reports the bytes dropped.
 //! - Otherwise it is **mid-log corruption**: open fails naming the file and
 //!   offset, and nothing on disk is changed.
-//! - A record that passes its checksums but carries the wrong sequence number,
-//!   does not decode, or contradicts the replayed state is corruption: its
-//!   bytes are exactly what was written, so cutting it would lose data.
+//! - A record that passes its checksums but does not decode, or contradicts
+//!   the replayed state, is corruption: its bytes are exactly what was
+//!   written, so cutting it would lose data.
+//! - Only the **last segment** can have a torn tail. Every other segment was
+//!   sealed and synced before the next was created, so damage there, a
+//!   segment missing from the run, or one whose header names another first
+//!   LSN, is corruption.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::change::Change;
 use crate::codec;
 use crate::error::{Damage, OpenError};
-use crate::event::Event;
 use crate::storage::{OpenMode, Storage, StorageFile};
 use crate::wal::reader::LogReader;
 use crate::wal::record::{FILE_HEADER_LEN, FileHeader};
+use crate::wal::segment::{self, ClosedSegment, Segment};
 use crate::wal::writer::LogWriter;
 
-/// The log file inside a data directory. The number is the log sequence
-/// number of its first record, so later formats can split the log into
-/// segments named the same way.
+/// How often (in bytes read) replay reports its progress.
+const PROGRESS_BYTES: u64 = 1 << 20;
+
+/// The first segment of every log (`segment_file_name(1)`): a store's log
+/// starts here until compaction removes it.
 pub const LOG_FILE_NAME: &str = "00000000000000000001.wal";
+
+/// What opening a store does with a damaged end of the log.
+///
+/// Damage that a later durable record proves was synced (mid-log corruption)
+/// is an error in every mode; see `docs/FORMAT.md`, "Recovery".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Recovery {
+    /// Cut off a torn tail (bytes that were never synced, so hold nothing
+    /// acknowledged), sync the cut, and report it in
+    /// [`RecoveryReport::torn_tail`](crate::RecoveryReport::torn_tail).
+    #[default]
+    TruncateTornTail,
+    /// Any damage, a torn tail included, fails the open with
+    /// [`OpenError::TornTail`] or [`OpenError::Corrupt`], and nothing on disk
+    /// is changed.
+    Strict,
+}
 
 /// One record as read back from the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogEntry {
     /// Its log sequence number (1 for the first record).
     pub lsn: u64,
-    /// Byte offset of the record in the file.
+    /// The first LSN of the segment that holds it (which names its file,
+    /// see [`segment_file_name`](super::segment_file_name)).
+    pub segment: u64,
+    /// Byte offset of the record in its segment file.
     pub offset: u64,
     /// Bytes the record takes on disk, header included.
     pub len: u64,
-    /// The events it carries, applied together.
-    pub events: Vec<Event>,
+    /// The changes it carries, applied together.
+    pub changes: Vec<Change>,
 }
 
 /// A damaged or incomplete end of the log, which opening the store cuts off.
@@ -53,11 +82,13 @@ pub struct TornTail {
     pub damage: Damage,
 }
 
-/// What a full read of the log found.
+/// What a full read of one log segment found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogScan {
-    /// The log file.
+    /// The segment file.
     pub path: PathBuf,
+    /// The LSN of the segment's first record (from its name).
+    pub first_lsn: u64,
     /// Good records.
     pub records: u64,
     /// The file's length.
@@ -70,16 +101,22 @@ pub struct LogScan {
     pub torn_tail: Option<TornTail>,
 }
 
-/// Reads the whole log at `path`, calling `on_entry` for each good record in
-/// order. `on_entry` may reject an entry (it contradicts the state built so
-/// far), which makes the log corrupt at that record.
+/// Reads the whole segment at `path`, whose name says its first record has
+/// LSN `first_lsn`, calling `on_entry` for each good record in order — except
+/// records with an LSN at or below `skip_through`, which are checked (both
+/// checksums) but neither decoded nor passed on: a snapshot covers them.
+/// `on_entry` may reject an entry (it contradicts the state built so far),
+/// which makes the log corrupt at that record.
 ///
-/// A missing or header-only-and-torn file reads as an empty log. Never writes.
+/// A missing or header-only-and-torn file reads as an empty segment. Never writes.
 pub(crate) fn scan_log(
     file: &mut dyn StorageFile,
     path: &Path,
-    mut on_entry: impl FnMut(LogEntry) -> Result<(), String>,
+    first_lsn: u64,
+    skip_through: u64,
+    mut on_entry: impl FnMut(LogEntry) -> Result<(), Damage>,
 ) -> Result<LogScan, OpenError> {
+    debug_assert!(first_lsn >= 1);
     let io_error = |e: io::Error| OpenError::io("read", path, e);
     let corrupt = |offset: u64, damage: Damage| OpenError::Corrupt {
         file: path.to_path_buf(),
@@ -90,10 +127,11 @@ pub(crate) fn scan_log(
     let file_bytes = reader.file_len();
     let mut scan = LogScan {
         path: path.to_path_buf(),
+        first_lsn,
         records: 0,
         file_bytes,
         valid_bytes: 0,
-        next_lsn: 1,
+        next_lsn: first_lsn,
         torn_tail: None,
     };
 
@@ -125,7 +163,15 @@ pub(crate) fn scan_log(
         }
         Err(damage) => return Err(corrupt(0, damage)),
     };
-    scan.next_lsn = header.first_lsn;
+    if header.first_lsn != first_lsn {
+        return Err(corrupt(
+            0,
+            Damage::Misnamed {
+                named: first_lsn,
+                header: header.first_lsn,
+            },
+        ));
+    }
     let mut offset = FILE_HEADER_LEN as u64;
 
     while offset < file_bytes {
@@ -153,24 +199,18 @@ pub(crate) fn scan_log(
             }
         };
         let header = raw.header;
-        if header.lsn != scan.next_lsn {
-            return Err(corrupt(
+        if scan.next_lsn > skip_through {
+            let changes = codec::decode_changes(raw.payload)
+                .map_err(|e| corrupt(offset, Damage::Undecodable(e)))?;
+            on_entry(LogEntry {
+                lsn: scan.next_lsn,
+                segment: first_lsn,
                 offset,
-                Damage::SequenceGap {
-                    expected: scan.next_lsn,
-                    found: header.lsn,
-                },
-            ));
+                len: header.record_len(),
+                changes,
+            })
+            .map_err(|damage| corrupt(offset, damage))?;
         }
-        let events = codec::decode_events(raw.payload)
-            .map_err(|e| corrupt(offset, Damage::Undecodable(e)))?;
-        on_entry(LogEntry {
-            lsn: header.lsn,
-            offset,
-            len: header.record_len(),
-            events,
-        })
-        .map_err(|e| corrupt(offset, Damage::Inconsistent(e)))?;
         scan.records += 1;
         scan.next_lsn += 1;
         offset += header.record_len();
@@ -183,46 +223,273 @@ pub(crate) fn scan_log(
     Ok(scan)
 }
 
-/// Opens (or creates) the log in `dir` for writing, replaying every record
-/// through `on_entry`, and cuts off a torn tail. Returns the writer, ready to
-/// append after the last good record, and what the scan found.
-pub(crate) fn open_log(
+/// Scans `segments[from..]` in order with [`scan_log`], checking that they
+/// form one contiguous run and that only the last one has a torn tail. The
+/// last segment is opened with `last_mode` and its handle returned.
+///
+/// `segments` must be sorted by first LSN (as [`segment::list_segments`]
+/// returns them) and `from` in bounds.
+pub(crate) fn scan_segments(
     storage: &dyn Storage,
     dir: &Path,
-    on_entry: impl FnMut(LogEntry) -> Result<(), String>,
-) -> Result<(LogWriter, LogScan), OpenError> {
-    let path = dir.join(LOG_FILE_NAME);
-    let existed = storage
-        .exists(&path)
-        .map_err(|e| OpenError::io("stat", &path, e))?;
-    let mut file = storage
-        .open_file(&path, OpenMode::CreateReadWrite)
-        .map_err(|e| OpenError::io("open", &path, e))?;
-    if !existed {
-        // The new file's directory entry must be durable before anything in
-        // it is acknowledged.
-        storage
-            .sync_dir(dir)
-            .map_err(|e| OpenError::io("fsync directory", dir, e))?;
+    segments: &[Segment],
+    from: usize,
+    skip_through: u64,
+    last_mode: OpenMode,
+    mut on_entry: impl FnMut(LogEntry) -> Result<(), Damage>,
+) -> Result<(Vec<LogScan>, Box<dyn StorageFile>), OpenError> {
+    debug_assert!(from < segments.len());
+    debug_assert!(segments.windows(2).all(|w| w[0].first_lsn < w[1].first_lsn));
+    let mut scans = Vec::with_capacity(segments.len() - from);
+    for (index, segment) in segments.iter().enumerate().skip(from) {
+        let next = segments.get(index + 1);
+        let mode = if next.is_none() {
+            last_mode
+        } else {
+            OpenMode::ReadOnly
+        };
+        let mut file = storage
+            .open_file(&segment.path, mode)
+            .map_err(|e| OpenError::io("open", &segment.path, e))?;
+        let scan = scan_log(
+            file.as_mut(),
+            &segment.path,
+            segment.first_lsn,
+            skip_through,
+            &mut on_entry,
+        )?;
+        let Some(next) = next else {
+            scans.push(scan);
+            return Ok((scans, file));
+        };
+        // Not the last segment: it was sealed and synced before `next` was
+        // created, so nothing in it can be a torn write.
+        if let Some(torn) = scan.torn_tail {
+            return Err(OpenError::Corrupt {
+                file: segment.path.clone(),
+                offset: torn.offset,
+                damage: Damage::DamagedSegment {
+                    first: Box::new(torn.damage),
+                },
+            });
+        }
+        check_follows(dir, scan.next_lsn, next)?;
+        scans.push(scan);
     }
-    let scan = scan_log(file.as_mut(), &path, on_entry)?;
+    unreachable!("the loop returns at the last segment, and `from` is in bounds")
+}
 
-    if let Some(torn) = &scan.torn_tail {
-        debug_assert_eq!(torn.offset, scan.valid_bytes);
-        file.set_len(scan.valid_bytes)
+/// Checks that `next` starts exactly at `expected_lsn`, the LSN after the
+/// last record of the segment before it.
+pub(crate) fn check_follows(
+    dir: &Path,
+    expected_lsn: u64,
+    next: &Segment,
+) -> Result<(), OpenError> {
+    if next.first_lsn > expected_lsn {
+        // The first missing segment is named after the first missing record.
+        return Err(OpenError::Corrupt {
+            file: dir.join(segment::segment_file_name(expected_lsn)),
+            offset: 0,
+            damage: Damage::MissingRecords {
+                first: expected_lsn,
+                last: next.first_lsn - 1,
+            },
+        });
+    }
+    if next.first_lsn < expected_lsn {
+        return Err(OpenError::Corrupt {
+            file: next.path.clone(),
+            offset: 0,
+            damage: Damage::OverlappingSegment {
+                first_lsn: next.first_lsn,
+                expected: expected_lsn,
+            },
+        });
+    }
+    Ok(())
+}
+
+/// What opening the log found.
+#[derive(Debug)]
+pub(crate) struct OpenedLog {
+    /// The segments read, in order (the last one is the one written to).
+    /// Segments before those were not read: `base_lsn` covers them.
+    pub scans: Vec<LogScan>,
+    /// Records passed to `on_entry`.
+    pub records_replayed: u64,
+}
+
+/// Opens (or creates) the log in `dir` for writing. Records with an LSN above
+/// `base_lsn` (the LSN a loaded snapshot covers; 0 for none) are replayed
+/// through `on_entry`; segments wholly at or below it are not read. Cuts off a
+/// torn tail of the last segment (under [`Recovery::Strict`], refuses it
+/// instead, changing nothing). Returns the writer, ready to append after
+/// the last good record, and what the scan found.
+///
+/// Fails, changing nothing, if the segments that hold the records after
+/// `base_lsn` are not all there, or if the log ends before `base_lsn`.
+/// Reports the bytes read so far, of all it will read, to `progress` (about
+/// every MiB).
+pub(crate) fn open_log(
+    storage: &Arc<dyn Storage>,
+    dir: &Path,
+    base_lsn: u64,
+    recovery: Recovery,
+    progress: &mut dyn FnMut(u64, u64),
+    mut on_entry: impl FnMut(LogEntry) -> Result<(), Damage>,
+) -> Result<(LogWriter, OpenedLog), OpenError> {
+    let mut segments = segment::list_segments(storage.as_ref(), dir)
+        .map_err(|e| OpenError::io("list directory", dir, e))?;
+    let created = segments.is_empty();
+    if created {
+        if base_lsn > 0 {
+            return Err(OpenError::Corrupt {
+                file: dir.join(segment::segment_file_name(base_lsn + 1)),
+                offset: 0,
+                damage: Damage::SnapshotBeyondLog {
+                    snapshot_lsn: base_lsn,
+                    log_end_lsn: 0,
+                },
+            });
+        }
+        segments.push(Segment {
+            first_lsn: 1,
+            path: dir.join(LOG_FILE_NAME),
+        });
+    }
+    // The first segment to read is the last one that starts at or before the
+    // first record to replay; every segment before it is wholly covered.
+    let Some(from) = segments
+        .iter()
+        .rposition(|segment| segment.first_lsn <= base_lsn + 1)
+    else {
+        return Err(OpenError::Corrupt {
+            file: dir.join(segment::segment_file_name(base_lsn + 1)),
+            offset: 0,
+            damage: Damage::MissingRecords {
+                first: base_lsn + 1,
+                last: segments[0].first_lsn - 1,
+            },
+        });
+    };
+    let mut closed = Vec::with_capacity(segments.len());
+    for segment in &segments[..from] {
+        closed.push(ClosedSegment {
+            first_lsn: segment.first_lsn,
+            path: segment.path.clone(),
+            bytes: segment::file_size(storage.as_ref(), &segment.path)
+                .map_err(|e| OpenError::io("stat", &segment.path, e))?,
+        });
+    }
+    // Where each segment to read starts in the byte count `progress` gets.
+    let mut starts = Vec::with_capacity(segments.len() - from);
+    let mut total_bytes = 0;
+    for segment in &segments[from..] {
+        starts.push((segment.first_lsn, total_bytes));
+        total_bytes += segment::file_size(storage.as_ref(), &segment.path).unwrap_or(0);
+    }
+    let mut records_replayed = 0;
+    let mut reported_bytes = 0;
+    let mut current = (0, 0);
+    let (scans, mut file) = scan_segments(
+        storage.as_ref(),
+        dir,
+        &segments,
+        from,
+        base_lsn,
+        OpenMode::CreateReadWrite,
+        |entry| {
+            records_replayed += 1;
+            if current.0 != entry.segment {
+                current = starts
+                    .iter()
+                    .copied()
+                    .find(|(first_lsn, _)| *first_lsn == entry.segment)
+                    .unwrap_or((entry.segment, 0));
+            }
+            let done = current.1 + entry.offset + entry.len;
+            if done >= reported_bytes + PROGRESS_BYTES {
+                reported_bytes = done;
+                progress(done, total_bytes);
+            }
+            on_entry(entry)
+        },
+    )?;
+    progress(total_bytes, total_bytes);
+    let last = scans
+        .last()
+        .expect("scan_segments scans at least one segment");
+    if last.next_lsn - 1 < base_lsn {
+        return Err(OpenError::Corrupt {
+            file: last.path.clone(),
+            offset: last.valid_bytes,
+            damage: Damage::SnapshotBeyondLog {
+                snapshot_lsn: base_lsn,
+                log_end_lsn: last.next_lsn - 1,
+            },
+        });
+    }
+    // The last segment's directory entry must be durable before anything in
+    // it is acknowledged. Synced on every open, not only when this open
+    // created the file: an earlier open may have created it and failed to sync.
+    storage
+        .sync_dir(dir)
+        .map_err(|e| OpenError::io("fsync directory", dir, e))?;
+    let path = last.path.clone();
+    if let (Recovery::Strict, Some(torn)) = (recovery, &last.torn_tail) {
+        return Err(OpenError::TornTail {
+            file: path,
+            offset: torn.offset,
+            bytes: torn.bytes,
+            damage: torn.damage.clone(),
+        });
+    }
+    if let Some(torn) = &last.torn_tail {
+        debug_assert_eq!(torn.offset, last.valid_bytes);
+        file.set_len(last.valid_bytes)
             .map_err(|e| OpenError::io("truncate", &path, e))?;
     }
-    let mut len = scan.valid_bytes;
+    let mut len = last.valid_bytes;
     if len == 0 {
-        let header = FileHeader { first_lsn: 1 }.encode();
+        let header = FileHeader {
+            first_lsn: last.first_lsn,
+        }
+        .encode();
         file.write_all_at(0, &header)
             .map_err(|e| OpenError::io("write", &path, e))?;
         len = header.len() as u64;
     }
-    if len != scan.file_bytes {
-        file.sync_data()
-            .map_err(|e| OpenError::io("fdatasync", &path, e))?;
+    // Always, even when nothing was cut: the writer counts every record's
+    // `unsynced before` from here, so all `len` bytes must be durable. Bytes
+    // a previous run wrote but never synced (killed between write and
+    // fdatasync, or poisoned by a failed sync) can still be only in the OS
+    // cache; without this sync, a power cut could tear them yet keep a later
+    // record claiming they were durable — a torn tail misread as corruption.
+    file.sync_data()
+        .map_err(|e| OpenError::io("fdatasync", &path, e))?;
+    for scan in &scans[..scans.len() - 1] {
+        closed.push(ClosedSegment {
+            first_lsn: scan.first_lsn,
+            path: scan.path.clone(),
+            bytes: scan.file_bytes,
+        });
     }
-    let writer = LogWriter::new(file, path, len, scan.next_lsn, scan.records);
-    Ok((writer, scan))
+    let writer = LogWriter::new(
+        Arc::clone(storage),
+        dir.to_path_buf(),
+        file,
+        path,
+        last.first_lsn,
+        len,
+        last.next_lsn,
+        closed,
+    );
+    Ok((
+        writer,
+        OpenedLog {
+            scans,
+            records_replayed,
+        },
+    ))
 }

@@ -1,37 +1,57 @@
-//! Appending records: frames events into a pending buffer, then writes the
-//! whole buffer with one positioned write and makes it durable with one
-//! `fdatasync` (group commit).
+//! Appending records: frames changes into a pending buffer, then writes the
+//! whole buffer with one positioned write (`write`) and makes everything
+//! written durable with one `fdatasync` (`sync`): group commit. Between
+//! batches, `roll` seals the current segment and starts the next.
 //!
 //! Invariant: `durable_len <= written_len`, and nothing past `durable_len` has
 //! been reported durable to anyone. After any write or sync failure the writer
-//! is poisoned and refuses every later append and flush: a retried fsync can
+//! is poisoned and refuses every later append, write and sync: a retried fsync can
 //! report success for pages the kernel already dropped.
 
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::change::Change;
 use crate::codec;
 use crate::error::StorageError;
-use crate::event::Event;
-use crate::storage::StorageFile;
-use crate::wal::record::{self, RECORD_HEADER_LEN};
+use crate::storage::{OpenMode, Storage, StorageFile};
+use crate::wal::record::{self, FILE_HEADER_LEN, FileHeader, RECORD_HEADER_LEN};
+use crate::wal::segment::{ClosedSegment, segment_file_name};
 
-/// The log file's writer, owned by the server thread.
+/// The most bytes the writer lets pile up written but unsynced (with
+/// `Durability::Interval` or `Never`) before it syncs regardless. Keeps
+/// every record's `unsynced_before` far inside its u32.
+pub(crate) const UNSYNCED_BYTES_MAX: u64 = 1 << 30;
+
+/// The log's writer, owned by the server thread: the segment being written,
+/// and the list of earlier segments still on disk.
 #[derive(Debug)]
 pub(crate) struct LogWriter {
+    storage: Arc<dyn Storage>,
+    /// The data directory, where new segments are created.
+    dir: PathBuf,
+    /// The segment being written.
     file: Box<dyn StorageFile>,
     path: PathBuf,
-    /// Bytes in the file that were written successfully.
+    /// The LSN of the current segment's first record.
+    segment_first_lsn: u64,
+    /// Earlier segments still on disk, oldest first. Invariant: contiguous,
+    /// ending just before `segment_first_lsn`; sealed and synced.
+    closed: Vec<ClosedSegment>,
+    /// Bytes in the current segment that were written successfully.
     written_len: u64,
-    /// Bytes known to be on stable storage.
+    /// Bytes of the current segment known to be on stable storage.
     durable_len: u64,
     /// The sequence number the next record gets.
     next_lsn: u64,
-    /// Records in the file (written and pending).
-    records: u64,
     /// Framed records not yet written.
     pending: Vec<u8>,
     /// Records in `pending`.
     pending_records: u64,
+    /// The `unsynced_before` of the last record appended to the current
+    /// segment, if any.
+    last_unsynced_before: Option<u32>,
     /// Scratch buffer for encoding one payload.
     payload: Vec<u8>,
     /// The first failure, after which nothing more is written.
@@ -39,37 +59,110 @@ pub(crate) struct LogWriter {
 }
 
 impl LogWriter {
-    /// A writer appending to `file`, whose first `len` bytes are a valid,
-    /// durable log holding `records` records ending before `next_lsn`.
+    /// A writer appending to `file`, the segment at `path` whose first record
+    /// has LSN `segment_first_lsn` and whose first `len` bytes are a valid,
+    /// durable segment ending before `next_lsn`; `closed` are the segments
+    /// before it.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "called once, by open_log, with what recovery found"
+    )]
     pub fn new(
+        storage: Arc<dyn Storage>,
+        dir: PathBuf,
         file: Box<dyn StorageFile>,
         path: PathBuf,
+        segment_first_lsn: u64,
         len: u64,
         next_lsn: u64,
-        records: u64,
+        closed: Vec<ClosedSegment>,
     ) -> Self {
+        debug_assert!(len >= FILE_HEADER_LEN as u64);
+        debug_assert!(next_lsn >= segment_first_lsn);
+        debug_assert!(
+            closed
+                .last()
+                .is_none_or(|last| last.first_lsn < segment_first_lsn),
+            "closed segments come before the current one"
+        );
         LogWriter {
+            storage,
+            dir,
             file,
             path,
+            segment_first_lsn,
+            closed,
             written_len: len,
             durable_len: len,
             next_lsn,
-            records,
             pending: Vec::with_capacity(64 << 10),
             pending_records: 0,
+            last_unsynced_before: None,
             payload: Vec::with_capacity(1024),
             poisoned: None,
         }
     }
 
-    /// Bytes in the log, counting records not yet written.
+    /// Bytes in every segment of the log, counting records not yet written.
     pub fn len(&self) -> u64 {
+        self.closed.iter().map(|segment| segment.bytes).sum::<u64>() + self.segment_len()
+    }
+
+    /// Bytes in the current segment, counting records not yet written.
+    pub fn segment_len(&self) -> u64 {
         self.written_len + self.pending.len() as u64
     }
 
-    /// Records in the log, counting records not yet written.
+    /// Records in the log's segments, counting records not yet written.
     pub fn records(&self) -> u64 {
-        self.records
+        self.next_lsn - self.first_lsn()
+    }
+
+    /// The LSN of the oldest record still on disk (the first record of the
+    /// oldest segment; the next record's LSN when the log holds none).
+    pub fn first_lsn(&self) -> u64 {
+        self.closed
+            .first()
+            .map_or(self.segment_first_lsn, |segment| segment.first_lsn)
+    }
+
+    /// The LSN the next record gets.
+    pub fn next_lsn(&self) -> u64 {
+        self.next_lsn
+    }
+
+    /// The LSN of the current segment's first record.
+    pub fn segment_first_lsn(&self) -> u64 {
+        self.segment_first_lsn
+    }
+
+    /// The path of the current segment.
+    pub fn segment_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The segments before the current one, oldest first.
+    pub fn closed_segments(&self) -> &[ClosedSegment] {
+        &self.closed
+    }
+
+    /// Forgets the oldest closed segment (its file was removed); returns it.
+    pub fn forget_oldest_closed(&mut self) -> Option<ClosedSegment> {
+        if self.closed.is_empty() {
+            None
+        } else {
+            Some(self.closed.remove(0))
+        }
+    }
+
+    /// The storage the log is on.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Bytes framed but not yet written.
@@ -92,43 +185,54 @@ impl LogWriter {
         }
     }
 
-    /// Frames `events` as one record in the pending buffer; returns its LSN.
+    /// Frames `changes` as one record in the pending buffer; returns its LSN.
     /// Nothing is written until [`Self::flush`].
-    pub fn append(&mut self, events: &[Event]) -> Result<u64, StorageError> {
+    pub fn append(&mut self, changes: &[Change]) -> Result<u64, StorageError> {
         self.check_poisoned()?;
-        super::encode_payload(events, &mut self.payload)?;
-        let record_offset = self.len();
-        let unsynced_before = u32::try_from(record_offset - self.durable_len)
-            .expect("the server flushes long before 4 GiB are pending");
+        super::encode_payload(changes, &mut self.payload)?;
+        let record_offset = self.segment_len();
+        let unsynced_before = u32::try_from(record_offset - self.durable_len).expect(
+            "the server syncs at UNSYNCED_BYTES_MAX (1 GiB) and batches are at most a few MiB",
+        );
         let lsn = self.next_lsn;
         let start = self.pending.len();
-        record::encode_record(&mut self.pending, lsn, unsynced_before, &self.payload);
+        record::encode_record(&mut self.pending, unsynced_before, &self.payload);
         debug_assert_eq!(
             self.pending.len() - start,
             RECORD_HEADER_LEN + self.payload.len()
         );
         // Pair the write with a read: the framed bytes must decode to what we encoded.
         debug_assert_eq!(
-            codec::decode_events(&self.pending[start + RECORD_HEADER_LEN..]).as_deref(),
-            Ok(events)
+            codec::decode_changes(&self.pending[start + RECORD_HEADER_LEN..]).as_deref(),
+            Ok(changes)
         );
         self.next_lsn += 1;
-        self.records += 1;
         self.pending_records += 1;
+        self.last_unsynced_before = Some(unsynced_before);
         Ok(lsn)
     }
 
     /// Takes back every pending record (used when a batch is abandoned before writing).
     pub fn discard_pending(&mut self) {
         self.next_lsn -= self.pending_records;
-        self.records -= self.pending_records;
         self.pending_records = 0;
         self.pending.clear();
     }
 
-    /// Writes the pending records with one write and makes them durable with
-    /// one `fdatasync`. On failure the writer is poisoned.
-    pub fn flush(&mut self) -> Result<(), StorageError> {
+    /// Bytes written but not yet made durable.
+    pub fn unsynced_bytes(&self) -> u64 {
+        self.written_len - self.durable_len
+    }
+
+    /// Whether so much is written but unsynced that the writer must sync
+    /// before framing more (keeps every record's `unsynced_before` in a u32).
+    pub fn must_sync(&self) -> bool {
+        self.unsynced_bytes() >= UNSYNCED_BYTES_MAX
+    }
+
+    /// Writes the pending records with one positioned write, without syncing.
+    /// On failure the writer is poisoned and the pending records are dropped.
+    pub fn write(&mut self) -> Result<(), StorageError> {
         self.check_poisoned()?;
         if self.pending.is_empty() {
             return Ok(());
@@ -136,23 +240,114 @@ impl LogWriter {
         if let Err(e) = self.file.write_all_at(self.written_len, &self.pending) {
             return Err(self.poison(StorageError::io("write", &self.path, e)));
         }
-        if let Err(e) = self.file.sync_data() {
-            // The bytes may or may not reach the disk; either way they were
-            // never reported durable, and nothing is written after them.
-            return Err(self.poison(StorageError::io("fdatasync", &self.path, e)));
-        }
         self.written_len += self.pending.len() as u64;
-        self.durable_len = self.written_len;
         self.pending.clear();
         self.pending_records = 0;
         Ok(())
     }
 
+    /// Makes everything written so far durable with one `fdatasync`.
+    /// On failure the writer is poisoned: the bytes may or may not reach the
+    /// disk, and nothing is written after them.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        if self.unsynced_bytes() == 0 {
+            return Ok(());
+        }
+        if let Err(e) = self.file.sync_data() {
+            return Err(self.poison(StorageError::io("fdatasync", &self.path, e)));
+        }
+        self.durable_len = self.written_len;
+        Ok(())
+    }
+
+    /// Closes the log cleanly: writes and syncs everything, then, if the last
+    /// record's durability is not proven by its own header (its
+    /// `unsynced_before` is not 0: it shared a sync with records before it),
+    /// appends a *seal* — an empty record with `unsynced_before` 0 — and
+    /// syncs that too.
+    ///
+    /// Without the seal, damage inside the last batch of a cleanly closed log
+    /// would look like a torn write and be cut off; with it, recovery knows
+    /// those bytes were durable and reports corruption instead.
+    pub fn seal(&mut self) -> Result<(), StorageError> {
+        self.write()?;
+        self.sync()?;
+        if self
+            .last_unsynced_before
+            .is_some_and(|unsynced| unsynced > 0)
+        {
+            self.append(&[])?;
+            self.write()?;
+            self.sync()?;
+            debug_assert_eq!(self.last_unsynced_before, Some(0));
+        }
+        Ok(())
+    }
+
+    /// Ends the current segment and starts the next, between batches: seals
+    /// and syncs the current one (so it is complete: recovery treats damage
+    /// in any segment but the last as corruption), creates
+    /// `{next_lsn:020}.wal`, writes and syncs its header, and syncs the
+    /// directory, all before anything is appended to it. On failure the
+    /// writer is poisoned.
+    pub fn roll(&mut self) -> Result<(), StorageError> {
+        debug_assert!(!self.has_pending(), "segments roll between batches");
+        self.seal()?;
+        let first_lsn = self.next_lsn;
+        let path = self.dir.join(segment_file_name(first_lsn));
+        let file = match self.create_segment(first_lsn, &path) {
+            Ok(file) => file,
+            Err((op, e)) => return Err(self.poison(StorageError::io(op, &path, e))),
+        };
+        let old_path = std::mem::replace(&mut self.path, path);
+        self.closed.push(ClosedSegment {
+            first_lsn: self.segment_first_lsn,
+            path: old_path,
+            bytes: self.written_len,
+        });
+        self.file = file;
+        self.segment_first_lsn = first_lsn;
+        self.written_len = FILE_HEADER_LEN as u64;
+        self.durable_len = FILE_HEADER_LEN as u64;
+        self.last_unsynced_before = None;
+        Ok(())
+    }
+
+    /// Creates a segment file holding just its header, durably (file and
+    /// directory entry). Refuses to reuse an existing file.
+    fn create_segment(
+        &self,
+        first_lsn: u64,
+        path: &Path,
+    ) -> Result<Box<dyn StorageFile>, (&'static str, io::Error)> {
+        if self.storage.exists(path).map_err(|e| ("stat", e))? {
+            return Err((
+                "create",
+                io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "a segment with this first LSN already exists",
+                ),
+            ));
+        }
+        let mut file = self
+            .storage
+            .open_file(path, OpenMode::CreateReadWrite)
+            .map_err(|e| ("create", e))?;
+        let header = FileHeader { first_lsn }.encode();
+        file.write_all_at(0, &header).map_err(|e| ("write", e))?;
+        file.sync_data().map_err(|e| ("fdatasync", e))?;
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(|e| ("fsync directory", e))?;
+        Ok(file)
+    }
+
+    /// Remembers the first failure; framed records not yet written are dropped.
     fn poison(&mut self, error: StorageError) -> StorageError {
         if self.poisoned.is_none() {
             self.poisoned = Some(error.clone());
         }
-        // The records were not made durable: do not count them.
         if self.pending_records > 0 {
             self.discard_pending();
         }

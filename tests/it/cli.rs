@@ -625,7 +625,7 @@ fn dump(dir: &Path) -> Vec<(u64, u64, u64)> {
     run.json_lines()
         .iter()
         .map(|line| {
-            assert!(line["events"].is_array(), "{line}");
+            assert!(line["changes"].is_array(), "{line}");
             (
                 line["lsn"].as_u64().unwrap(),
                 line["offset"].as_u64().unwrap(),
@@ -775,18 +775,139 @@ fn log_dump_json_prints_one_line_per_record_with_lsn_1_to_n() {
         assert_eq!(line["lsn"].as_u64(), Some(i as u64 + 1), "{line}");
         assert_eq!(line["offset"].as_u64(), Some(expected_offset), "{line}");
         expected_offset += line["len"].as_u64().unwrap();
-        assert_eq!(line["events"].as_array().map(Vec::len), Some(1), "{line}");
+        assert_eq!(line["changes"].as_array().map(Vec::len), Some(1), "{line}");
     }
     assert_eq!(expected_offset, file_len, "records cover the whole file");
     assert_eq!(dump(dir.path()).len(), 6);
 
-    // The text dump names each event kind.
+    // The text dump names each change kind.
     let text = ticketlog(dir.path(), &["log", "dump"]);
     let out = text.ok();
     assert_eq!(out.lines().count(), 6, "{out}");
     assert_eq!(out.matches(" created id=").count(), 4, "{out}");
     assert_eq!(out.matches(" updated id=2").count(), 1, "{out}");
     assert_eq!(out.matches(" deleted id=3").count(), 1, "{out}");
+}
+
+// ---------------------------------------------------------------- snapshot / compact / history
+
+#[test]
+fn snapshot_then_history_then_compact_from_the_command_line() {
+    let dir = seeded(3);
+    ticketlog(dir.path(), &["update", "2", "--status", "in-progress"]).ok();
+    ticketlog(dir.path(), &["update", "2", "--title", "Renamed"]).ok();
+
+    let run = ticketlog(dir.path(), &["snapshot"]);
+    let out = run.ok();
+    assert!(out.contains("snapshot at lsn 5: 3 tickets"), "{out}");
+    let run = ticketlog(dir.path(), &["--json", "snapshot"]);
+    let info = run.json();
+    assert_eq!(info["lsn"].as_u64(), Some(5));
+    assert_eq!(info["tickets"].as_u64(), Some(3));
+
+    // History: one line per change, oldest first, only the fields each set.
+    let run = ticketlog(dir.path(), &["history", "2"]);
+    let out = run.ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("lsn=2 version=1 ") && lines[0].contains("created"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("version=2") && lines[1].ends_with("updated status=in-progress"),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains("version=3") && lines[2].ends_with("updated title=\"Renamed\""),
+        "{out}"
+    );
+    let run = ticketlog(dir.path(), &["--json", "history", "2"]);
+    let events = run.json_lines();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e["version"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e["lsn"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [2, 4, 5]
+    );
+    assert!(
+        events[1]["change"]["Updated"]["status"].is_string(),
+        "{:?}",
+        events[1]
+    );
+    // A ticket never created.
+    let run = ticketlog(dir.path(), &["history", "99"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains("ticket 99 does not exist"), "{run:#?}");
+
+    // Compact: one segment only, so nothing to remove but the older snapshot.
+    let run = ticketlog(dir.path(), &["compact"]);
+    let out = run.ok();
+    assert!(out.contains("reclaimed"), "{out}");
+    assert!(out.contains("history starts at lsn 1"), "{out}");
+    let run = ticketlog(dir.path(), &["--json", "compact"]);
+    let info = run.json();
+    assert_eq!(info["segments_removed"].as_u64(), Some(0));
+    assert_eq!(info["history_starts_at_lsn"].as_u64(), Some(1));
+
+    // Verify lists the snapshot, and the state survives.
+    let run = ticketlog(dir.path(), &["log", "verify"]);
+    let out = run.ok();
+    assert!(out.contains("snapshot at lsn 5: ok"), "{out}");
+    let run = ticketlog(dir.path(), &["--json", "get", "2"]);
+    assert_eq!(run.json()["title"].as_str(), Some("Renamed"));
+}
+
+#[test]
+fn log_dump_takes_an_lsn_range() {
+    let dir = seeded(6);
+    let run = ticketlog(
+        dir.path(),
+        &["--json", "log", "dump", "--from-lsn", "2", "--to-lsn", "4"],
+    );
+    run.ok();
+    let lsns: Vec<u64> = run
+        .json_lines()
+        .iter()
+        .map(|line| line["lsn"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lsns, [2, 3, 4]);
+    let run = ticketlog(dir.path(), &["log", "dump", "--from-lsn", "5"]);
+    assert_eq!(run.ok().lines().count(), 2);
+    let run = ticketlog(dir.path(), &["log", "dump", "--to-lsn", "0"]);
+    assert_eq!(run.ok(), "");
+}
+
+#[test]
+fn a_damaged_snapshot_is_reported_by_verify_and_skipped_by_open() {
+    let dir = seeded(3);
+    let run = ticketlog(dir.path(), &["--json", "snapshot"]);
+    let path = std::path::PathBuf::from(run.json()["path"].as_str().unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let run = ticketlog(dir.path(), &["log", "verify"]);
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert!(run.stdout.contains("DAMAGED"), "{run:#?}");
+    assert!(run.stderr.contains("snapshot-"), "{run:#?}");
+
+    let run = ticketlog(dir.path(), &["get", "3"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(
+        run.stderr.contains("skipped damaged snapshot")
+            && run.stderr.contains("replayed the whole log"),
+        "{run:#?}"
+    );
 }
 
 // ---------------------------------------------------------------- demo
@@ -870,4 +991,80 @@ fn a_second_process_is_refused_while_the_store_is_open() {
         log_before
     );
     assert_eq!(add(dir.path(), "t", "d")["id"].as_u64(), Some(2));
+}
+
+/// The fields the peers harness reads from every `bench --json` line.
+const PEERS_FIELDS: [&str; 9] = [
+    "engine",
+    "workload",
+    "clients",
+    "ops",
+    "secs",
+    "ops_per_s",
+    "p50_us",
+    "p99_us",
+    "bytes_on_disk",
+];
+
+#[test]
+fn bench_prints_one_json_line_with_the_peers_fields_and_cleans_up() {
+    let parent = tempfile::tempdir().unwrap();
+    for (args, workload, ops) in [
+        (
+            &["--workload", "insert", "--clients", "3", "--ops", "20"][..],
+            "insert",
+            60,
+        ),
+        (
+            &["--workload", "insert", "--ops", "50", "--pipeline", "8"][..],
+            "insert",
+            50,
+        ),
+        (
+            &["--workload", "mixed", "--clients", "2", "--ops", "30"][..],
+            "mixed",
+            60,
+        ),
+        (&["--workload", "reopen", "--ops", "40"][..], "reopen", 40),
+        (
+            &["--workload", "memory", "--ops", "1500"][..],
+            "memory",
+            1500,
+        ),
+    ] {
+        let mut full = vec!["bench"];
+        full.extend_from_slice(args);
+        full.push("--json");
+        let run = ticketlog(parent.path(), &full);
+        assert!(run.success(), "{run:#?}");
+        let line = run.json();
+        for field in PEERS_FIELDS {
+            assert!(
+                line.get(field).is_some(),
+                "{workload}: no {field} in {line}"
+            );
+        }
+        assert_eq!(line["engine"], "ticketlog");
+        assert_eq!(line["workload"], workload);
+        assert_eq!(line["ops"].as_u64(), Some(ops), "{line}");
+        assert!(line["ops_per_s"].as_f64().unwrap() > 0.0, "{line}");
+        assert!(line["bytes_on_disk"].as_u64().unwrap() > 0, "{line}");
+        if workload == "reopen" {
+            assert_eq!(line["missing"].as_u64(), Some(0), "{line}");
+        }
+    }
+    // Each run made its store in a fresh directory under --dir and removed it.
+    assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_bad_durability_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ticketlog(dir.path(), &["--durability", "sometimes", "stats"]);
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert!(run.stderr.contains("interval:MS"), "{run:#?}");
+    assert_eq!(run.stderr.lines().count(), 1);
+    let run = ticketlog(dir.path(), &["--durability", "interval:0", "stats"]);
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    ticketlog(dir.path(), &["--durability", "interval:50", "stats"]).ok();
 }

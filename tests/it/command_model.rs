@@ -18,7 +18,7 @@ use ticketlog::fuzzing::model::{Model, Refusal};
 use ticketlog::fuzzing::scratch_dir;
 use ticketlog::wal::LogEntry;
 use ticketlog::{
-    ClientError, Command, Event, Status, Ticket, TicketDescription, TicketDraft, TicketId,
+    Change, ClientError, Command, Status, Ticket, TicketDescription, TicketDraft, TicketId,
     TicketPatch, TicketTitle, Timestamp,
 };
 
@@ -309,20 +309,21 @@ fn the_model_refuses_a_log_that_lost_or_changed_a_record() {
     let mut model = Model::default();
     let decision = model.decide(&Command::Create(draft("a"))).unwrap();
     model.acknowledge(decision, &ticket(1, "a", 1, 5)).unwrap();
-    let created = Event::Created {
+    let created = Change::Created {
         id: TicketId::from(1),
         title: "a".try_into().unwrap(),
         description: "d".try_into().unwrap(),
         at: Timestamp::from_unix_millis(5),
     };
-    let entry = |events: Vec<Event>| LogEntry {
+    let entry = |changes: Vec<Change>| LogEntry {
         lsn: 1,
+        segment: 1,
         offset: 32,
         len: 0,
-        events,
+        changes,
     };
     assert!(model.clone().check_log(&[]).is_err(), "a lost record");
-    let changed = Event::Created {
+    let changed = Change::Created {
         id: TicketId::from(1),
         title: "A".try_into().unwrap(),
         description: "d".try_into().unwrap(),

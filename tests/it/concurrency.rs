@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::thread;
 
 use ticketlog::wal::{self, LogEntry};
-use ticketlog::{ClientError, Event, ListQuery, Status, Ticket, TicketId, TicketPatch};
+use ticketlog::{
+    Change, ClientError, Durability, ListQuery, Options, Status, Store, Ticket, TicketId,
+    TicketPatch,
+};
 
 use crate::common::{Rng, draft, open, seed};
 
@@ -25,16 +28,16 @@ impl Model {
             ..Model::default()
         };
         for entry in entries {
-            for event in &entry.events {
-                model.apply(event);
+            for change in &entry.changes {
+                model.apply(change);
             }
         }
         model
     }
 
-    fn apply(&mut self, event: &Event) {
-        match event {
-            Event::Created {
+    fn apply(&mut self, change: &Change) {
+        match change {
+            Change::Created {
                 id,
                 title,
                 description,
@@ -53,7 +56,7 @@ impl Model {
                 };
                 self.record(ticket);
             }
-            Event::Updated {
+            Change::Updated {
                 id,
                 version,
                 title,
@@ -76,14 +79,14 @@ impl Model {
                 ticket.updated_at = *at;
                 self.record(ticket);
             }
-            Event::Deleted { id, version, .. } => {
+            Change::Deleted { id, version, .. } => {
                 let removed = self
                     .tickets
                     .remove(&id.get())
                     .expect("deleted ticket exists");
                 assert_eq!(removed.version, *version);
             }
-            other => panic!("unexpected event {other:?}"),
+            other => panic!("unexpected change {other:?}"),
         }
     }
 
@@ -187,11 +190,10 @@ fn run_client(client: &ticketlog::Client, index: u64, ops: u64, mut rng: Rng) ->
     seen
 }
 
-#[test]
-fn sixteen_clients_agree_with_a_sequential_model_in_the_servers_order() {
-    let seed = seed("concurrency");
+fn sixteen_clients_agree_with_a_sequential_model(durability: Durability) {
+    let seed = seed(&format!("concurrency ({durability})"));
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = Store::open(dir.path(), Options::default().durability(durability)).unwrap();
     let (clients, ops) = (16u64, 500u64);
 
     let seen: Vec<Seen> = thread::scope(|scope| {
@@ -217,12 +219,21 @@ fn sixteen_clients_agree_with_a_sequential_model_in_the_servers_order() {
     // The log holds exactly the accepted commands, in the server's order.
     let mut entries = Vec::new();
     wal::read_log(dir.path(), |entry| entries.push(entry.clone())).unwrap();
+    // A clean close may add a seal (an empty record); it carries no command.
+    let seals = entries.iter().filter(|e| e.changes.is_empty()).count();
+    assert!(
+        seals <= 1
+            && entries
+                .last()
+                .is_some_and(|e| !e.changes.is_empty() || seals == 1)
+    );
+    entries.retain(|e| !e.changes.is_empty());
     let accepted: u64 = seen.iter().map(|s| s.accepted).sum();
     assert_eq!(entries.len() as u64, accepted, "seed {seed}");
     assert!(
         entries
             .windows(2)
-            .all(|w| w[0].events[0].at() <= w[1].events[0].at()),
+            .all(|w| w[0].changes[0].at() <= w[1].changes[0].at()),
         "timestamps never go backwards (seed {seed})"
     );
     let model = Model::replay(&entries);
@@ -230,9 +241,9 @@ fn sixteen_clients_agree_with_a_sequential_model_in_the_servers_order() {
     // Every created id is unique and came from exactly one create.
     let created: Vec<u64> = entries
         .iter()
-        .flat_map(|e| &e.events)
+        .flat_map(|e| &e.changes)
         .filter_map(|e| match e {
-            Event::Created { id, .. } => Some(id.get()),
+            Change::Created { id, .. } => Some(id.get()),
             _ => None,
         })
         .collect();
@@ -260,6 +271,23 @@ fn sixteen_clients_agree_with_a_sequential_model_in_the_servers_order() {
     let store = open(dir.path());
     let client = store.client();
     assert_eq!(client.list(ListQuery::default()).unwrap(), live);
-    assert_eq!(client.stats().unwrap(), stats);
+    assert_eq!(client.stats().unwrap().next_id, stats.next_id);
     store.close().unwrap();
+}
+
+#[test]
+fn sixteen_clients_agree_with_a_sequential_model_in_the_servers_order() {
+    sixteen_clients_agree_with_a_sequential_model(Durability::Always);
+}
+
+#[test]
+fn sixteen_clients_agree_with_the_model_under_interval_durability() {
+    sixteen_clients_agree_with_a_sequential_model(Durability::Interval(
+        std::time::Duration::from_millis(2),
+    ));
+}
+
+#[test]
+fn sixteen_clients_agree_with_the_model_under_never_durability() {
+    sixteen_clients_agree_with_a_sequential_model(Durability::Never);
 }

@@ -95,8 +95,8 @@ fn record_roundtrip_corpus_and_regressions_pass() {
 #[ignore = "regenerates committed seed files; run by hand"]
 fn write_log_decode_seeds() {
     use ticketlog::wal::frame_record;
-    use ticketlog::wal::record::{FILE_HEADER_LEN, FileHeader};
-    use ticketlog::{Event, Status, TicketId, Timestamp};
+    use ticketlog::wal::record::{FILE_HEADER_LEN, FileHeader, RECORD_HEADER_LEN};
+    use ticketlog::{Change, Status, TicketId, Timestamp};
 
     let dir = fuzz_data().join("log_decode");
     fs::create_dir_all(&dir).unwrap();
@@ -107,13 +107,13 @@ fn write_log_decode_seeds() {
     };
     let header = |first_lsn: u64| FileHeader { first_lsn }.encode().to_vec();
     let at = |ms: u64| Timestamp::from_unix_millis(1_795_000_000_000 + ms);
-    let created = |id: u64, title: &str, ms: u64| Event::Created {
+    let created = |id: u64, title: &str, ms: u64| Change::Created {
         id: TicketId::from(id),
         title: title.try_into().unwrap(),
         description: "seed".try_into().unwrap(),
         at: at(ms),
     };
-    let updated = |id: u64, version: u64, ms: u64| Event::Updated {
+    let updated = |id: u64, version: u64, ms: u64| Change::Updated {
         id: TicketId::from(id),
         version,
         title: Some("renamed é中".try_into().unwrap()),
@@ -121,15 +121,17 @@ fn write_log_decode_seeds() {
         status: Some(Status::Done),
         at: at(ms),
     };
-    let deleted = |id: u64, version: u64, ms: u64| Event::Deleted {
+    let deleted = |id: u64, version: u64, ms: u64| Change::Deleted {
         id: TicketId::from(id),
         version,
         at: at(ms),
     };
-    let records = |first_lsn: u64, batches: &[(u32, Vec<Event>)]| {
+    // Records carry no LSN (the file header's first LSN numbers them), so the
+    // first argument only documents which header the records are meant for.
+    let records = |_first_lsn: u64, batches: &[(u32, Vec<Change>)]| {
         let mut out = Vec::new();
-        for (index, (unsynced, events)) in batches.iter().enumerate() {
-            frame_record(&mut out, first_lsn + index as u64, *unsynced, events).unwrap();
+        for (unsynced, changes) in batches {
+            frame_record(&mut out, *unsynced, changes).unwrap();
         }
         out
     };
@@ -198,9 +200,9 @@ fn write_log_decode_seeds() {
     write("three-events-in-one-record", 1, &multi);
     // A group commit: later records of the batch count the bytes before them.
     let mut batch = Vec::new();
-    frame_record(&mut batch, 1, 0, &[created(1, "b1", 0)]).unwrap();
+    frame_record(&mut batch, 0, &[created(1, "b1", 0)]).unwrap();
     let first_len = batch.len() as u32;
-    frame_record(&mut batch, 2, first_len, &[created(2, "b2", 0)]).unwrap();
+    frame_record(&mut batch, first_len, &[created(2, "b2", 0)]).unwrap();
     write("group-commit-batch", 1, &batch);
     let mut torn_batch = batch.clone();
     torn_batch[FILE_HEADER_LEN / 2] ^= 0xff;
@@ -236,13 +238,12 @@ fn write_log_decode_seeds() {
     write("empty-event-list", 1, &records(1, &[(0, vec![])]));
     // Valid checksums around a payload that is not the canonical encoding.
     let mut wide = Vec::new();
-    ticketlog::wal::record::encode_record(&mut wide, 1, 0, &[1, 0, 251, 1, 0, 1, b'x', 1, b'y', 0]);
+    ticketlog::wal::record::encode_record(&mut wide, 0, &[1, 0, 251, 1, 0, 1, b'x', 1, b'y', 0]);
     write("non-canonical-varint", 1, &wide);
     // A header whose checksum is right but whose length is over the limit.
-    let mut too_long = vec![0u8; 24];
+    let mut too_long = vec![0u8; RECORD_HEADER_LEN];
     too_long[4..8].copy_from_slice(&(2u32 << 20).to_le_bytes());
-    too_long[8..16].copy_from_slice(&1u64.to_le_bytes());
-    let crc = crc32c_of(&too_long[4..24]);
+    let crc = crc32c_of(&too_long[4..RECORD_HEADER_LEN]);
     too_long[0..4].copy_from_slice(&crc.to_le_bytes());
     write("record-length-over-limit", 1, &too_long);
     // Damage followed by a record that proves it was durable: mid-log corruption.

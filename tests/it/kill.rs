@@ -30,12 +30,12 @@ impl Drop for Reaper {
 /// Starts `ticketlog --dir DIR load --clients 4`, reads acknowledged ids until
 /// at least `want` have arrived, kills it with SIGKILL, then drains the ids
 /// still in the pipe. Returns every acknowledged id, in the order printed.
-fn load_until_killed(dir: &Path, want: usize) -> Vec<u64> {
+fn load_until_killed(dir: &Path, durability: &str, want: usize) -> Vec<u64> {
     let child = Command::new(env!("CARGO_BIN_EXE_ticketlog"))
         .env_remove("TICKETLOG_DIR")
         .arg("--dir")
         .arg(dir)
-        .args(["load", "--clients", "4"])
+        .args(["--durability", durability, "load", "--clients", "4"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -148,9 +148,13 @@ fn check_store(dir: &Path, acked: &BTreeSet<u64>, previous_max: u64) -> u64 {
     max
 }
 
-#[test]
-fn every_acknowledged_ticket_survives_sigkill() {
-    let seed = common::seed("kill::every_acknowledged_ticket_survives_sigkill");
+/// A process crash loses nothing acknowledged in any durability mode: under
+/// `interval` and `never` a command is acknowledged after its write, and the
+/// kernel keeps written pages when the process dies.
+fn every_acknowledged_ticket_survives_sigkill_with(durability: &str) {
+    let seed = common::seed(&format!(
+        "kill::every_acknowledged_ticket_survives_sigkill ({durability})"
+    ));
     let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
 
@@ -158,7 +162,7 @@ fn every_acknowledged_ticket_survives_sigkill() {
     let mut max = 0;
     for cycle in 1..=CYCLES {
         let want = 50 + rng.below(451) as usize;
-        let acked = load_until_killed(dir.path(), want);
+        let acked = load_until_killed(dir.path(), durability, want);
         assert!(acked.len() >= want);
 
         let unique: BTreeSet<u64> = acked.iter().copied().collect();
@@ -183,4 +187,19 @@ fn every_acknowledged_ticket_survives_sigkill() {
         "kill: {} ids acknowledged over {CYCLES} cycles, store holds 1..={max} (seed {seed})",
         all_acked.len()
     );
+}
+
+#[test]
+fn every_acknowledged_ticket_survives_sigkill() {
+    every_acknowledged_ticket_survives_sigkill_with("always");
+}
+
+#[test]
+fn every_acknowledged_ticket_survives_sigkill_under_interval_durability() {
+    every_acknowledged_ticket_survives_sigkill_with("interval:5");
+}
+
+#[test]
+fn every_acknowledged_ticket_survives_sigkill_under_never_durability() {
+    every_acknowledged_ticket_survives_sigkill_with("never");
 }

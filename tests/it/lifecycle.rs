@@ -340,3 +340,42 @@ fn client_handles_are_send_sync_and_clone() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Store>();
 }
+
+#[test]
+fn closing_and_reopening_is_not_refused_while_other_threads_spawn_processes() {
+    // Spawning a child copies every file descriptor, the lock file's
+    // included, and the copies live until the child execs. A store closed
+    // and reopened in that window must still open: the lock's holder is a
+    // process that is about to let go of it, not another store.
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawner = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut spawned = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                std::process::Command::new("true")
+                    .status()
+                    .expect("run true");
+                spawned += 1;
+            }
+            spawned
+        })
+    };
+    let mut refused = 0;
+    for _ in 0..300 {
+        match Store::open(dir.path(), Options::default()) {
+            Ok(store) => store.close().unwrap(),
+            Err(OpenError::AlreadyOpen { .. }) => refused += 1,
+            Err(other) => panic!("{other}"),
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let spawned = spawner.join().unwrap();
+    assert!(spawned > 0);
+    assert_eq!(
+        refused, 0,
+        "refused {refused} of 300 reopens while {spawned} children were spawned"
+    );
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 use ticketlog::wal::record::{FILE_HEADER_LEN, RECORD_HEADER_LEN};
 use ticketlog::wal::{self, LogEntry, frame_record};
 use ticketlog::{
-    Damage, Event, ListQuery, OpenError, Options, Store, Ticket, TicketId, TicketPatch, Timestamp,
+    Change, Damage, ListQuery, OpenError, Options, Store, Ticket, TicketId, TicketPatch, Timestamp,
 };
 
 use crate::common::{draft, log_path, open};
@@ -204,23 +204,23 @@ fn a_zeroed_sector_in_the_middle_of_the_log_is_corruption() {
 }
 
 /// Builds a log by hand: the file header, then the given records.
-fn write_log(dir: &Path, records: &[(u64, u32, Vec<Event>)]) -> Vec<u64> {
+fn write_log(dir: &Path, records: &[(u32, Vec<Change>)]) -> Vec<u64> {
     let mut bytes = ticketlog::wal::record::FileHeader { first_lsn: 1 }
         .encode()
         .to_vec();
     let mut offsets = Vec::new();
-    for (lsn, unsynced_before, events) in records {
+    for (unsynced_before, changes) in records {
         offsets.push(bytes.len() as u64);
-        frame_record(&mut bytes, *lsn, *unsynced_before, events).unwrap();
+        frame_record(&mut bytes, *unsynced_before, changes).unwrap();
     }
     fs::create_dir_all(dir).unwrap();
     fs::write(log_path(dir), &bytes).unwrap();
     offsets
 }
 
-fn created(id: u64, at: u64) -> Vec<Event> {
+fn created(id: u64, at: u64) -> Vec<Change> {
     let draft = draft(&format!("hand-made {id}"));
-    vec![Event::Created {
+    vec![Change::Created {
         id: TicketId::from(id),
         title: draft.title,
         description: draft.description,
@@ -236,20 +236,20 @@ fn damage_inside_an_unsynced_batch_is_a_torn_tail_even_with_valid_records_after_
     let dir = tempfile::tempdir().unwrap();
     let first_len = {
         let mut probe = Vec::new();
-        frame_record(&mut probe, 1, 0, &created(1, 10)).unwrap();
+        frame_record(&mut probe, 0, &created(1, 10)).unwrap();
         probe.len() as u32
     };
     let second_len = {
         let mut probe = Vec::new();
-        frame_record(&mut probe, 2, 0, &created(2, 11)).unwrap();
+        frame_record(&mut probe, 0, &created(2, 11)).unwrap();
         probe.len() as u32
     };
     let offsets = write_log(
         dir.path(),
         &[
-            (1, 0, created(1, 10)),
-            (2, 0, created(2, 11)),
-            (3, second_len, created(3, 12)),
+            (0, created(1, 10)),
+            (0, created(2, 11)),
+            (second_len, created(3, 12)),
         ],
     );
     assert_eq!(offsets[1], FILE_HEADER_LEN as u64 + u64::from(first_len));
@@ -272,9 +272,9 @@ fn damage_inside_an_unsynced_batch_is_a_torn_tail_even_with_valid_records_after_
     let offsets = write_log(
         dir.path(),
         &[
-            (1, 0, created(1, 10)),
-            (2, 0, created(2, 11)),
-            (3, 0, created(3, 12)),
+            (0, created(1, 10)),
+            (0, created(2, 11)),
+            (0, created(3, 12)),
         ],
     );
     let path = log_path(dir.path());
@@ -290,11 +290,10 @@ fn records_that_contradict_each_other_are_corruption_not_a_tail() {
     let offsets = write_log(
         dir.path(),
         &[
-            (1, 0, created(1, 10)),
+            (0, created(1, 10)),
             (
-                2,
                 0,
-                vec![Event::Updated {
+                vec![Change::Updated {
                     id: TicketId::from(7),
                     version: 2,
                     title: None,
@@ -310,23 +309,13 @@ fn records_that_contradict_each_other_are_corruption_not_a_tail() {
 }
 
 #[test]
-fn a_sequence_gap_is_corruption() {
+fn a_duplicated_record_is_corruption() {
+    // A block written twice by a misbehaving disk: both copies pass their
+    // checksums, but the second creates an id that is not the next one.
     let dir = tempfile::tempdir().unwrap();
-    let offsets = write_log(
-        dir.path(),
-        &[(1, 0, created(1, 10)), (3, 0, created(2, 11))],
-    );
+    let offsets = write_log(dir.path(), &[(0, created(1, 10)), (0, created(1, 10))]);
     let damage = assert_corrupt_at(dir.path(), offsets[1]);
-    assert!(
-        matches!(
-            damage,
-            Damage::SequenceGap {
-                expected: 2,
-                found: 3
-            }
-        ),
-        "{damage}"
-    );
+    assert!(matches!(damage, Damage::Inconsistent(_)), "{damage}");
 }
 
 #[test]
@@ -409,4 +398,122 @@ fn read_log_reports_a_torn_tail_without_cutting_it() {
     assert_eq!(report.scan.torn_tail.as_ref().unwrap().bytes, 3);
     assert_eq!(report.next_id, TicketId::from(4));
     assert_eq!(fs::read(&path).unwrap(), bytes);
+}
+
+fn open_strict(dir: &Path) -> Result<Store, OpenError> {
+    Store::open(
+        dir,
+        Options::default().recovery(ticketlog::Recovery::Strict),
+    )
+}
+
+#[test]
+fn strict_recovery_refuses_a_torn_tail_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (entries, tickets) = build_log(dir.path(), 5);
+    let path = log_path(dir.path());
+    let clean_len = fs::metadata(&path).unwrap().len();
+    let last = entries.last().unwrap();
+
+    // A clean log opens as usual.
+    let store = open_strict(dir.path()).unwrap();
+    assert_eq!(all_tickets(&store), tickets);
+    store.close().unwrap();
+
+    for damaged in [
+        {
+            let mut bytes = fs::read(&path).unwrap();
+            bytes.extend_from_slice(&[0u8; 40]);
+            bytes
+        },
+        fs::read(&path).unwrap()[..(last.offset + 5) as usize].to_vec(),
+    ] {
+        fs::write(&path, &damaged).unwrap();
+        let good_end = if damaged.len() as u64 > clean_len {
+            clean_len
+        } else {
+            last.offset
+        };
+        match open_strict(dir.path()) {
+            Err(OpenError::TornTail {
+                file,
+                offset,
+                bytes,
+                ..
+            }) => {
+                assert_eq!(file, path);
+                assert_eq!(offset, good_end);
+                assert_eq!(bytes, damaged.len() as u64 - good_end);
+            }
+            other => panic!("expected TornTail, got {other:?}"),
+        }
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            damaged,
+            "strict open changed the log"
+        );
+        // The default recovery cuts the same tail.
+        let store = open(dir.path());
+        assert!(store.recovery().torn_tail.is_some());
+        store.close().unwrap();
+        let store = open_strict(dir.path()).unwrap();
+        store.close().unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), good_end);
+    }
+}
+
+#[test]
+fn strict_recovery_refuses_an_interrupted_header_and_mid_log_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = ticketlog::wal::record::FileHeader { first_lsn: 1 }.encode();
+    fs::write(log_path(dir.path()), &header[..10]).unwrap();
+    assert!(matches!(
+        open_strict(dir.path()),
+        Err(OpenError::TornTail {
+            offset: 0,
+            bytes: 10,
+            ..
+        })
+    ));
+    assert_eq!(fs::read(log_path(dir.path())).unwrap(), &header[..10]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (entries, _) = build_log(dir.path(), 6);
+    let path = log_path(dir.path());
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[entries[2].offset as usize + 30] ^= 4;
+    fs::write(&path, &bytes).unwrap();
+    match open_strict(dir.path()) {
+        Err(OpenError::Corrupt { offset, .. }) => assert_eq!(offset, entries[2].offset),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn decode_record_checks_what_recovery_checks() {
+    let changes = created(1, 10);
+    let mut framed = Vec::new();
+    frame_record(&mut framed, 0, &changes).unwrap();
+    let (header, decoded) = wal::decode_record(&framed).unwrap();
+    assert_eq!(decoded, changes);
+    assert_eq!(header.record_len(), framed.len() as u64);
+    for cut in 0..framed.len() {
+        assert!(matches!(
+            wal::decode_record(&framed[..cut]),
+            Err(Damage::Truncated { .. })
+        ));
+    }
+    let mut damaged = framed.clone();
+    *damaged.last_mut().unwrap() ^= 1;
+    assert_eq!(
+        wal::decode_record(&damaged).unwrap_err(),
+        Damage::BadPayload
+    );
+    damaged = framed.clone();
+    damaged[5] ^= 1;
+    assert_eq!(
+        wal::decode_record(&damaged).unwrap_err(),
+        Damage::BadRecordHeader
+    );
 }

@@ -27,6 +27,8 @@ struct Faults {
     file_syncs: AtomicU64,
     fail_next_sync: AtomicBool,
     fail_next_write: AtomicBool,
+    /// Simulates a bug: the next file sync panics, killing the server thread.
+    panic_next_sync: AtomicBool,
     gate: Mutex<Option<Gate>>,
     /// Every operation, in order, as "op name".
     ops: Mutex<Vec<String>>,
@@ -102,6 +104,17 @@ impl Storage for FaultyStorage {
         self.faults.record("sync_dir", dir);
         FileSystem.sync_dir(dir)
     }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.faults.record("rename", from);
+        FileSystem.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.faults.record("remove", path);
+        FileSystem.remove_file(path)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        FileSystem.list_dir(dir)
+    }
 }
 
 impl StorageFile for FaultyFile {
@@ -123,6 +136,9 @@ impl StorageFile for FaultyFile {
         if let Some(gate) = self.faults.gate.lock().unwrap().take() {
             gate.entered.send(()).unwrap();
             gate.release.recv().unwrap();
+        }
+        if self.faults.panic_next_sync.swap(false, Ordering::SeqCst) {
+            panic!("injected: the server thread dies inside fdatasync");
         }
         if self.faults.fail_next_sync.swap(false, Ordering::SeqCst) {
             self.faults.record("sync_data FAILED", &self.path);
@@ -286,18 +302,24 @@ fn creating_a_store_syncs_directories_before_anything_is_acknowledged() {
     let (store, faults) = open_faulty(&dir);
     let log = ticketlog::wal::LOG_FILE_NAME;
     let open_ops = faults.ops();
-    let expected_prefix = [
-        "create_dir store".to_string(),
-        format!(
-            "sync_dir {}",
-            parent.path().file_name().unwrap().to_string_lossy()
-        ),
+    // The new directory's parent, and every directory above it (a new
+    // store's path must survive a crash even if an earlier open created
+    // some of it and failed), then the data directory once the log exists.
+    let mut expected_prefix = vec!["create_dir store".to_string()];
+    for ancestor in parent.path().ancestors() {
+        let name = ancestor.file_name().map_or_else(
+            || ancestor.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        expected_prefix.push(format!("sync_dir {name}"));
+    }
+    expected_prefix.extend([
         "lock LOCK".to_string(),
         format!("create {log}"),
         "sync_dir store".to_string(),
         format!("write {log}"),
         format!("sync_data {log}"),
-    ];
+    ]);
     assert_eq!(open_ops, expected_prefix);
 
     store.client().create(draft("one")).unwrap();
@@ -309,9 +331,22 @@ fn creating_a_store_syncs_directories_before_anything_is_acknowledged() {
     );
     store.close().unwrap();
 
-    // Reopening an existing store creates nothing, so it syncs no directory.
+    // Reopening syncs the data directory (an earlier open may have failed
+    // to) and nothing above it: the store's path was made durable when the
+    // log was created. It syncs the log before appending to it: a previous
+    // run may have left bytes unsynced that later records count as durable.
     let (store, faults) = open_faulty(&dir);
-    assert!(!faults.ops().iter().any(|op| op.starts_with("sync_dir")));
+    assert_eq!(
+        faults.ops(),
+        vec![
+            "lock LOCK".to_string(),
+            // Once for its size (replay progress), once to scan and append.
+            format!("open {log}"),
+            format!("open {log}"),
+            "sync_dir store".to_string(),
+            format!("sync_data {log}"),
+        ]
+    );
     store.close().unwrap();
 }
 
@@ -354,5 +389,99 @@ fn a_rejected_command_writes_nothing() {
     assert!(matches!(rejected[3], Err(ClientError::NotFound(_))));
     assert_eq!(faults.ops().len(), ops_before, "{:?}", faults.ops());
     assert_eq!(client.stats().unwrap().records, 1);
+    store.close().unwrap();
+}
+
+#[test]
+fn interval_durability_acknowledges_after_the_write_and_syncs_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let every = std::time::Duration::from_millis(200);
+    let (store, faults) = open_faulty_with(
+        dir.path(),
+        Options::default().durability(ticketlog::Durability::Interval(every)),
+    );
+    let client = store.client();
+    let (entered, release) = faults.arm_gate();
+    let pending = client.submit(Command::Create(draft("one"))).unwrap();
+    let (acked_tx, acked) = mpsc::channel();
+    let waiter = std::thread::spawn(move || acked_tx.send(pending.wait()).unwrap());
+
+    // Acknowledged while no sync has completed (the gate holds any sync).
+    let ticket = acked
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("acknowledged after the write, without waiting for a sync")
+        .unwrap();
+    assert_eq!(ticket.id, TicketId::from(1));
+    // With no further requests, the server syncs on its own within the interval.
+    entered
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a background sync");
+    release.send(()).unwrap();
+    waiter.join().unwrap();
+    store.close().unwrap();
+}
+
+#[test]
+fn never_durability_syncs_only_when_closing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, faults) = open_faulty_with(
+        dir.path(),
+        Options::default().durability(ticketlog::Durability::Never),
+    );
+    let syncs_at_open = faults.file_syncs.load(Ordering::SeqCst);
+    let client = store.client();
+    for n in 0..20 {
+        client.create(draft(&format!("t{n}"))).unwrap();
+    }
+    assert_eq!(faults.file_syncs.load(Ordering::SeqCst), syncs_at_open);
+    store.close().unwrap();
+    // One sync for the records, one for the seal that proves them durable.
+    assert_eq!(faults.file_syncs.load(Ordering::SeqCst), syncs_at_open + 2);
+}
+
+#[test]
+fn clients_of_a_server_thread_that_died_get_closed_never_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, faults) = open_faulty(dir.path());
+    let client = store.client();
+    client.create(draft("before the crash")).unwrap();
+
+    faults.panic_next_sync.store(true, Ordering::SeqCst);
+    let outcomes: Vec<Result<ticketlog::Ticket, ClientError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|n| {
+                let client = store.client();
+                scope.spawn(move || client.create(draft(&format!("in flight {n}"))))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Whoever was in the dying batch or queued behind it gets Closed; nobody
+    // hangs, and nobody is told a create succeeded that was never synced.
+    for outcome in &outcomes {
+        assert!(matches!(outcome, Err(ClientError::Closed)), "{outcome:?}");
+    }
+    assert!(matches!(
+        client.get(TicketId::from(1)),
+        Err(ClientError::Closed)
+    ));
+    assert!(matches!(
+        client.create(draft("after")),
+        Err(ClientError::Closed)
+    ));
+    assert!(matches!(store.close(), Err(StorageError::ServerGone)));
+
+    // The directory is released and the acknowledged ticket is there.
+    let store = open(dir.path());
+    assert_eq!(
+        store
+            .client()
+            .get(TicketId::from(1))
+            .unwrap()
+            .unwrap()
+            .title
+            .as_str(),
+        "before the crash"
+    );
     store.close().unwrap();
 }

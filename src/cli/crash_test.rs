@@ -1,0 +1,1124 @@
+//! `ticketlog crash-test`: a kill -9 soak with real processes.
+//!
+//! Each cycle starts a child process (this binary's hidden `crash-test-worker`)
+//! running C client threads against the store. Each client follows its own
+//! plan, derived from the seed: creates, updates (with the right expected
+//! version, none, or a stale one that must be refused) and deletes, only of
+//! tickets it created itself, one command at a time, printing a line for
+//! every reply as soon as it has it (`client seq ok id version` or
+//! `client seq refused`). After a seeded number of acknowledgements (0 means
+//! at once, so some kills land in the child's own recovery), the parent
+//! sends SIGKILL, reads what was already in the pipe, reopens the store and
+//! checks the oracle:
+//!
+//! - every ticket from before the cycle is exactly as it was;
+//! - every acknowledged command is there, with the plan's fields and version;
+//! - each client had at most one command in flight, which may or may not be
+//!   there; nothing else is (no command that was never sent);
+//! - no holes: every id below the next id is present or was deleted;
+//! - the log gained exactly the acknowledged commands plus the in-flight ones
+//!   found applied.
+//!
+//! It prints cycles, commands acknowledged and recovered, and `lost: 0`, and
+//! exits non-zero with the cycle and seed on any violation. The parent uses
+//! the library's public API only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ticketlog::wal;
+use ticketlog::{
+    Client, ClientError, Durability, ListQuery, Options, Status, Store, Ticket, TicketDraft,
+    TicketId, TicketPatch,
+};
+
+use super::args::{CrashTestArgs, CrashTestWorkerArgs};
+use super::output::Output;
+use super::{CliError, open_store};
+
+/// How long a child may go without printing an acknowledgement (or, for a
+/// kill at once, without starting) before the run is declared stuck.
+const CHILD_SILENCE_MAX: Duration = Duration::from_secs(60);
+/// Exit status when the oracle is violated.
+const EXIT_VIOLATION: u8 = 1;
+
+/// SplitMix64, shared by parent and child so both derive the same plans.
+#[derive(Clone, Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+}
+
+/// The seed of one client's plan in one cycle.
+fn plan_seed(seed: u64, cycle: u64, client: u32) -> u64 {
+    let mut rng = Rng::new(seed ^ cycle.wrapping_mul(0xA076_1D64_78BD_642F));
+    rng.next() ^ u64::from(client).wrapping_mul(0xE703_7ED1_A0B4_28DB)
+}
+
+/// A ticket a client created and has not deleted, as the plan knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Owned {
+    id: u64,
+    title: String,
+    description: String,
+    status: Status,
+    version: u64,
+}
+
+impl Owned {
+    fn matches(&self, ticket: &Ticket) -> bool {
+        ticket.id.get() == self.id
+            && ticket.title.as_str() == self.title
+            && ticket.description.as_str() == self.description
+            && ticket.status == self.status
+            && ticket.version == self.version
+    }
+}
+
+/// One step of a client's plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Op {
+    Create {
+        title: String,
+        description: String,
+    },
+    /// Update the client's `target`-th live ticket. Refused when `stale`.
+    Update {
+        target: usize,
+        title: Option<String>,
+        description: Option<String>,
+        status: Option<Status>,
+        expect: Expect,
+    },
+    /// Delete the client's `target`-th live ticket.
+    Delete {
+        target: usize,
+    },
+    /// Update a ticket this client deleted: refused (not found).
+    UpdateDeleted {
+        id: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    None,
+    Current,
+    Stale,
+}
+
+/// What a reply said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Ok { id: u64, version: u64 },
+    Refused,
+}
+
+/// One client's plan: a deterministic sequence of operations, each decided
+/// from the seed and the client's tickets as the replies left them.
+#[derive(Clone, Debug)]
+struct Plan {
+    cycle: u64,
+    client: u32,
+    rng: Rng,
+    seq: u64,
+    live: Vec<Owned>,
+    deleted: Vec<u64>,
+    /// Replies that changed the store (and so must be in the log).
+    accepted: u64,
+    /// Replies that refused the command (nothing written).
+    refused: u64,
+}
+
+impl Plan {
+    fn new(seed: u64, cycle: u64, client: u32) -> Plan {
+        Plan {
+            cycle,
+            client,
+            rng: Rng::new(plan_seed(seed, cycle, client)),
+            seq: 0,
+            live: Vec::new(),
+            deleted: Vec::new(),
+            accepted: 0,
+            refused: 0,
+        }
+    }
+
+    fn text(&mut self, what: &str, max: usize) -> String {
+        let len = 1 + self.rng.below(40) as usize;
+        let words = ["ticket", "crash", "é", "kill", "✓", "log", "🎫"];
+        let mut text = format!("{what} ");
+        while text.len() < len {
+            text.push_str(words[self.rng.below(words.len() as u64) as usize]);
+            text.push(' ');
+        }
+        while text.len() > max {
+            text.pop();
+        }
+        text.trim_end().to_string()
+    }
+
+    /// The next operation; call once per sequence number, then [`Self::apply`].
+    fn next_op(&mut self) -> Op {
+        let roll = self.rng.below(20);
+        if self.live.is_empty() || roll < 7 {
+            return Op::Create {
+                title: format!("k{} c{} n{}", self.cycle, self.client, self.seq),
+                description: self.text("made by crash-test", ticketlog::DESCRIPTION_BYTES_MAX),
+            };
+        }
+        let target = self.rng.below(self.live.len() as u64) as usize;
+        match roll {
+            7..=15 => {
+                let status = Status::ALL[self.rng.below(3) as usize];
+                let title = (self.rng.below(3) == 0)
+                    .then(|| format!("k{} c{} n{} renamed", self.cycle, self.client, self.seq));
+                let description = (self.rng.below(4) == 0)
+                    .then(|| self.text("changed by crash-test", ticketlog::DESCRIPTION_BYTES_MAX));
+                let expect = match self.rng.below(8) {
+                    0 => Expect::Stale,
+                    1..=4 => Expect::Current,
+                    _ => Expect::None,
+                };
+                Op::Update {
+                    target,
+                    title,
+                    description,
+                    status: Some(status),
+                    expect,
+                }
+            }
+            16 if !self.deleted.is_empty() => {
+                let nth = self.rng.below(self.deleted.len() as u64) as usize;
+                Op::UpdateDeleted {
+                    id: self.deleted[nth],
+                }
+            }
+            _ => Op::Delete { target },
+        }
+    }
+
+    /// The outcome the plan expects (the id of a create is the server's).
+    /// `op` is the step [`Self::next_op`] just returned, whose target is
+    /// below `live.len()` by construction.
+    fn expected(&self, op: &Op) -> Expected {
+        match op {
+            Op::Create { .. } => Expected::Created,
+            Op::Update {
+                expect: Expect::Stale,
+                ..
+            } => Expected::Refused,
+            Op::Update { target, .. } => Expected::Ok {
+                id: self.live[*target].id,
+                version: self.live[*target].version + 1,
+            },
+            Op::Delete { target } => Expected::Ok {
+                id: self.live[*target].id,
+                version: self.live[*target].version,
+            },
+            Op::UpdateDeleted { .. } => Expected::Refused,
+        }
+    }
+
+    /// Records the reply to `op`; fails if it is not what the plan expects.
+    fn apply(&mut self, op: &Op, outcome: Outcome) -> Result<(), String> {
+        let expected = self.expected(op);
+        match (op, expected, outcome) {
+            (
+                Op::Create { title, description },
+                Expected::Created,
+                Outcome::Ok { id, version: 1 },
+            ) => {
+                self.live.push(Owned {
+                    id,
+                    title: title.clone(),
+                    description: description.clone(),
+                    status: Status::ToDo,
+                    version: 1,
+                });
+            }
+            (Op::Update { target, .. }, Expected::Ok { .. }, got)
+                if Expected::from(got) == expected =>
+            {
+                // `expected` is Ok only for an update that is not stale, and
+                // `after` is Some for exactly those.
+                let after = self
+                    .after(op)
+                    .expect("an accepted update has an after-state");
+                self.live[*target] = after;
+            }
+            (Op::Delete { target }, Expected::Ok { .. }, got)
+                if Expected::from(got) == expected =>
+            {
+                let removed = self.live.remove(*target);
+                self.deleted.push(removed.id);
+            }
+            (_, Expected::Refused, Outcome::Refused) => {
+                self.refused += 1;
+                self.seq += 1;
+                return Ok(());
+            }
+            _ => {
+                return Err(format!(
+                    "client {} step {}: {op:?} expected {expected:?}, got {outcome:?}",
+                    self.client, self.seq
+                ));
+            }
+        }
+        self.accepted += 1;
+        self.seq += 1;
+        Ok(())
+    }
+
+    /// The target ticket after `op`, for an accepted update.
+    fn after(&self, op: &Op) -> Option<Owned> {
+        let Op::Update {
+            target,
+            title,
+            description,
+            status,
+            expect,
+        } = op
+        else {
+            return None;
+        };
+        if *expect == Expect::Stale {
+            return None;
+        }
+        let mut after = self.live[*target].clone();
+        if let Some(title) = title {
+            after.title = title.clone();
+        }
+        if let Some(description) = description {
+            after.description = description.clone();
+        }
+        if let Some(status) = status {
+            after.status = *status;
+        }
+        after.version += 1;
+        Some(after)
+    }
+
+    /// The library command for `op` (the step [`Self::next_op`] just
+    /// returned, not yet applied).
+    fn command(&self, op: &Op) -> Result<ticketlog::Command, CliError> {
+        let invalid =
+            |e: ticketlog::TicketError| CliError::Failed(format!("plan made bad text: {e}"));
+        let owned = |target: usize| {
+            self.live.get(target).ok_or_else(|| {
+                CliError::Failed(format!(
+                    "a plan step names ticket #{target} of {}",
+                    self.live.len()
+                ))
+            })
+        };
+        Ok(match op {
+            Op::Create { title, description } => ticketlog::Command::Create(TicketDraft {
+                title: title.as_str().try_into().map_err(invalid)?,
+                description: description.as_str().try_into().map_err(invalid)?,
+            }),
+            Op::Update {
+                target,
+                title,
+                description,
+                status,
+                expect,
+            } => {
+                let owned = owned(*target)?;
+                let expected_version = match expect {
+                    Expect::None => None,
+                    Expect::Current => Some(owned.version),
+                    Expect::Stale => Some(owned.version + 1),
+                };
+                ticketlog::Command::Update(
+                    TicketId::from(owned.id),
+                    TicketPatch {
+                        title: title
+                            .as_deref()
+                            .map(TryInto::try_into)
+                            .transpose()
+                            .map_err(invalid)?,
+                        description: description
+                            .as_deref()
+                            .map(TryInto::try_into)
+                            .transpose()
+                            .map_err(invalid)?,
+                        status: *status,
+                        expected_version,
+                    },
+                )
+            }
+            Op::Delete { target } => ticketlog::Command::Delete(TicketId::from(owned(*target)?.id)),
+            Op::UpdateDeleted { id } => ticketlog::Command::Update(
+                TicketId::from(*id),
+                TicketPatch {
+                    status: Some(Status::Done),
+                    ..TicketPatch::default()
+                },
+            ),
+        })
+    }
+}
+
+/// A reply as the plan expects it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expected {
+    Created,
+    Ok { id: u64, version: u64 },
+    Refused,
+}
+
+impl From<Outcome> for Expected {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Ok { id, version } => Expected::Ok { id, version },
+            Outcome::Refused => Expected::Refused,
+        }
+    }
+}
+
+/// The child: runs every client's plan until killed.
+pub(crate) fn run_worker(
+    dir: &Path,
+    durability: Durability,
+    args: &CrashTestWorkerArgs,
+) -> Result<ExitCode, CliError> {
+    let store = open_store(dir, durability)?;
+    let outcome: Result<(), CliError> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..args.clients)
+            .map(|client| {
+                let handle = store.client();
+                scope.spawn(move || work(&handle, Plan::new(args.seed, args.cycle, client)))
+            })
+            .collect();
+        handles.into_iter().try_for_each(|handle| {
+            handle.join().unwrap_or_else(|_| {
+                Err(CliError::Failed(
+                    "a crash-test client thread panicked".into(),
+                ))
+            })
+        })
+    });
+    let closed = store.close();
+    outcome?;
+    closed?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One client of the child: each reply is printed, in one write, before the
+/// next command is sent.
+fn work(client: &Client, mut plan: Plan) -> Result<(), CliError> {
+    let stdout = io::stdout();
+    loop {
+        let op = plan.next_op();
+        let seq = plan.seq;
+        let outcome = match client.execute(plan.command(&op)?) {
+            Ok(ticket) => Outcome::Ok {
+                id: ticket.id.get(),
+                version: ticket.version,
+            },
+            Err(ClientError::Conflict { .. } | ClientError::NotFound(_)) => Outcome::Refused,
+            Err(error) => return Err(error.into()),
+        };
+        plan.apply(&op, outcome).map_err(CliError::Failed)?;
+        let line = match outcome {
+            Outcome::Ok { id, version } => format!("{} {seq} ok {id} {version}\n", plan.client),
+            Outcome::Refused => format!("{} {seq} refused\n", plan.client),
+        };
+        stdout.lock().write_all(line.as_bytes())?;
+    }
+}
+
+/// What one cycle came to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct CycleReport {
+    /// Replies that changed the store.
+    acknowledged: u64,
+    /// Replies that refused a command.
+    refused: u64,
+    /// Commands in flight at the kill (one per client).
+    in_flight: u64,
+    /// Of those, found applied after the reopen.
+    in_flight_recovered: u64,
+}
+
+/// Why a cycle failed the oracle.
+#[derive(Debug, PartialEq, Eq)]
+struct Violation {
+    /// Acknowledged commands missing or different after the reopen.
+    lost: u64,
+    /// The first problem found.
+    reason: String,
+}
+
+/// The state of the store before a cycle, as checked.
+#[derive(Clone, Debug, Default)]
+struct Baseline {
+    tickets: BTreeMap<u64, Ticket>,
+    next_id: u64,
+    commands: u64,
+}
+
+/// Checks a reopened store against the plans of a cycle: `plans[c]` has
+/// applied exactly the replies client c printed, and `plans[c]`'s next
+/// operation was in flight (or not yet sent) at the kill.
+fn check_cycle(
+    baseline: &Baseline,
+    plans: &[Plan],
+    recovered: &BTreeMap<u64, Ticket>,
+    next_id: u64,
+    commands: u64,
+) -> Result<CycleReport, Violation> {
+    let mut report = CycleReport::default();
+    let mut lost = 0;
+    let mut problems: Vec<String> = Vec::new();
+    let mut explained = BTreeSet::new();
+    for (id, before) in &baseline.tickets {
+        match recovered.get(id) {
+            Some(now) if now == before => {}
+            now => {
+                lost += 1;
+                problems.push(format!(
+                    "ticket {id} from an earlier cycle changed: {before:?} is now {now:?}"
+                ));
+            }
+        }
+        explained.insert(*id);
+    }
+    for id in 1..baseline.next_id {
+        // Ids deleted before this cycle stay explained (and must stay absent).
+        if !baseline.tickets.contains_key(&id) {
+            if recovered.contains_key(&id) {
+                problems.push(format!("ticket {id}, deleted before this cycle, is back"));
+            }
+            explained.insert(id);
+        }
+    }
+    for plan in plans {
+        report.acknowledged += plan.accepted;
+        report.refused += plan.refused;
+        let mut next = plan.clone();
+        let in_flight = next.next_op();
+        report.in_flight += 1;
+        let in_flight_target = match &in_flight {
+            Op::Update { target, .. } | Op::Delete { target } => Some(plan.live[*target].id),
+            _ => None,
+        };
+        for owned in &plan.live {
+            let got = recovered.get(&owned.id);
+            let as_acked = got.is_some_and(|t| owned.matches(t));
+            let applied = in_flight_target == Some(owned.id)
+                && match &in_flight {
+                    Op::Delete { .. } => got.is_none(),
+                    _ => plan
+                        .after(&in_flight)
+                        .is_some_and(|after| got.is_some_and(|t| after.matches(t))),
+                };
+            if applied {
+                report.in_flight_recovered += 1;
+            } else if !as_acked {
+                lost += 1;
+                problems.push(format!(
+                    "client {}: acknowledged ticket {} is {got:?}, expected {owned:?} (in flight: {in_flight:?})",
+                    plan.client, owned.id
+                ));
+            }
+            if let Some(ticket) = got
+                && ticket.updated_at < ticket.created_at
+            {
+                problems.push(format!(
+                    "ticket {} updated before it was created",
+                    ticket.id
+                ));
+            }
+            explained.insert(owned.id);
+        }
+        for id in &plan.deleted {
+            if let Some(ticket) = recovered.get(id) {
+                lost += 1;
+                problems.push(format!(
+                    "client {}: ticket {id} was deleted (acknowledged) but is back: {ticket:?}",
+                    plan.client
+                ));
+            }
+            explained.insert(*id);
+        }
+        if let Op::Create { title, description } = &in_flight {
+            let made: Vec<&Ticket> = recovered
+                .values()
+                .filter(|t| t.title.as_str() == title && !explained.contains(&t.id.get()))
+                .collect();
+            match made.as_slice() {
+                [] => {}
+                [ticket]
+                    if ticket.description.as_str() == description
+                        && ticket.version == 1
+                        && ticket.status == Status::ToDo =>
+                {
+                    report.in_flight_recovered += 1;
+                    explained.insert(ticket.id.get());
+                }
+                _ => problems.push(format!(
+                    "client {}: the create in flight is there as {made:?}",
+                    plan.client
+                )),
+            }
+        }
+    }
+    for (id, ticket) in recovered {
+        if !explained.contains(id) {
+            problems.push(format!(
+                "ticket {id} comes from no command any client sent: {ticket:?}"
+            ));
+        }
+    }
+    if let Some(missing) = (1..next_id).find(|id| !explained.contains(id)) {
+        problems.push(format!(
+            "a hole: ticket {missing} (below the next id {next_id}) was neither created nor deleted"
+        ));
+    }
+    if let Some(&above) = explained.range(next_id..).next() {
+        problems.push(format!(
+            "ticket {above} was created, but the next id is {next_id}"
+        ));
+    }
+    let expected = report.acknowledged + report.in_flight_recovered;
+    match commands.checked_sub(baseline.commands) {
+        Some(gained) if gained == expected => {}
+        gained => problems.push(format!(
+            "the log gained {gained:?} commands; {} were acknowledged and {} in flight were found applied",
+            report.acknowledged, report.in_flight_recovered
+        )),
+    }
+    match problems.into_iter().next() {
+        None => Ok(report),
+        Some(reason) => Err(Violation { lost, reason }),
+    }
+}
+
+/// Totals over every cycle.
+#[derive(Debug, Default)]
+struct Totals {
+    cycles: u64,
+    acknowledged: u64,
+    refused: u64,
+    in_flight: u64,
+    in_flight_recovered: u64,
+    killed_at_once: u64,
+    lost: u64,
+}
+
+impl Totals {
+    fn add(&mut self, report: &CycleReport) {
+        self.cycles += 1;
+        self.acknowledged += report.acknowledged;
+        self.refused += report.refused;
+        self.in_flight += report.in_flight;
+        self.in_flight_recovered += report.in_flight_recovered;
+    }
+}
+
+/// The parent: `args.cycles` kill cycles on one data directory.
+pub(crate) fn run(
+    dir: Option<&Path>,
+    durability: Durability,
+    args: &CrashTestArgs,
+    out: &mut Output,
+) -> Result<ExitCode, CliError> {
+    let seed = args.seed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    let temp;
+    let dir = match dir {
+        Some(dir) => dir.to_path_buf(),
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("ticketlog-crash-test-")
+                .tempdir()
+                .map_err(|e| CliError::Failed(format!("creating a temporary directory: {e}")))?;
+            temp.path().to_path_buf()
+        }
+    };
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::Failed(format!("finding this program to run as the child: {e}")))?;
+    eprintln!(
+        "crash-test: {} cycles, {} clients, durability {durability}, seed {seed} in {} \
+         (replay with --seed {seed})",
+        args.cycles,
+        args.clients,
+        dir.display()
+    );
+    let began = Instant::now();
+    let mut baseline = read_state(&dir, durability)?;
+    let mut rng = Rng::new(seed);
+    let mut totals = Totals::default();
+    let mut violation = None;
+    for cycle in 0..args.cycles {
+        // One kill in eight as soon as the child starts (often inside its
+        // own recovery); the rest after 1..=acks_max acknowledgements.
+        let kill_after = if rng.below(8) == 0 {
+            0
+        } else {
+            1 + rng.below(args.acks_max.max(1))
+        };
+        if kill_after == 0 {
+            totals.killed_at_once += 1;
+        }
+        let plans = match kill_cycle(
+            &exe,
+            &dir,
+            durability,
+            args.clients,
+            seed,
+            cycle,
+            kill_after,
+        ) {
+            Ok(plans) => plans,
+            Err(reason) => {
+                violation = Some(Violation { lost: 0, reason });
+                break;
+            }
+        };
+        let after = read_state(&dir, durability)?;
+        let recovered: BTreeMap<u64, Ticket> = after.tickets.clone();
+        match check_cycle(&baseline, &plans, &recovered, after.next_id, after.commands) {
+            Ok(report) => totals.add(&report),
+            Err(failed) => {
+                violation = Some(Violation {
+                    lost: failed.lost,
+                    reason: format!("cycle {cycle}: {}", failed.reason),
+                });
+                break;
+            }
+        }
+        baseline = after;
+        if (cycle + 1) % 100 == 0 {
+            eprintln!(
+                "crash-test: {} cycles, {} commands acknowledged, {:.1?}",
+                cycle + 1,
+                totals.acknowledged,
+                began.elapsed()
+            );
+        }
+    }
+    if let Some(failed) = &violation {
+        totals.lost = failed.lost;
+    }
+    print_totals(out, &totals, seed, began.elapsed())?;
+    match violation {
+        None => Ok(ExitCode::SUCCESS),
+        Some(failed) => {
+            eprintln!(
+                "ticketlog: crash-test failed (seed {seed}, replay with --seed {seed}): {}",
+                failed.reason
+            );
+            Ok(ExitCode::from(EXIT_VIOLATION))
+        }
+    }
+}
+
+fn print_totals(out: &mut Output, totals: &Totals, seed: u64, elapsed: Duration) -> io::Result<()> {
+    if out.is_json() {
+        return out.json_line(&serde_json::json!({
+            "cycles": totals.cycles,
+            "commands_acknowledged": totals.acknowledged,
+            "commands_recovered": totals.acknowledged + totals.in_flight_recovered,
+            "refused": totals.refused,
+            "in_flight_at_kill": totals.in_flight,
+            "in_flight_recovered": totals.in_flight_recovered,
+            "killed_at_start": totals.killed_at_once,
+            "lost": totals.lost,
+            "seed": seed,
+            "seconds": elapsed.as_secs_f64(),
+        }));
+    }
+    let recovered = totals.acknowledged + totals.in_flight_recovered;
+    for line in [
+        format!("cycles: {}", totals.cycles),
+        format!("commands acknowledged: {}", totals.acknowledged),
+        format!(
+            "commands recovered: {recovered} (the acknowledged ones, and {} of {} in flight at a kill)",
+            totals.in_flight_recovered, totals.in_flight
+        ),
+        format!("refused as planned: {}", totals.refused),
+        format!("kills at start-up: {}", totals.killed_at_once),
+        format!("lost: {}", totals.lost),
+        format!("seed: {seed}, {:.1?}", elapsed),
+    ] {
+        out.text(&line)?;
+    }
+    Ok(())
+}
+
+/// The store's tickets, next id and commands in the log (seals left out),
+/// read by opening and closing it, then scanning the log.
+fn read_state(dir: &Path, durability: Durability) -> Result<Baseline, CliError> {
+    let store = Store::open(dir, Options::default().durability(durability))?;
+    let client = store.client();
+    let tickets = client.list(ListQuery::default())?;
+    let next_id = client.stats()?.next_id.get();
+    store.close()?;
+    let mut commands = 0;
+    wal::read_log(dir, |entry| {
+        if !entry.changes.is_empty() {
+            commands += 1;
+        }
+    })?;
+    Ok(Baseline {
+        tickets: tickets.into_iter().map(|t| (t.id.get(), t)).collect(),
+        next_id,
+        commands,
+    })
+}
+
+/// Kills the child if the cycle is abandoned before it is reaped.
+struct Reaper(Option<Child>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One cycle: start the child, read `kill_after` acknowledgements, SIGKILL
+/// it, read what is left in the pipe. Returns every client's plan with the
+/// printed replies applied; the error is a violation.
+fn kill_cycle(
+    exe: &Path,
+    dir: &Path,
+    durability: Durability,
+    clients: u32,
+    seed: u64,
+    cycle: u64,
+    kill_after: u64,
+) -> Result<Vec<Plan>, String> {
+    let child = Command::new(exe)
+        .env_remove("TICKETLOG_DIR")
+        .arg("--dir")
+        .arg(dir)
+        .arg("--durability")
+        .arg(durability.to_string())
+        .arg("crash-test-worker")
+        .args(["--clients", &clients.to_string()])
+        .args(["--seed", &seed.to_string()])
+        .args(["--cycle", &cycle.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting the child: {e}"))?;
+    let mut reaper = Reaper(Some(child));
+    let child = reaper.0.as_mut().ok_or("the child is gone")?;
+    let stdout = child.stdout.take().ok_or("the child has no stdout")?;
+    let mut stderr = child.stderr.take().ok_or("the child has no stderr")?;
+    let (lines, replies) = mpsc::channel::<String>();
+    let reader = thread::spawn(move || {
+        let mut stdout = BufReader::new(stdout);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match stdout.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                // A line cut short by the kill would lack its newline; each
+                // line is one write of a few bytes, so none is.
+                Ok(_) if line.ends_with('\n') => {
+                    if lines.send(line.trim_end().to_string()).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => break,
+            }
+        }
+    });
+    let errors = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+
+    let mut plans: Vec<Plan> = (0..clients).map(|c| Plan::new(seed, cycle, c)).collect();
+    let mut read = 0;
+    while read < kill_after {
+        match replies.recv_timeout(CHILD_SILENCE_MAX) {
+            Ok(line) => {
+                apply_line(&mut plans, &line)?;
+                read += 1;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(format!(
+                    "the child printed nothing for {CHILD_SILENCE_MAX:?} after {read} replies"
+                ));
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = child.wait();
+                let text = errors.join().unwrap_or_default();
+                return Err(format!(
+                    "the child ended by itself after {read} replies ({status:?}): {}",
+                    text.trim()
+                ));
+            }
+        }
+    }
+    child.kill().map_err(|e| format!("SIGKILL: {e}"))?;
+    let status = child
+        .wait()
+        .map_err(|e| format!("reaping the child: {e}"))?;
+    reaper.0 = None;
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if status.signal() != Some(9) {
+            let text = errors.join().unwrap_or_default();
+            return Err(format!(
+                "the child was not killed but ended with {status:?}: {}",
+                text.trim()
+            ));
+        }
+    }
+    // Replies already in the pipe were printed, so acknowledged, before the kill.
+    for line in replies.iter() {
+        apply_line(&mut plans, &line)?;
+    }
+    let _ = reader.join();
+    let _ = errors.join();
+    Ok(plans)
+}
+
+/// Applies one printed reply to its client's plan.
+fn apply_line(plans: &mut [Plan], line: &str) -> Result<(), String> {
+    let bad = || format!("the child printed {line:?}");
+    let mut fields = line.split(' ');
+    let client: usize = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
+    let seq: u64 = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
+    let outcome = match fields.next() {
+        Some("ok") => {
+            let id = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
+            let version = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
+            Outcome::Ok { id, version }
+        }
+        Some("refused") => Outcome::Refused,
+        _ => return Err(bad()),
+    };
+    let plan = plans.get_mut(client).ok_or_else(bad)?;
+    if seq != plan.seq {
+        return Err(format!(
+            "client {client} replied to step {seq}, expected step {}",
+            plan.seq
+        ));
+    }
+    let op = plan.next_op();
+    plan.apply(&op, outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ticketlog::{TicketDescription, TicketTitle, Timestamp};
+
+    fn ticket(owned: &Owned) -> Ticket {
+        Ticket {
+            id: TicketId::from(owned.id),
+            title: TicketTitle::try_from(owned.title.as_str()).unwrap(),
+            description: TicketDescription::try_from(owned.description.as_str()).unwrap(),
+            status: owned.status,
+            version: owned.version,
+            created_at: Timestamp::from_unix_millis(1),
+            updated_at: Timestamp::from_unix_millis(2),
+        }
+    }
+
+    /// Plays `steps` replies through fresh plans as a well-behaved store
+    /// would, returning the plans, the tickets and the next id.
+    fn play(steps: u64) -> (Vec<Plan>, BTreeMap<u64, Ticket>, u64) {
+        let mut plans: Vec<Plan> = (0..2).map(|c| Plan::new(7, 3, c)).collect();
+        let mut next_id = 1;
+        for _ in 0..steps {
+            for plan in &mut plans {
+                let op = plan.next_op();
+                let outcome = match plan.expected(&op) {
+                    Expected::Created => {
+                        next_id += 1;
+                        Outcome::Ok {
+                            id: next_id - 1,
+                            version: 1,
+                        }
+                    }
+                    Expected::Ok { id, version } => Outcome::Ok { id, version },
+                    Expected::Refused => Outcome::Refused,
+                };
+                plan.apply(&op, outcome).unwrap();
+            }
+        }
+        let tickets = plans
+            .iter()
+            .flat_map(|p| p.live.iter().map(|o| (o.id, ticket(o))))
+            .collect();
+        (plans, tickets, next_id)
+    }
+
+    fn commands(plans: &[Plan]) -> u64 {
+        plans.iter().map(|p| p.accepted).sum()
+    }
+
+    #[test]
+    fn a_faithful_recovery_passes() {
+        let (plans, tickets, next_id) = play(40);
+        let report = check_cycle(
+            &Baseline::default(),
+            &plans,
+            &tickets,
+            next_id,
+            commands(&plans),
+        )
+        .unwrap();
+        assert_eq!(report.acknowledged, commands(&plans));
+        assert!(report.refused > 0, "plans include refused commands");
+        assert_eq!(report.in_flight, 2);
+    }
+
+    #[test]
+    fn a_lost_acknowledged_ticket_is_a_violation() {
+        let (plans, mut tickets, next_id) = play(40);
+        let victim = *tickets.keys().next().unwrap();
+        tickets.remove(&victim);
+        let failed = check_cycle(
+            &Baseline::default(),
+            &plans,
+            &tickets,
+            next_id,
+            commands(&plans) - 1,
+        )
+        .unwrap_err();
+        // Unless the command in flight was its delete, the ticket was lost.
+        assert!(
+            failed.lost >= 1 || failed.reason.contains("gained"),
+            "{failed:?}"
+        );
+    }
+
+    #[test]
+    fn an_older_version_of_an_acknowledged_update_is_a_violation() {
+        let (plans, mut tickets, next_id) = play(40);
+        let (_, ticket) = tickets.iter_mut().find(|(_, t)| t.version > 1).unwrap();
+        ticket.version -= 1;
+        let failed = check_cycle(
+            &Baseline::default(),
+            &plans,
+            &tickets,
+            next_id,
+            commands(&plans),
+        )
+        .unwrap_err();
+        assert_eq!(failed.lost, 1, "{failed:?}");
+    }
+
+    #[test]
+    fn a_ticket_no_client_sent_is_a_violation() {
+        let (plans, mut tickets, next_id) = play(10);
+        let stray = Owned {
+            id: next_id,
+            title: "never sent".into(),
+            description: "d".into(),
+            status: Status::ToDo,
+            version: 1,
+        };
+        tickets.insert(next_id, ticket(&stray));
+        let failed = check_cycle(
+            &Baseline::default(),
+            &plans,
+            &tickets,
+            next_id + 1,
+            commands(&plans) + 1,
+        )
+        .unwrap_err();
+        assert!(failed.reason.contains("no command"), "{failed:?}");
+    }
+
+    #[test]
+    fn a_hole_in_the_ids_is_a_violation() {
+        let (plans, tickets, next_id) = play(10);
+        let failed = check_cycle(
+            &Baseline::default(),
+            &plans,
+            &tickets,
+            next_id + 1,
+            commands(&plans),
+        )
+        .unwrap_err();
+        assert!(failed.reason.contains("hole"), "{failed:?}");
+    }
+
+    #[test]
+    fn a_changed_ticket_from_an_earlier_cycle_is_a_violation() {
+        let (plans, tickets, next_id) = play(10);
+        let mut baseline = Baseline {
+            tickets: tickets.clone(),
+            next_id,
+            commands: commands(&plans),
+        };
+        let fresh: Vec<Plan> = (0..2).map(|c| Plan::new(7, 4, c)).collect();
+        let first = *tickets.keys().next().unwrap();
+        baseline.tickets.get_mut(&first).unwrap().status = Status::Done;
+        let failed =
+            check_cycle(&baseline, &fresh, &tickets, next_id, baseline.commands).unwrap_err();
+        assert!(failed.reason.contains("earlier cycle"), "{failed:?}");
+    }
+
+    #[test]
+    fn a_command_counted_twice_in_the_log_is_a_violation() {
+        let (plans, tickets, next_id) = play(10);
+        let failed = check_cycle(
+            &Baseline::default(),
+            &plans,
+            &tickets,
+            next_id,
+            commands(&plans) + 1,
+        )
+        .unwrap_err();
+        assert!(failed.reason.contains("gained"), "{failed:?}");
+    }
+
+    #[test]
+    fn parent_and_child_plans_agree_on_every_step() {
+        let mut a = Plan::new(99, 5, 1);
+        let mut b = Plan::new(99, 5, 1);
+        for _ in 0..200 {
+            let (op_a, op_b) = (a.next_op(), b.next_op());
+            assert_eq!(op_a, op_b);
+            let outcome = match a.expected(&op_a) {
+                Expected::Created => Outcome::Ok {
+                    id: 1000 + a.seq,
+                    version: 1,
+                },
+                Expected::Ok { id, version } => Outcome::Ok { id, version },
+                Expected::Refused => Outcome::Refused,
+            };
+            assert!(a.command(&op_a).is_ok());
+            a.apply(&op_a, outcome).unwrap();
+            b.apply(&op_b, outcome).unwrap();
+        }
+    }
+}

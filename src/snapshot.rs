@@ -1,0 +1,502 @@
+//! Snapshots: the whole state at one LSN, in one file, so that opening a
+//! store replays only the records after it.
+//!
+//! A snapshot file is `snapshot-{lsn:020}.snap`: a fixed 72-byte header
+//! (magic, format version, the LSN it covers, next id, ticket count, state
+//! digest, last timestamp, payload length, block count, header CRC) and then
+//! blocks of tickets in id order, each framed with its length and a CRC-32C
+//! over length and bytes. `docs/FORMAT.md` is the specification.
+//!
+//! Writing follows the only protocol under which a crash at any step leaves
+//! either the old snapshot or the new one, never a half-written file under a
+//! snapshot's name: write `….snap.tmp`, `fdatasync` it, rename it to
+//! `….snap`, `fsync` the directory. A leftover `.tmp` is never read and is
+//! removed by the next successful open.
+//!
+//! Reading checks everything before any of it is used: the header CRC, the
+//! file length, each block's CRC and decoding, ticket order, the counts, and
+//! finally the digest recomputed from the decoded tickets against the one the
+//! header carries. A snapshot that fails any check is not used; opening then
+//! falls back to an older snapshot or to replaying the whole log.
+//!
+//! This module never runs on the server thread's hot path: the server
+//! freezes the state ([`State::freeze`]) and a helper thread calls
+//! [`write_snapshot`].
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::codec::{self, SNAPSHOT_BLOCK_BYTES_MAX};
+use crate::error::{Damage, StorageError};
+use crate::state::{CHUNK_SLOTS, Frozen, State, StateBuilder};
+use crate::storage::{OpenMode, Storage, read_exact_at};
+use crate::ticket::TicketId;
+use crate::time::Timestamp;
+use crate::wal::segment::parse_lsn_digits;
+
+/// The first eight bytes of every snapshot file.
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"TKTSNP\r\n";
+/// The snapshot format version this build writes and reads.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+/// Length of the snapshot header in bytes.
+pub const SNAPSHOT_HEADER_LEN: usize = 72;
+/// Length of a block's frame (length and CRC) in bytes.
+pub const SNAPSHOT_BLOCK_HEADER_LEN: usize = 8;
+
+const FILE_PREFIX: &str = "snapshot-";
+const FILE_SUFFIX: &str = ".snap";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Bytes written to the file at a time.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+/// The writer syncs the file every this many bytes, so the page cache never
+/// holds much of it dirty: a final `fdatasync` of hundreds of MiB would
+/// make the log's own syncs, meanwhile, wait behind it.
+const SYNC_EVERY_BYTES: u64 = 8 << 20;
+
+/// The file name of the snapshot that covers the log up to `lsn`.
+pub fn snapshot_file_name(lsn: u64) -> String {
+    format!("{FILE_PREFIX}{lsn:020}{FILE_SUFFIX}")
+}
+
+/// The LSN a snapshot file name stands for, if `name` is one.
+pub fn parse_snapshot_file_name(name: &str) -> Option<u64> {
+    parse_lsn_digits(name.strip_prefix(FILE_PREFIX)?.strip_suffix(FILE_SUFFIX)?)
+}
+
+/// Whether `name` is a snapshot's temporary file (a write that never finished).
+fn is_snapshot_temp_file(name: &str) -> bool {
+    name.strip_suffix(TEMP_SUFFIX)
+        .and_then(parse_snapshot_file_name)
+        .is_some()
+}
+
+/// A snapshot on disk.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SnapshotInfo {
+    /// The LSN it covers: the state after every record up to and including this one.
+    pub lsn: u64,
+    /// Its file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Live tickets it holds.
+    pub tickets: u64,
+    /// The id the next created ticket gets, in that state.
+    pub next_id: TicketId,
+    /// The state digest (see `docs/FORMAT.md`).
+    pub digest: u64,
+}
+
+/// A snapshot that opening did not use, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedSnapshot {
+    /// Its file.
+    pub path: PathBuf,
+    /// Where in the file the damage was found.
+    pub offset: u64,
+    /// What is wrong with it.
+    pub damage: Damage,
+}
+
+/// The snapshot header, as decoded after its checksum passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    /// The LSN the snapshot covers.
+    pub lsn: u64,
+    /// The next id in that state.
+    pub next_id: u64,
+    /// Live tickets in that state.
+    pub tickets: u64,
+    /// The state digest.
+    pub digest: u64,
+    /// The latest timestamp applied in that state (ms since the epoch).
+    pub last_at: u64,
+    /// Bytes of blocks after the header.
+    pub payload_len: u64,
+    /// Blocks after the header.
+    pub blocks: u32,
+}
+
+impl SnapshotHeader {
+    /// Encodes the header. Layout: `magic[8]` | version u32 | flags u32 (0) |
+    /// lsn u64 | next_id u64 | tickets u64 | digest u64 | last_at u64 |
+    /// payload_len u64 | blocks u32 | crc u32 over bytes 0..68.
+    pub fn encode(&self) -> [u8; SNAPSHOT_HEADER_LEN] {
+        let mut bytes = [0u8; SNAPSHOT_HEADER_LEN];
+        bytes[0..8].copy_from_slice(&SNAPSHOT_MAGIC);
+        bytes[8..12].copy_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
+        // 12..16 flags stay zero.
+        bytes[16..24].copy_from_slice(&self.lsn.to_le_bytes());
+        bytes[24..32].copy_from_slice(&self.next_id.to_le_bytes());
+        bytes[32..40].copy_from_slice(&self.tickets.to_le_bytes());
+        bytes[40..48].copy_from_slice(&self.digest.to_le_bytes());
+        bytes[48..56].copy_from_slice(&self.last_at.to_le_bytes());
+        bytes[56..64].copy_from_slice(&self.payload_len.to_le_bytes());
+        bytes[64..68].copy_from_slice(&self.blocks.to_le_bytes());
+        let crc = crc32c::crc32c(&bytes[0..68]);
+        bytes[68..72].copy_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    /// Decodes and checks a header: magic, checksum, version, flags.
+    pub fn decode(bytes: &[u8; SNAPSHOT_HEADER_LEN]) -> Result<SnapshotHeader, Damage> {
+        if bytes[0..8] != SNAPSHOT_MAGIC {
+            return Err(Damage::BadMagic);
+        }
+        if crc32c::crc32c(&bytes[0..68]) != u32_at(bytes, 68) {
+            return Err(Damage::BadFileHeader);
+        }
+        let version = u32_at(bytes, 8);
+        if version != SNAPSHOT_FORMAT_VERSION {
+            return Err(Damage::UnsupportedVersion {
+                found: version,
+                supported: SNAPSHOT_FORMAT_VERSION,
+            });
+        }
+        let header = SnapshotHeader {
+            lsn: u64_at(bytes, 16),
+            next_id: u64_at(bytes, 24),
+            tickets: u64_at(bytes, 32),
+            digest: u64_at(bytes, 40),
+            last_at: u64_at(bytes, 48),
+            payload_len: u64_at(bytes, 56),
+            blocks: u32_at(bytes, 64),
+        };
+        if u32_at(bytes, 12) != 0 || header.next_id == 0 || header.tickets >= header.next_id {
+            return Err(Damage::BadFileHeader);
+        }
+        Ok(header)
+    }
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word)
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// Frames one block: length u32 | CRC-32C over the length bytes and the block | block.
+fn frame_block(block: &[u8], out: &mut Vec<u8>) {
+    debug_assert!(block.len() <= SNAPSHOT_BLOCK_BYTES_MAX);
+    // Bounded by SNAPSHOT_BLOCK_BYTES_MAX, so the conversion is lossless.
+    let len = (block.len() as u32).to_le_bytes();
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&len), block);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(block);
+}
+
+/// Snapshot files found in a directory: (LSN, path), oldest first.
+pub(crate) type SnapshotFiles = Vec<(u64, PathBuf)>;
+
+/// The snapshots in `dir`, oldest first, and any leftover temporary files.
+pub(crate) fn list_snapshots(
+    storage: &dyn Storage,
+    dir: &Path,
+) -> io::Result<(SnapshotFiles, Vec<PathBuf>)> {
+    let mut snapshots = Vec::new();
+    let mut temps = Vec::new();
+    for name in storage.list_dir(dir)? {
+        if let Some(lsn) = parse_snapshot_file_name(&name) {
+            snapshots.push((lsn, dir.join(&name)));
+        } else if is_snapshot_temp_file(&name) {
+            temps.push(dir.join(&name));
+        }
+    }
+    snapshots.sort();
+    Ok((snapshots, temps))
+}
+
+/// Writes a snapshot of `frozen`, the state after every record up to `lsn`,
+/// to `dir`, crash-safely: temporary file, `fdatasync`, rename, directory
+/// `fsync`. Calls `progress` with the tickets written so far. When this
+/// returns `Ok`, the snapshot is durable under its name.
+pub(crate) fn write_snapshot(
+    storage: &dyn Storage,
+    dir: &Path,
+    lsn: u64,
+    frozen: &Frozen,
+    progress: &mut dyn FnMut(u64),
+) -> Result<SnapshotInfo, StorageError> {
+    let path = dir.join(snapshot_file_name(lsn));
+    let temp = dir.join(format!("{}{TEMP_SUFFIX}", snapshot_file_name(lsn)));
+    let result = write_temp(storage, &temp, lsn, frozen, progress).and_then(|bytes| {
+        storage
+            .rename(&temp, &path)
+            .map_err(|e| StorageError::io("rename", &temp, e))?;
+        storage
+            .sync_dir(dir)
+            .map_err(|e| StorageError::io("fsync directory", dir, e))?;
+        Ok(bytes)
+    });
+    match result {
+        Ok(bytes) => Ok(SnapshotInfo {
+            lsn,
+            path,
+            bytes,
+            tickets: frozen.tickets,
+            next_id: TicketId::from(frozen.next_id),
+            digest: frozen.digest,
+        }),
+        Err(error) => {
+            // Best effort: a leftover temporary file is harmless (never read,
+            // removed at the next open), so a failure to remove it is not reported.
+            let _ = storage.remove_file(&temp);
+            Err(error)
+        }
+    }
+}
+
+/// Writes the whole snapshot to `temp` and syncs it; returns its length.
+fn write_temp(
+    storage: &dyn Storage,
+    temp: &Path,
+    lsn: u64,
+    frozen: &Frozen,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, StorageError> {
+    let io_error = |op: &'static str| move |e: io::Error| StorageError::io(op, temp, e);
+    let mut file = storage
+        .open_file(temp, OpenMode::CreateReadWrite)
+        .map_err(io_error("create"))?;
+    // A leftover of an earlier attempt may be longer than what is written now.
+    file.set_len(0).map_err(io_error("truncate"))?;
+    let mut offset = SNAPSHOT_HEADER_LEN as u64;
+    let mut buffer = Vec::with_capacity(WRITE_BUFFER_BYTES + SNAPSHOT_BLOCK_BYTES_MAX);
+    let mut block = Vec::with_capacity(CHUNK_SLOTS * 256);
+    let mut blocks = 0u32;
+    let mut tickets = 0u64;
+    for chunk in &frozen.chunks {
+        let mut in_block = 0;
+        block.clear();
+        codec::encode_snapshot_block(chunk.tickets().inspect(|_| in_block += 1), &mut block)
+            .map_err(|reason| StorageError::io("encode", temp, io::Error::other(reason)))?;
+        if in_block == 0 {
+            continue;
+        }
+        frame_block(&block, &mut buffer);
+        blocks += 1;
+        tickets += in_block;
+        if buffer.len() >= WRITE_BUFFER_BYTES {
+            file.write_all_at(offset, &buffer)
+                .map_err(io_error("write"))?;
+            let synced_before = offset / SYNC_EVERY_BYTES;
+            offset += buffer.len() as u64;
+            buffer.clear();
+            if offset / SYNC_EVERY_BYTES > synced_before {
+                file.sync_data().map_err(io_error("fdatasync"))?;
+            }
+            progress(tickets);
+        }
+    }
+    file.write_all_at(offset, &buffer)
+        .map_err(io_error("write"))?;
+    offset += buffer.len() as u64;
+    debug_assert_eq!(
+        tickets, frozen.tickets,
+        "the frozen count matches the tickets"
+    );
+    let header = SnapshotHeader {
+        lsn,
+        next_id: frozen.next_id,
+        tickets,
+        digest: frozen.digest,
+        last_at: frozen.last_at.as_unix_millis(),
+        payload_len: offset - SNAPSHOT_HEADER_LEN as u64,
+        blocks,
+    };
+    file.write_all_at(0, &header.encode())
+        .map_err(io_error("write"))?;
+    file.sync_data().map_err(io_error("fdatasync"))?;
+    progress(tickets);
+    Ok(offset)
+}
+
+/// Reads, checks and loads the snapshot at `path` (named for `lsn`) into a
+/// fresh state. Calls `progress` with the tickets loaded so far. Any failed
+/// check is returned as the damage and the byte offset where it was found;
+/// an I/O error is returned as damage at offset 0 (the snapshot is then not
+/// used, like a damaged one).
+pub(crate) fn load_snapshot(
+    storage: &dyn Storage,
+    path: &Path,
+    lsn: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(State, SnapshotInfo), (u64, Damage)> {
+    let io_damage = |e: io::Error| (0, Damage::Unreadable(e.to_string()));
+    let mut file = storage
+        .open_file(path, OpenMode::ReadOnly)
+        .map_err(io_damage)?;
+    let file_len = file.size().map_err(io_damage)?;
+    let mut header_bytes = [0u8; SNAPSHOT_HEADER_LEN];
+    if file_len < SNAPSHOT_HEADER_LEN as u64 {
+        return Err((
+            0,
+            Damage::Truncated {
+                len: SNAPSHOT_HEADER_LEN as u64,
+            },
+        ));
+    }
+    read_exact_at(file.as_mut(), 0, &mut header_bytes).map_err(io_damage)?;
+    let header = SnapshotHeader::decode(&header_bytes).map_err(|damage| (0, damage))?;
+    if header.lsn != lsn {
+        return Err((
+            0,
+            Damage::Misnamed {
+                named: lsn,
+                header: header.lsn,
+            },
+        ));
+    }
+    let expected_len = (SNAPSHOT_HEADER_LEN as u64).checked_add(header.payload_len);
+    if expected_len != Some(file_len) {
+        return Err((
+            0,
+            Damage::Truncated {
+                len: expected_len.unwrap_or(u64::MAX),
+            },
+        ));
+    }
+    let mut builder = StateBuilder::default();
+    let mut offset = SNAPSHOT_HEADER_LEN as u64;
+    let mut block = Vec::new();
+    let mut loaded = 0u64;
+    for _ in 0..header.blocks {
+        let block_offset = offset;
+        let damaged = |damage: Damage| (block_offset, damage);
+        let mut frame = [0u8; SNAPSHOT_BLOCK_HEADER_LEN];
+        if offset + SNAPSHOT_BLOCK_HEADER_LEN as u64 > file_len {
+            return Err(damaged(Damage::Truncated {
+                len: SNAPSHOT_BLOCK_HEADER_LEN as u64,
+            }));
+        }
+        read_exact_at(file.as_mut(), offset, &mut frame).map_err(io_damage)?;
+        let len = u32_at(&frame, 0) as usize;
+        // Bound the length before allocating anything from it.
+        if len > SNAPSHOT_BLOCK_BYTES_MAX {
+            return Err(damaged(Damage::RecordTooLong {
+                len: len as u64,
+                max: SNAPSHOT_BLOCK_BYTES_MAX as u64,
+            }));
+        }
+        if offset + (SNAPSHOT_BLOCK_HEADER_LEN + len) as u64 > file_len {
+            return Err(damaged(Damage::Truncated {
+                len: (SNAPSHOT_BLOCK_HEADER_LEN + len) as u64,
+            }));
+        }
+        block.resize(len, 0);
+        read_exact_at(
+            file.as_mut(),
+            offset + SNAPSHOT_BLOCK_HEADER_LEN as u64,
+            &mut block,
+        )
+        .map_err(io_damage)?;
+        if crc32c::crc32c_append(crc32c::crc32c(&frame[0..4]), &block) != u32_at(&frame, 4) {
+            return Err(damaged(Damage::BadPayload));
+        }
+        let tickets = codec::decode_snapshot_block(&block)
+            .map_err(|reason| damaged(Damage::Undecodable(reason)))?;
+        for ticket in tickets {
+            builder
+                .push(ticket)
+                .map_err(|reason| damaged(Damage::Inconsistent(reason)))?;
+            loaded += 1;
+        }
+        offset += (SNAPSHOT_BLOCK_HEADER_LEN + len) as u64;
+        progress(loaded, header.tickets);
+    }
+    if offset != file_len {
+        return Err((
+            offset,
+            Damage::Inconsistent(format!(
+                "the header says {} blocks, but {} bytes follow them",
+                header.blocks,
+                file_len - offset
+            )),
+        ));
+    }
+    if loaded != header.tickets {
+        return Err((
+            0,
+            Damage::Inconsistent(format!(
+                "the header says {} tickets, the blocks hold {loaded}",
+                header.tickets
+            )),
+        ));
+    }
+    let state = builder
+        .finish(header.next_id, Timestamp::from_unix_millis(header.last_at))
+        .map_err(|reason| (0, Damage::Inconsistent(reason)))?;
+    let found = state.digest();
+    if found != header.digest {
+        return Err((
+            0,
+            Damage::DigestMismatch {
+                lsn,
+                expected: header.digest,
+                found,
+            },
+        ));
+    }
+    Ok((
+        state,
+        SnapshotInfo {
+            lsn,
+            path: path.to_path_buf(),
+            bytes: file_len,
+            tickets: header.tickets,
+            next_id: TicketId::from(header.next_id),
+            digest: header.digest,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(snapshot_file_name(42), "snapshot-00000000000000000042.snap");
+        assert_eq!(parse_snapshot_file_name(&snapshot_file_name(42)), Some(42));
+        assert_eq!(parse_snapshot_file_name(&snapshot_file_name(0)), Some(0));
+        assert!(is_snapshot_temp_file(
+            "snapshot-00000000000000000042.snap.tmp"
+        ));
+        for other in [
+            "snapshot-42.snap",
+            "snapshot-00000000000000000042.snap.tmp",
+            "00000000000000000042.wal",
+            "snapshot-0000000000000000004x.snap",
+        ] {
+            assert_eq!(parse_snapshot_file_name(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn header_round_trips_and_rejects_every_bit_flip() {
+        let header = SnapshotHeader {
+            lsn: 77,
+            next_id: 10,
+            tickets: 4,
+            digest: 0xdead_beef_0123_4567,
+            last_at: 1_800_000_000_000,
+            payload_len: 1234,
+            blocks: 1,
+        };
+        let bytes = header.encode();
+        assert_eq!(SnapshotHeader::decode(&bytes), Ok(header));
+        for bit in 0..SNAPSHOT_HEADER_LEN * 8 {
+            let mut damaged = bytes;
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(SnapshotHeader::decode(&damaged).is_err(), "bit {bit}");
+        }
+    }
+}
