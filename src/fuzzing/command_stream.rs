@@ -3,7 +3,8 @@
 //! errors the [`Model`] predicts; the store's state equals the model's after
 //! every step; and after every reopen — a clean restart, or a crash that cut
 //! bytes off the log — the state is the model's state for exactly the records
-//! that survived.
+//! that survived. A `create_many` is one record: after a crash all of its
+//! tickets exist or none does.
 //!
 //! A crash is the store dropped without `close`, then the tail of its log cut
 //! at an arbitrary byte (possibly into the file header) and, when the header
@@ -34,6 +35,8 @@ use crate::wal::{self, LOG_FILE_NAME, LogEntry};
 pub const OPS_MAX: usize = 200;
 /// Commands in one pipelined burst at most.
 pub const PIPELINE_COMMANDS_MAX: usize = 16;
+/// Most drafts built for one `create_many`: just past the call's limit.
+pub const CREATE_MANY_DRAFTS_MAX: usize = crate::command::CREATE_MANY_MAX + 8;
 /// Longest raw text built for an invalid-input operation, in bytes.
 pub const RAW_TEXT_BYTES_MAX: usize = 1024;
 
@@ -202,6 +205,14 @@ pub enum Op {
     ParseStatus {
         /// The text.
         text: String,
+    },
+    /// Create several tickets as one log record with `create_many`.
+    CreateMany {
+        /// The drafts.
+        drafts: Vec<TicketDraft>,
+        /// Repeat the drafts until there are this many (at most
+        /// [`CREATE_MANY_DRAFTS_MAX`]), to reach and pass the call's limit.
+        repeat_to: Option<u16>,
     },
     /// Close the store and open it again.
     Restart,
@@ -410,6 +421,16 @@ impl Harness {
                 }
                 Ok(())
             }
+            Op::CreateMany { drafts, repeat_to } => {
+                let mut drafts = drafts.clone();
+                if let Some(count) = repeat_to
+                    && !drafts.is_empty()
+                {
+                    let count = usize::from(*count).min(CREATE_MANY_DRAFTS_MAX);
+                    drafts = drafts.iter().cycle().take(count).cloned().collect();
+                }
+                self.create_many(drafts)
+            }
             Op::Restart => self.restart(),
             Op::Crash { cut, zeros } => self.crash(*cut, *zeros),
         }
@@ -467,6 +488,24 @@ impl Harness {
             (Err(refusal), Err(error)) if refusal.matches(&error) => Ok(()),
             (decision, reply) => Err(format!(
                 "{command:?}: store answered {reply:?}, model expects {decision:?}"
+            )),
+        }
+    }
+
+    /// Runs one `create_many` and checks its reply against the model.
+    fn create_many(&mut self, drafts: Vec<TicketDraft>) -> Checked {
+        let count = drafts.len();
+        let decision = self.model.decide_many(&drafts).map(<[TicketDraft]>::to_vec);
+        match (decision, self.client.create_many(drafts)) {
+            (Ok(drafts), Ok(tickets)) => self
+                .model
+                .acknowledge_many(&drafts, &tickets)
+                .map_err(|e| format!("create_many of {count}: {e}")),
+            (Err(refusal), Err(error)) if refusal.matches(&error) => Ok(()),
+            (decision, reply) => Err(format!(
+                "create_many of {count}: store answered {:?}, model expects {:?}",
+                reply.map(|tickets| tickets.len()),
+                decision.map(|drafts| drafts.len())
             )),
         }
     }

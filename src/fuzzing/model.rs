@@ -10,16 +10,17 @@
 use std::collections::BTreeMap;
 
 use crate::change::Change;
-use crate::command::{Command, ListQuery, Stats};
+use crate::command::{CREATE_MANY_MAX, Command, ListQuery, Stats};
 use crate::error::{ClientError, TicketError};
-use crate::ticket::{Status, Ticket, TicketDescription, TicketId, TicketTitle};
+use crate::ticket::{Status, Ticket, TicketDescription, TicketDraft, TicketId, TicketTitle};
 use crate::time::Timestamp;
 use crate::wal::LogEntry;
 
-/// One event the model expects in the log, in log order.
+/// One record the model expects in the log, in log order: the changes of one
+/// command (a single change, or every create of a `create_many`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Logged {
-    event: Change,
+    changes: Vec<Change>,
     /// False for a delete whose timestamp has not been read from the log yet;
     /// its `at` then holds a lower bound.
     at_known: bool,
@@ -279,7 +280,82 @@ impl Model {
             ));
         }
         self.apply(&event)?;
-        self.log.push(Logged { event, at_known });
+        self.log.push(Logged {
+            changes: vec![event],
+            at_known,
+        });
+        Ok(())
+    }
+
+    /// What `create_many(drafts)` should do: `Ok` with the drafts when they
+    /// are within the limit (an empty call succeeds and logs nothing).
+    pub fn decide_many<'d>(&self, drafts: &'d [TicketDraft]) -> Result<&'d [TicketDraft], Refusal> {
+        if drafts.len() > CREATE_MANY_MAX {
+            return Err(Refusal::Invalid(TicketError::BatchTooLarge {
+                count: drafts.len(),
+                max: CREATE_MANY_MAX,
+            }));
+        }
+        Ok(drafts)
+    }
+
+    /// Checks the store's reply to an accepted `create_many`: consecutive
+    /// ids from the next one, the drafts' fields in order, one timestamp for
+    /// all; then applies the creates as one record.
+    pub fn acknowledge_many(
+        &mut self,
+        drafts: &[TicketDraft],
+        replies: &[Ticket],
+    ) -> Result<(), String> {
+        if replies.len() != drafts.len() {
+            return Err(format!(
+                "create_many of {} drafts answered with {} tickets",
+                drafts.len(),
+                replies.len()
+            ));
+        }
+        let Some(first) = replies.first() else {
+            return Ok(());
+        };
+        let at = first.created_at;
+        if at < self.last_at {
+            return Err(format!(
+                "timestamp {} went back from {}",
+                at.as_unix_millis(),
+                self.last_at.as_unix_millis()
+            ));
+        }
+        let mut changes = Vec::with_capacity(drafts.len());
+        for (offset, (draft, reply)) in drafts.iter().zip(replies).enumerate() {
+            let id = TicketId::from(self.next_id + offset as u64);
+            let expected = Ticket {
+                id,
+                title: draft.title.clone(),
+                description: draft.description.clone(),
+                status: Status::ToDo,
+                version: 1,
+                created_at: at,
+                updated_at: at,
+            };
+            if *reply != expected {
+                return Err(format!(
+                    "create_many reply {offset} is {reply:?}, model expects {expected:?}"
+                ));
+            }
+            changes.push(Change::Created {
+                id,
+                title: draft.title.clone(),
+                description: draft.description.clone(),
+                at,
+            });
+        }
+        for change in &changes {
+            self.apply(change)?;
+        }
+        self.log.push(Logged {
+            changes,
+            at_known: true,
+        });
         Ok(())
     }
 
@@ -374,13 +450,22 @@ impl Model {
     pub fn replay<'e>(entries: impl IntoIterator<Item = &'e LogEntry>) -> Result<Model, String> {
         let mut model = Model::default();
         for entry in entries {
-            for event in entry.changes.iter().filter(|c| c.at().is_some()) {
-                model.apply(event)?;
-                model.log.push(Logged {
-                    event: event.clone(),
-                    at_known: true,
-                });
+            let changes: Vec<Change> = entry
+                .changes
+                .iter()
+                .filter(|c| c.at().is_some())
+                .cloned()
+                .collect();
+            if changes.is_empty() {
+                continue;
             }
+            for change in &changes {
+                model.apply(change)?;
+            }
+            model.log.push(Logged {
+                changes,
+                at_known: true,
+            });
         }
         Ok(model)
     }
@@ -406,12 +491,13 @@ impl Model {
         let mut previous_at = Timestamp::from_unix_millis(0);
         let mut previous_lsn = 0;
         for (index, (entry, logged)) in entries.iter().zip(&mut self.log).enumerate() {
-            let [event] = entry.changes.as_slice() else {
+            if entry.changes.len() != logged.changes.len() {
                 return Err(format!(
-                    "record {index} holds {} changes",
-                    entry.changes.len()
+                    "record {index} holds {} changes, model expects {}",
+                    entry.changes.len(),
+                    logged.changes.len()
                 ));
-            };
+            }
             if entry.lsn <= previous_lsn {
                 return Err(format!(
                     "record {index} has LSN {} after LSN {previous_lsn}",
@@ -419,27 +505,29 @@ impl Model {
                 ));
             }
             previous_lsn = entry.lsn;
-            let mut expected = logged.event.clone();
-            if !logged.at_known
-                && let (Change::Deleted { at, .. }, Change::Deleted { at: bound, .. }) =
-                    (event, &mut expected)
-            {
-                if *at < *bound {
-                    return Err(format!("delete in record {index} stamped before its bound"));
+            let mut expected = logged.changes.clone();
+            for (event, expected) in entry.changes.iter().zip(&mut expected) {
+                if !logged.at_known
+                    && let (Change::Deleted { at, .. }, Change::Deleted { at: bound, .. }) =
+                        (event, &mut *expected)
+                {
+                    if *at < *bound {
+                        return Err(format!("delete in record {index} stamped before its bound"));
+                    }
+                    *bound = *at;
                 }
-                *bound = *at;
+                if event != expected {
+                    return Err(format!(
+                        "record {index} holds {event:?}, model expects {expected:?}"
+                    ));
+                }
+                let at = event.at().unwrap_or(previous_at);
+                if at < previous_at {
+                    return Err(format!("record {index}: timestamp went backwards"));
+                }
+                previous_at = at;
             }
-            if *event != expected {
-                return Err(format!(
-                    "record {index} holds {event:?}, model expects {expected:?}"
-                ));
-            }
-            let at = event.at().unwrap_or(previous_at);
-            if at < previous_at {
-                return Err(format!("record {index}: timestamp went backwards"));
-            }
-            previous_at = at;
-            logged.event = expected;
+            logged.changes = expected;
             logged.at_known = true;
         }
         self.last_at = self.last_at.max(previous_at);
@@ -460,7 +548,9 @@ impl Model {
         let mut model = Model::default();
         for logged in &self.log[..records] {
             debug_assert!(logged.at_known, "check_log learns every timestamp");
-            model.apply(&logged.event)?;
+            for change in &logged.changes {
+                model.apply(change)?;
+            }
             model.log.push(logged.clone());
         }
         Ok(model)

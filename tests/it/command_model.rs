@@ -131,6 +131,16 @@ fn op() -> impl Strategy<Value = Op> {
         1 => prop_oneof![".{0,8}", "[ 0-9]{1,22}"].prop_map(|text| Op::ParseId { text }),
         1 => prop_oneof![".{0,8}", "(?i)(todo|to-do|in-?progress|done)[ ]?"]
             .prop_map(|text| Op::ParseStatus { text }),
+        2 => (
+            proptest::collection::vec(
+                (title(), description())
+                    .prop_map(|(title, description)| TicketDraft { title, description }),
+                0..6,
+            ),
+            // Now and then repeated to just under, at and over the limit of 1024.
+            option(prop_oneof![8 => 0..40u16, 1 => 1020..1030u16]),
+        )
+            .prop_map(|(drafts, repeat_to)| Op::CreateMany { drafts, repeat_to }),
         2 => Just(Op::Restart),
         2 => (prop_oneof![0..64u16, any::<u16>()], prop_oneof![Just(0u8), any::<u8>()])
             .prop_map(|(cut, zeros)| Op::Crash { cut, zeros }),
@@ -214,7 +224,7 @@ fn delete_until_fixpoint(mut ops: Vec<Op>) -> Vec<Op> {
 fn generated_streams_reach_restarts_crashes_and_refusals() {
     // The generator must actually produce what the property is about.
     let (mut runner, _) = runner("generated_streams_reach_restarts_crashes_and_refusals", 1);
-    let mut counts = [0usize; 4];
+    let mut counts = [0usize; 5];
     for _ in 0..64 {
         let ops = ops().new_tree(&mut runner).expect("a value").current();
         for op in &ops {
@@ -223,13 +233,14 @@ fn generated_streams_reach_restarts_crashes_and_refusals() {
                 Op::Crash { .. } => counts[1] += 1,
                 Op::CreateUnchecked { .. } | Op::UpdateUnchecked { .. } => counts[2] += 1,
                 Op::Pipeline { .. } => counts[3] += 1,
+                Op::CreateMany { .. } => counts[4] += 1,
                 _ => {}
             }
         }
     }
     assert!(
         counts.iter().all(|&n| n > 10),
-        "restart, crash, unchecked, pipeline: {counts:?}"
+        "restart, crash, unchecked, pipeline, create_many: {counts:?}"
     );
 }
 
