@@ -23,6 +23,7 @@ use ticketlog::{
 use super::CliError;
 use super::args::{BenchArgs, Workload};
 use super::output::Output;
+use super::rng::Rng;
 
 /// Tickets loaded before a `mixed` run, as in the peers harness.
 const PRELOAD: u64 = 10_000;
@@ -31,32 +32,11 @@ const LATENCIES_PRESIZE_MAX: u64 = 1 << 20;
 /// Length of every generated description, as in the peers harness.
 const DESCRIPTION_LEN: usize = 200;
 
-/// xorshift64*, the same generator as the peers harness.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.max(1))
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// In 1..=n.
-    fn range1(&mut self, n: u64) -> u64 {
-        1 + self.next() % n
-    }
-}
-
 /// The peers harness's ticket `n`: a 24-byte title and a 200-byte
 /// pseudo-random lowercase description that depend only on `n`.
 fn generate(n: u64) -> TicketDraft {
     let title = format!("Ticket number {:010}", n % 10_000_000_000);
-    let mut rng = Rng::new(n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::from_raw(n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut description = String::with_capacity(DESCRIPTION_LEN);
     while description.len() < DESCRIPTION_LEN {
         let c = (rng.next() % 28) as u8;
@@ -451,7 +431,7 @@ fn mixed(
     let next = AtomicU64::new(PRELOAD + 1);
     let progress = Progress::start("mixed", total);
     let timed = run_clients(&store, dir, args.clients, |index, client| {
-        let mut rng = Rng::new(0xC0FFEE + u64::from(index) * 7919);
+        let mut rng = Rng::from_raw(0xC0FFEE + u64::from(index) * 7919);
         // Sized for the run, up to a bound: a huge --ops grows as it goes.
         let mut latencies = Vec::with_capacity(args.ops.min(LATENCIES_PRESIZE_MAX) as usize);
         for _ in 0..args.ops {
@@ -835,7 +815,7 @@ fn update_until(
             .map(|index| {
                 let client = store.client();
                 scope.spawn(move || -> Result<Vec<u64>, ClientError> {
-                    let mut rng = Rng::new(0xBEEF + u64::from(index) * 31);
+                    let mut rng = Rng::from_raw(0xBEEF + u64::from(index) * 31);
                     let mut latencies = Vec::new();
                     let mut done = 0;
                     while done < min_per_client || stop.load(Ordering::Acquire) == 0 {

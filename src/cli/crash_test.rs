@@ -34,7 +34,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ticketlog::wal;
 use ticketlog::{
@@ -44,7 +44,7 @@ use ticketlog::{
 
 use super::args::{CrashTestArgs, CrashTestWorkerArgs};
 use super::output::Output;
-use super::{CliError, open_store_with};
+use super::{CliError, dir_or_temp, open_store_with, seed_or_clock};
 
 /// How long a child may go without printing an acknowledgement (or, for a
 /// kill at once, without starting) before the run is declared stuck.
@@ -54,11 +54,11 @@ const EXIT_VIOLATION: u8 = 1;
 
 /// SplitMix64, shared by parent and child so both derive the same plans.
 #[derive(Clone, Debug)]
-struct Rng(u64);
+struct SplitMix(u64);
 
-impl Rng {
+impl SplitMix {
     fn new(seed: u64) -> Self {
-        Rng(seed)
+        SplitMix(seed)
     }
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -74,7 +74,7 @@ impl Rng {
 
 /// The seed of one client's plan in one cycle.
 fn plan_seed(seed: u64, cycle: u64, client: u32) -> u64 {
-    let mut rng = Rng::new(seed ^ cycle.wrapping_mul(0xA076_1D64_78BD_642F));
+    let mut rng = SplitMix::new(seed ^ cycle.wrapping_mul(0xA076_1D64_78BD_642F));
     rng.next() ^ u64::from(client).wrapping_mul(0xE703_7ED1_A0B4_28DB)
 }
 
@@ -143,7 +143,7 @@ enum Outcome {
 struct Plan {
     cycle: u64,
     client: u32,
-    rng: Rng,
+    rng: SplitMix,
     seq: u64,
     live: Vec<Owned>,
     deleted: Vec<u64>,
@@ -158,7 +158,7 @@ impl Plan {
         Plan {
             cycle,
             client,
-            rng: Rng::new(plan_seed(seed, cycle, client)),
+            rng: SplitMix::new(plan_seed(seed, cycle, client)),
             seq: 0,
             live: Vec::new(),
             deleted: Vec::new(),
@@ -655,22 +655,8 @@ pub(crate) fn run(
     args: &CrashTestArgs,
     out: &mut Output,
 ) -> Result<ExitCode, CliError> {
-    let seed = args.seed.unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-    });
-    let temp;
-    let dir = match dir {
-        Some(dir) => dir.to_path_buf(),
-        None => {
-            temp = tempfile::Builder::new()
-                .prefix("ticketlog-crash-test-")
-                .tempdir()
-                .map_err(|e| CliError::Failed(format!("creating a temporary directory: {e}")))?;
-            temp.path().to_path_buf()
-        }
-    };
+    let seed = seed_or_clock(args.seed);
+    let (dir, _temp) = dir_or_temp(dir, "ticketlog-crash-test-")?;
     let exe = std::env::current_exe()
         .map_err(|e| CliError::Failed(format!("finding this program to run as the child: {e}")))?;
     eprintln!(
@@ -682,7 +668,7 @@ pub(crate) fn run(
     );
     let began = Instant::now();
     let mut baseline = read_state(&dir, durability)?;
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix::new(seed);
     let mut totals = Totals::default();
     let mut violation = None;
     for cycle in 0..args.cycles {

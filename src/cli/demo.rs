@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 use std::thread;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use ticketlog::{
     Client, ClientError, Durability, ListQuery, Status, Ticket, TicketDraft, TicketId, TicketPatch,
@@ -14,7 +14,8 @@ use ticketlog::{
 
 use super::args::DemoArgs;
 use super::output::Output;
-use super::{CliError, open_store};
+use super::rng::Rng;
+use super::{CliError, dir_or_temp, open_store, seed_or_clock};
 
 /// What one client did.
 #[derive(Debug, Default)]
@@ -37,46 +38,14 @@ impl std::ops::AddAssign for Tally {
     }
 }
 
-/// xorshift64*: small and deterministic, enough to pick operations.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 pub(crate) fn run(
     dir: Option<&Path>,
     durability: Durability,
     args: &DemoArgs,
     out: &mut Output,
 ) -> Result<ExitCode, CliError> {
-    let seed = args.seed.unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-    });
-    let temp;
-    let dir = match dir {
-        Some(dir) => dir.to_path_buf(),
-        None => {
-            temp = tempfile::Builder::new()
-                .prefix("ticketlog-demo-")
-                .tempdir()
-                .map_err(|e| CliError::Failed(format!("creating a temporary directory: {e}")))?;
-            temp.path().to_path_buf()
-        }
-    };
+    let seed = seed_or_clock(args.seed);
+    let (dir, _temp) = dir_or_temp(dir, "ticketlog-demo-")?;
     let store = open_store(&dir, durability)?;
     if store.recovery().records_replayed > 0 {
         return Err(CliError::Failed(format!(
@@ -97,7 +66,7 @@ pub(crate) fn run(
         let handles: Vec<_> = (0..args.clients)
             .map(|index| {
                 let client = store.client();
-                let rng = Rng::new(seed ^ u64::from(index).wrapping_mul(0x1000_0000_01B3));
+                let rng = Rng::scrambled(seed ^ u64::from(index).wrapping_mul(0x1000_0000_01B3));
                 scope.spawn(move || run_client(&client, index, args.ops, rng))
             })
             .collect();

@@ -10,6 +10,7 @@ mod load;
 mod output;
 mod progress;
 mod repair;
+mod rng;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -319,6 +320,34 @@ fn run_log(dir: &Path, command: LogCommand, out: &mut Output) -> Result<ExitCode
         Err(error) => {
             eprintln!("ticketlog: {error}");
             Ok(ExitCode::from(EXIT_UNREADABLE))
+        }
+    }
+}
+
+/// The seed given, or one from the clock (printed by the caller, so a run
+/// can be replayed).
+pub(crate) fn seed_or_clock(seed: Option<u64>) -> u64 {
+    seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |elapsed| elapsed.as_nanos() as u64)
+    })
+}
+
+/// `dir` if given, else a fresh temporary directory named with `prefix`,
+/// removed when the returned guard is dropped.
+pub(crate) fn dir_or_temp(
+    dir: Option<&Path>,
+    prefix: &str,
+) -> Result<(PathBuf, Option<tempfile::TempDir>), CliError> {
+    match dir {
+        Some(dir) => Ok((dir.to_path_buf(), None)),
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir()
+                .map_err(|e| CliError::Failed(format!("creating a temporary directory: {e}")))?;
+            Ok((temp.path().to_path_buf(), Some(temp)))
         }
     }
 }
