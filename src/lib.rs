@@ -38,6 +38,7 @@ pub use history::History;
 pub use options::{
     BATCH_COMMANDS_MAX_DEFAULT, CHANNEL_CAPACITY_DEFAULT, DIGEST_EVERY_DEFAULT, Durability,
     Options, Retention, SEGMENT_BYTES_DEFAULT, SNAPSHOT_EVERY_DEFAULT,
+    SNAPSHOT_WRITE_BYTES_PER_S_DEFAULT,
 };
 pub use progress::{Progress, ProgressStep};
 pub use snapshot::{RejectedSnapshot, SnapshotInfo};

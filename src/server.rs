@@ -121,6 +121,8 @@ pub(crate) struct Snapshots {
     pub every: u64,
     pub retention: Retention,
     pub progress: Option<ProgressFn>,
+    /// The most bytes per second a snapshot is written at (0: no limit).
+    pub write_bytes_per_s: u64,
     /// Every snapshot file in the directory, oldest first.
     pub on_disk: Vec<DiskSnapshot>,
     /// The newest snapshot known to be good (loaded at open, or written since).
@@ -140,6 +142,7 @@ impl Snapshots {
         every: u64,
         retention: Retention,
         progress: Option<ProgressFn>,
+        write_bytes_per_s: u64,
         on_disk: Vec<DiskSnapshot>,
         newest: Option<SnapshotInfo>,
     ) -> Self {
@@ -148,6 +151,7 @@ impl Snapshots {
             every,
             retention,
             progress,
+            write_bytes_per_s,
             on_disk,
             newest,
             last_attempt_lsn,
@@ -292,16 +296,23 @@ impl Server {
             dir: dir.clone(),
         };
         let progress = self.snapshots.progress.clone();
+        let bytes_per_s = self.snapshots.write_bytes_per_s;
         let spawned = thread::Builder::new()
             .name("ticketlog-snapshot".into())
             .spawn(move || {
                 let total = frozen.tickets;
-                let result =
-                    snapshot::write_snapshot(storage.as_ref(), &dir, lsn, &frozen, &mut |done| {
+                let result = snapshot::write_snapshot(
+                    storage.as_ref(),
+                    &dir,
+                    lsn,
+                    &frozen,
+                    bytes_per_s,
+                    &mut |done| {
                         if let Some(progress) = &progress {
                             progress.report(ProgressStep::WriteSnapshot, done, total);
                         }
-                    });
+                    },
+                );
                 // Let go of the chunks before reporting, so the server's
                 // next writes need not copy them.
                 drop(frozen);

@@ -52,8 +52,21 @@ const TEMP_SUFFIX: &str = ".tmp";
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
 /// The writer syncs the file every this many bytes, so the page cache never
 /// holds much of it dirty: a final `fdatasync` of hundreds of MiB would
-/// make the log's own syncs, meanwhile, wait behind it.
-const SYNC_EVERY_BYTES: u64 = 8 << 20;
+/// make the log's own syncs, meanwhile, wait behind it. It is also where the
+/// writer paces itself (see `Options::snapshot_write_bytes_per_s`).
+const SYNC_EVERY_BYTES: u64 = 1 << 20;
+
+/// Sleeps as long as the writer is ahead of `bytes_per_s` (0: no limit),
+/// counting from `started`.
+fn pace(started: std::time::Instant, written: u64, bytes_per_s: u64) {
+    if bytes_per_s == 0 {
+        return;
+    }
+    let due = std::time::Duration::from_secs_f64(written as f64 / bytes_per_s as f64);
+    if let Some(ahead) = due.checked_sub(started.elapsed()) {
+        std::thread::sleep(ahead);
+    }
+}
 
 /// An upper bound on the LSNs the log in `dir` holds, read from the segment
 /// names and sizes alone (every record takes at least a record header), so
@@ -238,11 +251,12 @@ pub(crate) fn write_snapshot(
     dir: &Path,
     lsn: u64,
     frozen: &Frozen,
+    bytes_per_s: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<SnapshotInfo, StorageError> {
     let path = dir.join(snapshot_file_name(lsn));
     let temp = dir.join(format!("{}{TEMP_SUFFIX}", snapshot_file_name(lsn)));
-    let result = write_temp(storage, &temp, lsn, frozen, progress).and_then(|bytes| {
+    let result = write_temp(storage, &temp, lsn, frozen, bytes_per_s, progress).and_then(|bytes| {
         storage
             .rename(&temp, &path)
             .map_err(|e| StorageError::io("rename", &temp, e))?;
@@ -275,6 +289,7 @@ fn write_temp(
     temp: &Path,
     lsn: u64,
     frozen: &Frozen,
+    bytes_per_s: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, StorageError> {
     let io_error = |op: &'static str| move |e: io::Error| StorageError::io(op, temp, e);
@@ -284,6 +299,7 @@ fn write_temp(
     // A leftover of an earlier attempt may be longer than what is written now.
     file.set_len(0).map_err(io_error("truncate"))?;
     let mut offset = SNAPSHOT_HEADER_LEN as u64;
+    let started = std::time::Instant::now();
     let mut buffer = Vec::with_capacity(WRITE_BUFFER_BYTES + SNAPSHOT_BLOCK_BYTES_MAX);
     let mut block = Vec::with_capacity(CHUNK_SLOTS * 256);
     let mut blocks = 0u32;
@@ -307,6 +323,7 @@ fn write_temp(
             buffer.clear();
             if offset / SYNC_EVERY_BYTES > synced_before {
                 file.sync_data().map_err(io_error("fdatasync"))?;
+                pace(started, offset, bytes_per_s);
             }
             progress(tickets);
         }

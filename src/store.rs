@@ -169,6 +169,7 @@ impl Store {
                 options.get_snapshot_every(),
                 options.get_retention(),
                 options.progress_ref().cloned(),
+                options.get_snapshot_write_bytes_per_s(),
                 restored.on_disk,
                 recovery.snapshot.clone(),
             ),
