@@ -58,3 +58,21 @@ impl Rng {
         self.next() % n.max(1)
     }
 }
+
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), bitwise: the
+/// tests' own, written from the spec in docs/FORMAT.md rather than reusing
+/// the code under test, for building and forging headers by hand.
+pub fn crc32c(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}

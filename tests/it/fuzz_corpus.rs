@@ -243,7 +243,7 @@ fn write_log_decode_seeds() {
     // A header whose checksum is right but whose length is over the limit.
     let mut too_long = vec![0u8; RECORD_HEADER_LEN];
     too_long[4..8].copy_from_slice(&(2u32 << 20).to_le_bytes());
-    let crc = crc32c_of(&too_long[4..RECORD_HEADER_LEN]);
+    let crc = crate::common::crc32c(&too_long[4..RECORD_HEADER_LEN]);
     too_long[0..4].copy_from_slice(&crc.to_le_bytes());
     write("record-length-over-limit", 1, &too_long);
     // Damage followed by a record that proves it was durable: mid-log corruption.
@@ -256,21 +256,5 @@ fn write_log_decode_seeds() {
 
 /// The file header's checksum over its first 28 bytes.
 fn crc32c_of_header(header: &[u8]) -> u32 {
-    crc32c_of(&header[..28])
-}
-
-/// CRC-32C (Castagnoli), bitwise, for building damaged seeds by hand.
-fn crc32c_of(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+    crate::common::crc32c(&header[..28])
 }

@@ -359,7 +359,7 @@ fn a_newer_format_version_is_refused_without_changes() {
     let path = log_path(dir.path());
     let mut bytes = fs::read(&path).unwrap();
     bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-    let crc = crc_of_header(&bytes[..28]);
+    let crc = crate::common::crc32c(&bytes[..28]);
     bytes[28..32].copy_from_slice(&crc.to_le_bytes());
     fs::write(&path, &bytes).unwrap();
     let damage = assert_corrupt_at(dir.path(), 0);
@@ -367,23 +367,6 @@ fn a_newer_format_version_is_refused_without_changes() {
         matches!(damage, Damage::UnsupportedVersion { found: 2, .. }),
         "{damage}"
     );
-}
-
-/// CRC-32C (Castagnoli), bitwise: the test's own implementation, so it
-/// checks the spec rather than reusing the code under test.
-fn crc_of_header(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[test]

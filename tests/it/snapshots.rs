@@ -487,23 +487,6 @@ fn a_snapshot_thread_that_panics_fails_the_snapshot_instead_of_hanging() {
     store.close().unwrap();
 }
 
-/// CRC-32C (Castagnoli), bitwise: the test's own, to forge a header whose
-/// checksum is right.
-fn crc32c(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 #[test]
 fn a_forged_snapshot_header_is_refused_before_anything_is_allocated_from_it() {
     // A header with a valid checksum claiming a next id of 2^40 (or an LSN
@@ -519,7 +502,7 @@ fn a_forged_snapshot_header_is_refused_before_anything_is_allocated_from_it() {
         let path = snapshot_files(dir.path()).pop().unwrap();
         let mut bytes = fs::read(&path).unwrap();
         bytes[field..field + 8].copy_from_slice(&value.to_le_bytes());
-        let crc = crc32c(&bytes[0..68]);
+        let crc = crate::common::crc32c(&bytes[0..68]);
         bytes[68..72].copy_from_slice(&crc.to_le_bytes());
         fs::write(&path, &bytes).unwrap();
 
