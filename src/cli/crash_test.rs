@@ -36,7 +36,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ticketlog::wal;
+use ticketlog::inspect;
 use ticketlog::{
     Client, ClientError, Durability, ListQuery, Options, Status, Store, Ticket, TicketDraft,
     TicketId, TicketPatch,
@@ -780,7 +780,7 @@ fn read_state(dir: &Path, durability: Durability) -> Result<Baseline, CliError> 
     let next_id = client.stats()?.next_id.get();
     store.close()?;
     let mut commands = 0;
-    wal::read_log(dir, |entry| {
+    inspect::read_log(dir, |entry| {
         if !entry.changes.is_empty() {
             commands += 1;
         }

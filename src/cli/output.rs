@@ -4,7 +4,7 @@
 use std::io::{self, Stdout, Write};
 
 use serde::Serialize;
-use ticketlog::wal::{LogEntry, LogReport};
+use ticketlog::inspect::{LogEntry, LogReport};
 use ticketlog::{Change, CompactInfo, Event, History, SnapshotInfo, Stats, Ticket, TicketId};
 
 pub(crate) struct Output {

@@ -18,25 +18,26 @@ use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use crate::client::{Client, PendingReply};
-use crate::command::{Command, ListQuery};
-use crate::error::{ClientError, TicketError};
-use crate::fuzzing::model::{Model, Refusal, validate_description, validate_title};
-use crate::fuzzing::{Failure, scratch_dir};
-use crate::options::Options;
-use crate::store::Store;
-use crate::ticket::{
+use crate::api::client::{Client, PendingReply};
+use crate::api::inspect::{self, LOG_FILE_NAME, LogEntry};
+use crate::api::store::Store;
+use crate::domain::command::{Command, ListQuery};
+use crate::domain::rejection::TicketError;
+use crate::domain::ticket::{
     Status, Ticket, TicketDescription, TicketDraft, TicketId, TicketPatch, TicketTitle,
 };
-use crate::wal::record::FILE_HEADER_LEN;
-use crate::wal::{self, LOG_FILE_NAME, LogEntry};
+use crate::engine::request::ClientError;
+use crate::fuzzing::model::{Model, Refusal, validate_description, validate_title};
+use crate::fuzzing::{Failure, scratch_dir};
+use crate::log::local::record::FILE_HEADER_LEN;
+use crate::options::Options;
 
 /// Operations run per input at most, so one input cannot run for long.
 pub const OPS_MAX: usize = 200;
 /// Commands in one pipelined burst at most.
 pub const PIPELINE_COMMANDS_MAX: usize = 16;
 /// Most drafts built for one `create_many`: just past the call's limit.
-pub const CREATE_MANY_DRAFTS_MAX: usize = crate::command::CREATE_MANY_MAX + 8;
+pub const CREATE_MANY_DRAFTS_MAX: usize = crate::domain::command::CREATE_MANY_MAX + 8;
 /// Longest raw text built for an invalid-input operation, in bytes.
 pub const RAW_TEXT_BYTES_MAX: usize = 1024;
 
@@ -612,7 +613,7 @@ impl Harness {
     /// acknowledged changes, cleanly ended.
     fn check_closed_log(&mut self) -> Result<Vec<LogEntry>, String> {
         let mut entries = Vec::new();
-        let report = wal::read_log(&self.dir, |entry| entries.push(entry.clone()))
+        let report = inspect::read_log(&self.dir, |entry| entries.push(entry.clone()))
             .map_err(|e| format!("read_log after close: {e}"))?;
         self.model.check_log(&entries)?;
         if report.scan.torn_tail.is_some() || report.scan.valid_bytes != report.scan.file_bytes {

@@ -1,5 +1,5 @@
 //! The `log_decode` property: any bytes at all, written as a data directory's
-//! log, are read by [`wal::read_log`] and opened by [`Store::open`] without a
+//! log, are read by [`inspect::read_log`] and opened by [`Store::open`] without a
 //! panic, a hang or an unbounded allocation, and the two agree:
 //!
 //! - `read_log` gives a consistent report (records back to back from the
@@ -15,15 +15,15 @@
 use std::fs;
 use std::path::Path;
 
-use crate::command::ListQuery;
+use crate::api::inspect::{self, LOG_FILE_NAME, LogEntry, LogReport, decode_record, frame_record};
+use crate::api::store::Store;
+use crate::domain::command::ListQuery;
+use crate::domain::ticket::TicketDraft;
 use crate::error::OpenError;
 use crate::fuzzing::model::Model;
 use crate::fuzzing::{Failure, ensure, ensure_eq, scratch_dir};
+use crate::log::local::record::{FILE_HEADER_LEN, FileHeader};
 use crate::options::Options;
-use crate::store::Store;
-use crate::ticket::TicketDraft;
-use crate::wal::record::{FILE_HEADER_LEN, FileHeader};
-use crate::wal::{self, LOG_FILE_NAME, LogEntry, LogReport, decode_record, frame_record};
 
 /// Builds the log file from `data`: the first byte chooses whether a valid
 /// file header is put in front of the rest (bit 0) and, if so, whether its
@@ -58,7 +58,7 @@ pub fn check(log: &[u8], dir: &Path) -> Result<(), Failure> {
     let on_disk = || fs::read(&path).map_err(|e| Failure::new("read back", e.to_string()));
 
     let mut entries = Vec::new();
-    let read = wal::read_log(dir, |entry| entries.push(entry.clone()));
+    let read = inspect::read_log(dir, |entry| entries.push(entry.clone()));
     ensure(on_disk()? == log, "read_log", || "changed the file".into())?;
     ensure(!dir.join("LOCK").exists(), "read_log", || {
         "created a lock file".into()
@@ -254,7 +254,7 @@ fn check_open_succeeds(
         .map_err(|e| Failure::new(context, format!("close: {e}")))?;
 
     let mut entries = Vec::new();
-    let again = wal::read_log(dir, |entry| entries.push(entry.clone()))
+    let again = inspect::read_log(dir, |entry| entries.push(entry.clone()))
         .map_err(|e| Failure::new("read_log after open", e.to_string()))?;
     ensure_eq(
         &again.scan.records,

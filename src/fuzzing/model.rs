@@ -9,12 +9,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::change::Change;
-use crate::command::{CREATE_MANY_MAX, Command, ListQuery, Stats};
-use crate::error::{ClientError, TicketError};
-use crate::ticket::{Status, Ticket, TicketDescription, TicketDraft, TicketId, TicketTitle};
-use crate::time::Timestamp;
-use crate::wal::LogEntry;
+use crate::api::inspect::LogEntry;
+use crate::domain::change::Change;
+use crate::domain::command::{CREATE_MANY_MAX, Command, ListQuery, Stats};
+use crate::domain::rejection::TicketError;
+use crate::domain::ticket::{
+    Status, Ticket, TicketDescription, TicketDraft, TicketId, TicketTitle,
+};
+use crate::domain::time::Timestamp;
+use crate::engine::request::ClientError;
 
 /// One record the model expects in the log, in log order: the changes of one
 /// command (a single change, or every create of a `create_many`).

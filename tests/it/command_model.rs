@@ -16,7 +16,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, Test
 use ticketlog::fuzzing::command_stream::{self, Expect, Op, Pipelined, RawText, Target};
 use ticketlog::fuzzing::model::{Model, Refusal};
 use ticketlog::fuzzing::scratch_dir;
-use ticketlog::wal::LogEntry;
+use ticketlog::inspect::LogEntry;
 use ticketlog::{
     Change, ClientError, Command, Status, Ticket, TicketDescription, TicketDraft, TicketId,
     TicketPatch, TicketTitle, Timestamp,

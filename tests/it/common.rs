@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ticketlog::wal::LOG_FILE_NAME;
+use ticketlog::inspect::LOG_FILE_NAME;
 use ticketlog::{Options, Store, TicketDraft};
 
 /// A draft with the given title and a fixed description.

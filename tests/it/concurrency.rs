@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::thread;
 
-use ticketlog::wal::{self, LogEntry};
+use ticketlog::inspect::{self, LogEntry};
 use ticketlog::{
     Change, ClientError, Durability, ListQuery, Options, Status, Store, Ticket, TicketId,
     TicketPatch,
@@ -218,7 +218,7 @@ fn sixteen_clients_agree_with_a_sequential_model(durability: Durability) {
 
     // The log holds exactly the accepted commands, in the server's order.
     let mut entries = Vec::new();
-    wal::read_log(dir.path(), |entry| entries.push(entry.clone())).unwrap();
+    inspect::read_log(dir.path(), |entry| entries.push(entry.clone())).unwrap();
     // A clean close may add a seal (an empty record); it carries no command.
     let seals = entries.iter().filter(|e| e.changes.is_empty()).count();
     assert!(

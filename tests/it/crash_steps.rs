@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use ticketlog::inspect;
 use ticketlog::storage::{FileSystem, OpenMode, Storage, StorageFile, StorageLock};
-use ticketlog::wal;
 use ticketlog::{
     ClientError, Durability, ListQuery, Options, Retention, Status, Store, Ticket, TicketId,
     TicketPatch,
@@ -285,7 +285,7 @@ fn check_reopen(dir: &Path, retention: Retention, outcome: &Outcome, context: &s
     }
     // The log verifies, every snapshot checks out, and no temporary file is left.
     let report =
-        wal::read_log(dir, |_| {}).unwrap_or_else(|e| panic!("{context}: verify failed: {e}"));
+        inspect::read_log(dir, |_| {}).unwrap_or_else(|e| panic!("{context}: verify failed: {e}"));
     assert_eq!(report.scan.torn_tail, None, "{context}");
     for check in &report.snapshots {
         assert!(check.result.is_ok(), "{context}: {check:?}");

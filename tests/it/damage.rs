@@ -24,8 +24,8 @@
 
 use std::path::Path;
 
+use ticketlog::inspect::record::{FILE_HEADER_LEN, RECORD_HEADER_LEN};
 use ticketlog::storage::{SECTOR_BYTES, SimStorage};
-use ticketlog::wal::record::{FILE_HEADER_LEN, RECORD_HEADER_LEN};
 
 use crate::common::Rng;
 use crate::driver::{Driver, Opened, Parked};
@@ -161,8 +161,11 @@ impl Log {
         let general = model::expected_after_damage(&self.bytes, damaged);
         assert_eq!(general, expected, "{what}: the rule and the case disagree");
         let sim = SimStorage::new(0);
-        sim.put_file(&Path::new(DIR).join(ticketlog::wal::LOG_FILE_NAME), damaged)
-            .unwrap();
+        sim.put_file(
+            &Path::new(DIR).join(ticketlog::inspect::LOG_FILE_NAME),
+            damaged,
+        )
+        .unwrap();
         if let Err(error) = check_damaged_open(
             &sim,
             Path::new(DIR),

@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ticketlog::inspect::LOG_FILE_NAME;
 use ticketlog::storage::{FaultKind, HeldOp, HeldOps, OpKind, SimStorage};
-use ticketlog::wal::LOG_FILE_NAME;
 use ticketlog::{
     Client, ClientError, Durability, ListQuery, OpenError, Options, PendingReply, StorageError,
     Store, Ticket,

@@ -340,8 +340,8 @@ fn run_real(fail_at: u64, persistent: bool) -> Result<bool, String> {
             return Err(format!("an open store shows {open_fds} descriptors"));
         }
         let client = store.client();
-        let log =
-            std::fs::read(dir.join(ticketlog::wal::LOG_FILE_NAME)).map_err(|e| e.to_string())?;
+        let log = std::fs::read(dir.join(ticketlog::inspect::LOG_FILE_NAME))
+            .map_err(|e| e.to_string())?;
         model::check_whole(&log)?;
         let (records, _) = model::commands_in_log(&log);
         accepted.truncate(records);
@@ -400,7 +400,8 @@ fn run_real(fail_at: u64, persistent: bool) -> Result<bool, String> {
     let fired = failing.fired.load(Ordering::SeqCst);
     failing.disarmed.store(true, Ordering::SeqCst);
     let store = Store::open(&dir, options()).map_err(|e| format!("final open: {e}"))?;
-    let log = std::fs::read(dir.join(ticketlog::wal::LOG_FILE_NAME)).map_err(|e| e.to_string())?;
+    let log =
+        std::fs::read(dir.join(ticketlog::inspect::LOG_FILE_NAME)).map_err(|e| e.to_string())?;
     model::check_recovered(&store, &log, &accepted, acked)?;
     model::check_whole(&log)?;
     store.close().map_err(|e| e.to_string())?;

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use ticketlog::wal::record::{FILE_HEADER_LEN, FileHeader, RECORD_HEADER_LEN, RecordHeader};
+use ticketlog::inspect::record::{FILE_HEADER_LEN, FileHeader, RECORD_HEADER_LEN, RecordHeader};
 use ticketlog::{
     ClientError, Command, ListQuery, Status, Store, Ticket, TicketDraft, TicketId, TicketPatch,
 };
@@ -261,7 +261,7 @@ pub fn commands_in_log(log: &[u8]) -> (usize, Option<u64>) {
     let mut offset = FILE_HEADER_LEN.min(log.len());
     let mut commands = 0;
     while offset < log.len() {
-        let Ok((header, events)) = ticketlog::wal::decode_record(&log[offset..]) else {
+        let Ok((header, events)) = ticketlog::inspect::decode_record(&log[offset..]) else {
             return (commands, Some(offset as u64));
         };
         if !events.is_empty() {
@@ -453,7 +453,8 @@ pub fn record_spans(log: &[u8]) -> Vec<RecordSpan> {
     let mut spans = Vec::new();
     let mut offset = FILE_HEADER_LEN;
     while offset < log.len() {
-        let (header, events) = ticketlog::wal::decode_record(&log[offset..]).expect("a clean log");
+        let (header, events) =
+            ticketlog::inspect::decode_record(&log[offset..]).expect("a clean log");
         spans.push(RecordSpan {
             offset: offset as u64,
             len: header.record_len(),
@@ -531,7 +532,7 @@ pub fn commands_in_first(log: &[u8], n: usize) -> usize {
     let mut commands = 0;
     for _ in 0..n {
         let (header, events) =
-            ticketlog::wal::decode_record(&log[offset..]).expect("kept records are intact");
+            ticketlog::inspect::decode_record(&log[offset..]).expect("kept records are intact");
         commands += usize::from(!events.is_empty());
         offset += header.record_len() as usize;
     }

@@ -342,7 +342,7 @@ impl Scenario {
             return Ok(false); // the log was never created (every open failed)
         };
         if sim.file_contents(&path).as_ref() != Some(&clean)
-            || clean.len() <= ticketlog::wal::record::FILE_HEADER_LEN
+            || clean.len() <= ticketlog::inspect::record::FILE_HEADER_LEN
             || driver.lie_from.is_some()
             || model::commands_in_log(&clean).1.is_some()
         {
@@ -423,7 +423,7 @@ pub fn check_damaged_open(
     expected: Expected,
     strict: bool,
 ) -> Result<(), String> {
-    let path = dir.join(ticketlog::wal::LOG_FILE_NAME);
+    let path = dir.join(ticketlog::inspect::LOG_FILE_NAME);
     let mut options = Options::default().storage(Arc::new(sim.clone()));
     if strict {
         options = options.recovery(Recovery::Strict);

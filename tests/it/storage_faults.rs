@@ -300,7 +300,7 @@ fn creating_a_store_syncs_directories_before_anything_is_acknowledged() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("store");
     let (store, faults) = open_faulty(&dir);
-    let log = ticketlog::wal::LOG_FILE_NAME;
+    let log = ticketlog::inspect::LOG_FILE_NAME;
     let open_ops = faults.ops();
     // The new directory's parent, and every directory above it (a new
     // store's path must survive a crash even if an earlier open created

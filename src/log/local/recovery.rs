@@ -18,17 +18,16 @@
 //!   LSN, is corruption.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::change::Change;
-use crate::codec;
 use crate::error::{Damage, OpenError};
+use crate::log::local::reader::RecordWindow;
+use crate::log::local::record::{FILE_HEADER_LEN, FileHeader};
+use crate::log::local::segment::{self, ClosedSegment, Segment};
+use crate::log::local::writer::LogWriter;
+use crate::log::{Access, LogRecord, LogScan, RecordPlace, Recovery, Replayed, TornTail};
 use crate::storage::{OpenMode, Storage, StorageFile};
-use crate::wal::reader::LogReader;
-use crate::wal::record::{FILE_HEADER_LEN, FileHeader};
-use crate::wal::segment::{self, ClosedSegment, Segment};
-use crate::wal::writer::LogWriter;
 
 /// How often (in bytes read) replay reports its progress.
 const PROGRESS_BYTES: u64 = 1 << 20;
@@ -37,77 +36,10 @@ const PROGRESS_BYTES: u64 = 1 << 20;
 /// starts here until compaction removes it.
 pub const LOG_FILE_NAME: &str = "00000000000000000001.wal";
 
-/// What opening a store does with a damaged end of the log.
-///
-/// Damage that a later durable record proves was synced (mid-log corruption)
-/// is an error in every mode; see `docs/FORMAT.md`, "Recovery".
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Recovery {
-    /// Cut off a torn tail (bytes that were never synced, so hold nothing
-    /// acknowledged), sync the cut, and report it in
-    /// [`RecoveryReport::torn_tail`](crate::RecoveryReport::torn_tail).
-    #[default]
-    TruncateTornTail,
-    /// Any damage, a torn tail included, fails the open with
-    /// [`OpenError::TornTail`] or [`OpenError::Corrupt`], and nothing on disk
-    /// is changed.
-    Strict,
-}
-
-/// One record as read back from the log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogEntry {
-    /// Its log sequence number (1 for the first record).
-    pub lsn: u64,
-    /// The first LSN of the segment that holds it (which names its file,
-    /// see [`segment_file_name`](super::segment_file_name)).
-    pub segment: u64,
-    /// Byte offset of the record in its segment file.
-    pub offset: u64,
-    /// Bytes the record takes on disk, header included.
-    pub len: u64,
-    /// The changes it carries, applied together.
-    pub changes: Vec<Change>,
-}
-
-/// A damaged or incomplete end of the log, which opening the store cuts off.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TornTail {
-    /// Where the damage starts: the end of the last good record.
-    pub offset: u64,
-    /// Bytes from `offset` to the end of the file.
-    pub bytes: u64,
-    /// What was wrong at `offset`.
-    pub damage: Damage,
-}
-
-/// What a full read of one log segment found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogScan {
-    /// The segment file.
-    pub path: PathBuf,
-    /// The LSN of the segment's first record (from its name).
-    pub first_lsn: u64,
-    /// Good records.
-    pub records: u64,
-    /// The file's length.
-    pub file_bytes: u64,
-    /// Where the good part ends (header and good records).
-    pub valid_bytes: u64,
-    /// The LSN the next record would get.
-    pub next_lsn: u64,
-    /// A torn tail, if there is one.
-    pub torn_tail: Option<TornTail>,
-    /// The `unsynced before` field of the last good record, if there is one:
-    /// not 0 means that record's durability is proven by no header after it.
-    pub last_unsynced_before: Option<u32>,
-}
-
 /// Reads the whole segment at `path`, whose name says its first record has
 /// LSN `first_lsn`, calling `on_entry` for each good record in order — except
 /// records with an LSN at or below `skip_through`, which are checked (both
-/// checksums) but neither decoded nor passed on: a snapshot covers them.
+/// checksums) but not passed on: a snapshot covers them.
 /// `on_entry` may reject an entry (it contradicts the state built so far),
 /// which makes the log corrupt at that record.
 ///
@@ -117,7 +49,7 @@ pub(crate) fn scan_log(
     path: &Path,
     first_lsn: u64,
     skip_through: u64,
-    mut on_entry: impl FnMut(LogEntry) -> Result<(), Damage>,
+    mut on_entry: impl FnMut(LogRecord<'_>) -> Result<(), Damage>,
 ) -> Result<LogScan, OpenError> {
     debug_assert!(first_lsn >= 1);
     let io_error = |e: io::Error| OpenError::io("read", path, e);
@@ -126,7 +58,7 @@ pub(crate) fn scan_log(
         offset,
         damage,
     };
-    let mut reader = LogReader::new(file).map_err(io_error)?;
+    let mut reader = RecordWindow::new(file).map_err(io_error)?;
     let file_bytes = reader.file_len();
     let mut scan = LogScan {
         path: path.to_path_buf(),
@@ -204,14 +136,14 @@ pub(crate) fn scan_log(
         };
         let header = raw.header;
         if scan.next_lsn > skip_through {
-            let changes = codec::decode_changes(raw.payload)
-                .map_err(|e| corrupt(offset, Damage::Undecodable(e)))?;
-            on_entry(LogEntry {
+            on_entry(LogRecord {
                 lsn: scan.next_lsn,
-                segment: first_lsn,
-                offset,
-                len: header.record_len(),
-                changes,
+                place: RecordPlace {
+                    file: first_lsn,
+                    offset,
+                    len: header.record_len(),
+                },
+                payload: raw.payload,
             })
             .map_err(|damage| corrupt(offset, damage))?;
         }
@@ -241,7 +173,7 @@ pub(crate) fn scan_segments(
     from: usize,
     skip_through: u64,
     last_mode: OpenMode,
-    mut on_entry: impl FnMut(LogEntry) -> Result<(), Damage>,
+    mut on_entry: impl FnMut(LogRecord<'_>) -> Result<(), Damage>,
 ) -> Result<(Vec<LogScan>, Box<dyn StorageFile>), OpenError> {
     debug_assert!(from < segments.len());
     debug_assert!(segments.windows(2).all(|w| w[0].first_lsn < w[1].first_lsn));
@@ -315,37 +247,35 @@ pub(crate) fn check_follows(
     Ok(())
 }
 
-/// What opening the log found.
-#[derive(Debug)]
-pub(crate) struct OpenedLog {
-    /// The segments read, in order (the last one is the one written to).
-    /// Segments before those were not read: `base_lsn` covers them.
-    pub scans: Vec<LogScan>,
-    /// Records passed to `on_entry`.
-    pub records_replayed: u64,
-}
-
-/// Opens (or creates) the log in `dir` for writing. Records with an LSN above
-/// `base_lsn` (the LSN a loaded snapshot covers; 0 for none) are replayed
-/// through `on_entry`; segments wholly at or below it are not read. Cuts off a
-/// torn tail of the last segment (under [`Recovery::Strict`], refuses it
-/// instead, changing nothing). Returns the writer, ready to append after
-/// the last good record, and what the scan found.
+/// Opens the log made of `segments` (as [`segment::list_segments`] found
+/// them; empty for a new log, which is then created under
+/// [`Access::ReadWrite`]). Records with an LSN above `base_lsn` (the LSN a
+/// loaded snapshot covers; 0 for none) are replayed through `on_entry`;
+/// segments wholly at or below it are not read. Under [`Access::ReadWrite`],
+/// cuts off a torn tail of the last segment (under [`Recovery::Strict`],
+/// refuses it instead, changing nothing) and makes the last segment durable;
+/// under [`Access::ReadOnly`] reports the torn tail and changes nothing.
+/// Returns the writer, ready to append after the last good record, and what
+/// the scan found.
 ///
 /// Fails, changing nothing, if the segments that hold the records after
 /// `base_lsn` are not all there, or if the log ends before `base_lsn`.
 /// Reports the bytes read so far, of all it will read, to `progress` (about
 /// every MiB).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "called once, by LocalOpening::replay, with what opening found"
+)]
 pub(crate) fn open_log(
     storage: &Arc<dyn Storage>,
     dir: &Path,
+    mut segments: Vec<Segment>,
     base_lsn: u64,
     recovery: Recovery,
+    access: Access,
     progress: &mut dyn FnMut(u64, u64),
-    mut on_entry: impl FnMut(LogEntry) -> Result<(), Damage>,
-) -> Result<(LogWriter, OpenedLog), OpenError> {
-    let mut segments = segment::list_segments(storage.as_ref(), dir)
-        .map_err(|e| OpenError::io("list directory", dir, e))?;
+    mut on_entry: impl FnMut(LogRecord<'_>) -> Result<(), Damage>,
+) -> Result<(LogWriter, Replayed), OpenError> {
     let created = segments.is_empty();
     if created {
         if base_lsn > 0 {
@@ -357,6 +287,17 @@ pub(crate) fn open_log(
                     log_end_lsn: 0,
                 },
             });
+        }
+        if access == Access::ReadOnly {
+            let path = dir.join(LOG_FILE_NAME);
+            return Err(OpenError::io(
+                "open",
+                &path,
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "the directory holds no log segment",
+                ),
+            ));
         }
         segments.push(Segment {
             first_lsn: 1,
@@ -403,17 +344,20 @@ pub(crate) fn open_log(
         &segments,
         from,
         base_lsn,
-        OpenMode::CreateReadWrite,
+        match access {
+            Access::ReadWrite => OpenMode::CreateReadWrite,
+            Access::ReadOnly => OpenMode::ReadOnly,
+        },
         |entry| {
             records_replayed += 1;
-            if current.0 != entry.segment {
+            if current.0 != entry.place.file {
                 current = starts
                     .iter()
                     .copied()
-                    .find(|(first_lsn, _)| *first_lsn == entry.segment)
-                    .unwrap_or((entry.segment, 0));
+                    .find(|(first_lsn, _)| *first_lsn == entry.place.file)
+                    .unwrap_or((entry.place.file, 0));
             }
-            let done = current.1 + entry.offset + entry.len;
+            let done = current.1 + entry.place.offset + entry.place.len;
             if done >= reported_bytes + PROGRESS_BYTES {
                 reported_bytes = done;
                 progress(done, total_bytes);
@@ -435,13 +379,34 @@ pub(crate) fn open_log(
             },
         });
     }
+    let path = last.path.clone();
+    if access == Access::ReadOnly {
+        // Inspection: report what is there, change nothing.
+        let writer = LogWriter::new(
+            Arc::clone(storage),
+            dir.to_path_buf(),
+            file,
+            path,
+            last.first_lsn,
+            last.valid_bytes.max(FILE_HEADER_LEN as u64),
+            last.next_lsn,
+            closed_segments(closed, &scans),
+            last.last_unsynced_before,
+        );
+        return Ok((
+            writer,
+            Replayed {
+                records_replayed,
+                scans,
+            },
+        ));
+    }
     // The last segment's directory entry must be durable before anything in
     // it is acknowledged. Synced on every open, not only when this open
     // created the file: an earlier open may have created it and failed to sync.
     storage
         .sync_dir(dir)
         .map_err(|e| OpenError::io("fsync directory", dir, e))?;
-    let path = last.path.clone();
     if let (Recovery::Strict, Some(torn)) = (recovery, &last.torn_tail) {
         return Err(OpenError::TornTail {
             file: path,
@@ -473,13 +438,7 @@ pub(crate) fn open_log(
     // record claiming they were durable — a torn tail misread as corruption.
     file.sync_data()
         .map_err(|e| OpenError::io("fdatasync", &path, e))?;
-    for scan in &scans[..scans.len() - 1] {
-        closed.push(ClosedSegment {
-            first_lsn: scan.first_lsn,
-            path: scan.path.clone(),
-            bytes: scan.file_bytes,
-        });
-    }
+    let closed = closed_segments(closed, &scans);
     let writer = LogWriter::new(
         Arc::clone(storage),
         dir.to_path_buf(),
@@ -493,9 +452,22 @@ pub(crate) fn open_log(
     );
     Ok((
         writer,
-        OpenedLog {
-            scans,
+        Replayed {
             records_replayed,
+            scans,
         },
     ))
+}
+
+/// `closed` (the segments before the ones read) followed by every segment
+/// read but the last.
+fn closed_segments(mut closed: Vec<ClosedSegment>, scans: &[LogScan]) -> Vec<ClosedSegment> {
+    for scan in &scans[..scans.len() - 1] {
+        closed.push(ClosedSegment {
+            first_lsn: scan.first_lsn,
+            path: scan.path.clone(),
+            bytes: scan.file_bytes,
+        });
+    }
+    closed
 }

@@ -17,7 +17,7 @@ pub const FILE_HEADER_LEN: usize = 32;
 pub const RECORD_HEADER_LEN: usize = 16;
 /// The largest payload a record may carry. Longer records are refused on
 /// write and treated as damage on read.
-pub const RECORD_PAYLOAD_BYTES_MAX: usize = 1 << 20;
+pub const RECORD_PAYLOAD_BYTES_MAX: usize = crate::log::RECORD_PAYLOAD_BYTES_MAX;
 
 /// The file header: magic, version, and the sequence number of the file's
 /// first record.

@@ -13,10 +13,13 @@
 use bincode::Options as _;
 use serde::{Deserialize, Serialize};
 
-use crate::change::Change;
-use crate::ticket::{Status, Ticket, TicketDescription, TicketId, TicketTitle};
-use crate::time::Timestamp;
-use crate::wal::record::RECORD_PAYLOAD_BYTES_MAX;
+use crate::domain::change::Change;
+use crate::domain::ticket::{Status, Ticket, TicketDescription, TicketId, TicketTitle};
+use crate::domain::time::Timestamp;
+
+/// The largest record payload the codec writes or reads: the log's record
+/// limit (the engine asserts the two agree).
+pub(crate) const PAYLOAD_BYTES_MAX: usize = 1 << 20;
 
 /// The largest snapshot block: one chunk of 256 tickets at their largest
 /// (50-byte title, 500-byte description, ten-byte varints) is about 150 KiB.
@@ -26,7 +29,7 @@ fn options() -> impl bincode::Options {
     bincode::DefaultOptions::new()
         .with_little_endian()
         .with_varint_encoding()
-        .with_limit(RECORD_PAYLOAD_BYTES_MAX as u64)
+        .with_limit(PAYLOAD_BYTES_MAX as u64)
         .reject_trailing_bytes()
 }
 
@@ -161,6 +164,10 @@ pub(crate) fn decode_snapshot_block(bytes: &[u8]) -> Result<Vec<Ticket>, String>
         .collect())
 }
 
+/// The payload of a record that carries no change (a seal): the encoding of
+/// an empty list.
+pub(crate) const EMPTY_PAYLOAD: &[u8] = &[0];
+
 /// Appends the payload encoding of `changes` to `out`.
 pub(crate) fn encode_changes(changes: &[Change], out: &mut Vec<u8>) -> Result<(), String> {
     options()
@@ -199,8 +206,17 @@ pub(crate) fn decode_changes(payload: &[u8]) -> Result<Vec<Change>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ticket::{Status, TicketId};
-    use crate::time::Timestamp;
+
+    #[test]
+    fn the_empty_payload_is_the_encoding_of_no_changes() {
+        let mut out = Vec::new();
+        encode_changes(&[], &mut out).unwrap();
+        assert_eq!(out, EMPTY_PAYLOAD);
+        assert_eq!(decode_changes(EMPTY_PAYLOAD), Ok(Vec::new()));
+    }
+
+    use crate::domain::ticket::{Status, TicketId};
+    use crate::domain::time::Timestamp;
 
     fn sample() -> Vec<Change> {
         vec![

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 
-use crate::command::{Command, ListQuery, QueryRequest, ReplyTo, Request, Stats};
-use crate::error::ClientError;
-use crate::event::Event;
-use crate::history::{self, History};
-use crate::server::Shared;
-use crate::ticket::{Ticket, TicketDraft, TicketId, TicketPatch};
+use crate::domain::command::{Applied, Command, ListQuery, Operation, Stats};
+use crate::domain::event::Event;
+use crate::domain::ticket::{Ticket, TicketDraft, TicketId, TicketPatch};
+use crate::engine::history::{self, History};
+use crate::engine::request::{ClientError, QueryRequest, ReplyTo, Request};
+use crate::engine::server::Shared;
 
 /// A handle for talking to a [`Store`](crate::Store) from any thread.
 /// Cheap to clone; every clone talks to the same server thread.
@@ -57,10 +57,24 @@ impl Client {
     /// consecutive, in the order of `drafts`. At most
     /// [`CREATE_MANY_MAX`](crate::CREATE_MANY_MAX) drafts per call.
     pub fn create_many(&self, drafts: Vec<TicketDraft>) -> Result<Vec<Ticket>, ClientError> {
-        self.call(
-            |reply| Request::CreateMany { drafts, reply },
-            WhenFull::Wait,
-        )
+        self.operate(Operation::CreateMany(drafts), WhenFull::Wait, many)?
+            .wait()
+    }
+
+    /// Like [`Self::create_many`], but fails at once with
+    /// [`ClientError::Overloaded`] when the request channel is full.
+    pub fn try_create_many(&self, drafts: Vec<TicketDraft>) -> Result<Vec<Ticket>, ClientError> {
+        self.operate(Operation::CreateMany(drafts), WhenFull::Refuse, many)?
+            .wait()
+    }
+
+    /// Like [`Self::create_many`], without waiting for the reply (see
+    /// [`Self::submit`]).
+    pub fn submit_create_many(
+        &self,
+        drafts: Vec<TicketDraft>,
+    ) -> Result<PendingReply<Vec<Ticket>>, ClientError> {
+        self.operate(Operation::CreateMany(drafts), WhenFull::Wait, many)
     }
 
     /// Runs any command, waiting for room in the request channel.
@@ -138,11 +152,21 @@ impl Client {
     /// many commands in flight; waits only for room in the request channel.
     /// Commands from one client are applied in the order they were submitted.
     pub fn submit(&self, command: Command) -> Result<PendingReply<Ticket>, ClientError> {
-        self.send(|reply| Request::Command { command, reply }, WhenFull::Wait)
+        self.operate(command.into(), WhenFull::Wait, one)
     }
 
     fn command(&self, command: Command, when_full: WhenFull) -> Result<Ticket, ClientError> {
-        self.call(|reply| Request::Command { command, reply }, when_full)
+        self.operate(command.into(), when_full, one)?.wait()
+    }
+
+    fn operate<T>(
+        &self,
+        operation: Operation,
+        when_full: WhenFull,
+        unwrap: fn(Applied) -> T,
+    ) -> Result<PendingReply<T>, ClientError> {
+        let answer = self.send(|reply| Request::Operation { operation, reply }, when_full)?;
+        Ok(PendingReply { answer, unwrap })
     }
 
     fn call<T>(
@@ -150,14 +174,16 @@ impl Client {
         request: impl FnOnce(ReplyTo<T>) -> Request,
         when_full: WhenFull,
     ) -> Result<T, ClientError> {
-        self.send(request, when_full)?.wait()
+        self.send(request, when_full)?
+            .recv()
+            .map_err(|_| ClientError::Closed)?
     }
 
     fn send<T>(
         &self,
         request: impl FnOnce(ReplyTo<T>) -> Request,
         when_full: WhenFull,
-    ) -> Result<PendingReply<T>, ClientError> {
+    ) -> Result<Receiver<Result<T, ClientError>>, ClientError> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(ClientError::Closed);
         }
@@ -174,7 +200,29 @@ impl Client {
                 TrySendError::Disconnected(_) => ClientError::Closed,
             })?,
         }
-        Ok(PendingReply { answer })
+        Ok(answer)
+    }
+}
+
+/// The ticket a single command produced. The server answers every
+/// `Operation::Command` with `Applied::One`, so the other arm never runs.
+fn one(applied: Applied) -> Ticket {
+    match applied {
+        Applied::One(ticket) => ticket,
+        Applied::Many(mut tickets) => {
+            debug_assert!(false, "a single command is answered with one ticket");
+            tickets
+                .pop()
+                .expect("a single command is answered with one ticket")
+        }
+    }
+}
+
+/// The tickets a create-many produced.
+fn many(applied: Applied) -> Vec<Ticket> {
+    match applied {
+        Applied::One(ticket) => vec![ticket],
+        Applied::Many(tickets) => tickets,
     }
 }
 
@@ -182,14 +230,16 @@ impl Client {
 #[derive(Debug)]
 #[must_use = "a submitted command's outcome is only known by waiting for it"]
 pub struct PendingReply<T> {
-    answer: Receiver<Result<T, ClientError>>,
+    answer: Receiver<Result<Applied, ClientError>>,
+    unwrap: fn(Applied) -> T,
 }
 
 impl<T> PendingReply<T> {
     /// Blocks until the server answers. If the server drops the request
     /// unanswered (it stopped), this returns [`ClientError::Closed`] instead of hanging.
     pub fn wait(self) -> Result<T, ClientError> {
-        self.answer.recv().map_err(|_| ClientError::Closed)?
+        let applied = self.answer.recv().map_err(|_| ClientError::Closed)??;
+        Ok((self.unwrap)(applied))
     }
 }
 

@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ticket::{Status, TicketDescription, TicketId, TicketTitle};
-use crate::time::Timestamp;
+use crate::domain::ticket::{Status, TicketDescription, TicketId, TicketTitle};
+use crate::domain::time::Timestamp;
 
 /// One accepted change to the store, as written in the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

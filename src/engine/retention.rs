@@ -3,12 +3,12 @@
 //! it wholly covers.
 //!
 //! Runs on the server thread, between batches, after the snapshot's rename
-//! and directory sync have returned. Segments are removed oldest first, with
-//! a directory sync after each removal, so that after a crash at any step the
-//! segments left are still one contiguous run that reaches past the snapshot
-//! (recovery never has to tell a half-finished compaction from a lost
-//! segment). A failure stops the compaction and is returned; it does not
-//! poison the log, whose writer never touches these files.
+//! and directory sync have returned. The log gives up what the snapshot
+//! covers ([`CommandLog::release_through`]: oldest first, each removal
+//! durable before the next, so after a crash at any step what is left is
+//! still one contiguous run that reaches past the snapshot); then older
+//! snapshot files go, each removal durable before the next. A failure stops
+//! the compaction and is returned; it does not poison the log.
 //!
 //! Architecture invariant: nothing is removed unless a durable snapshot
 //! covers it — a segment only if its last record is at or before the newest
@@ -17,9 +17,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::StorageError;
+use crate::log::CommandLog;
 use crate::progress::{ProgressFn, ProgressStep};
 use crate::snapshot::SnapshotInfo;
-use crate::wal::writer::LogWriter;
+use crate::storage::Storage;
 
 /// What [`Store::compact`](crate::Store::compact) did.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -58,7 +59,9 @@ pub(crate) struct DiskSnapshot {
 /// `snapshots` lists every snapshot file on disk, oldest first, `newest`
 /// included; it is updated as files go.
 pub(crate) fn apply_retention(
-    log: &mut LogWriter,
+    log: &mut dyn CommandLog,
+    storage: &dyn Storage,
+    dir: &Path,
     snapshots: &mut Vec<DiskSnapshot>,
     newest: &SnapshotInfo,
     compact: bool,
@@ -76,48 +79,32 @@ pub(crate) fn apply_retention(
         newest.lsn < log.next_lsn(),
         "a snapshot never covers unwritten records"
     );
-    let storage = std::sync::Arc::clone(log.storage());
-    let dir = log.dir().to_path_buf();
     let mut info = CompactInfo {
         snapshot: newest.clone(),
         segments_removed: 0,
         snapshots_removed: 0,
         bytes_reclaimed: 0,
         history_starts_at_lsn: log.first_lsn(),
-        log_bytes: log.len(),
-    };
-
-    // Segments: a closed segment's last record is just before the next
-    // segment's first, so it is covered when that next first LSN is at most
-    // newest.lsn + 1.
-    let removable = if compact {
-        let closed = log.closed_segments();
-        (0..closed.len())
-            .take_while(|&i| {
-                let next_first = closed
-                    .get(i + 1)
-                    .map_or(log.segment_first_lsn(), |next| next.first_lsn);
-                next_first <= newest.lsn + 1
-            })
-            .count()
-    } else {
-        0
+        log_bytes: log.size().bytes,
     };
     let keep_snapshots = if compact { 1 } else { 2 };
     let removable_snapshots = removable_snapshots(snapshots, newest.lsn, keep_snapshots);
-    let total = (removable + removable_snapshots.len()) as u64;
+    let releasable = if compact {
+        log.releasable_through(newest.lsn)
+    } else {
+        0
+    };
+    let total = releasable + removable_snapshots.len() as u64;
     let mut done = 0;
-    for _ in 0..removable {
-        let segment = log.closed_segments()[0].clone();
-        remove(storage.as_ref(), &dir, &segment.path)?;
-        let forgotten = log.forget_oldest_closed();
-        debug_assert_eq!(forgotten.as_ref(), Some(&segment));
-        info.segments_removed += 1;
-        info.bytes_reclaimed += segment.bytes;
-        done += 1;
-        if let Some(progress) = progress {
-            progress.report(ProgressStep::Compact, done, total);
-        }
+    if compact {
+        let released = log.release_through(newest.lsn, &mut || {
+            done += 1;
+            if let Some(progress) = progress {
+                progress.report(ProgressStep::Compact, done, total);
+            }
+        })?;
+        info.segments_removed = released.files;
+        info.bytes_reclaimed += released.bytes;
     }
     for lsn in removable_snapshots {
         let index = snapshots
@@ -125,7 +112,7 @@ pub(crate) fn apply_retention(
             .position(|s| s.lsn == lsn)
             .expect("removable_snapshots picks from `snapshots`");
         let snapshot = snapshots[index].clone();
-        remove(storage.as_ref(), &dir, &snapshot.path)?;
+        remove(storage, dir, &snapshot.path)?;
         snapshots.remove(index);
         info.snapshots_removed += 1;
         info.bytes_reclaimed += snapshot.bytes;
@@ -135,7 +122,7 @@ pub(crate) fn apply_retention(
         }
     }
     info.history_starts_at_lsn = log.first_lsn();
-    info.log_bytes = log.len();
+    info.log_bytes = log.size().bytes;
     Ok(info)
 }
 
@@ -161,11 +148,7 @@ fn removable_snapshots(snapshots: &[DiskSnapshot], newest_lsn: u64, keep: usize)
 }
 
 /// Removes one file and makes the removal durable before the next one.
-fn remove(
-    storage: &dyn crate::storage::Storage,
-    dir: &Path,
-    path: &Path,
-) -> Result<(), StorageError> {
+fn remove(storage: &dyn Storage, dir: &Path, path: &Path) -> Result<(), StorageError> {
     storage
         .remove_file(path)
         .map_err(|e| StorageError::io("remove", path, e))?;

@@ -14,7 +14,7 @@
 //! here and in `docs/FORMAT.md`, and built only from CRC-32C (for the strings)
 //! and the SplitMix64 finaliser (for mixing).
 
-use crate::ticket::Ticket;
+use crate::domain::ticket::Ticket;
 
 /// Starts every ticket's hash.
 const TICKET_SEED: u64 = 0x7469_636b_6574_6c67; // "ticketlg"
@@ -63,8 +63,8 @@ pub(crate) fn state_digest(ticket_hash_sum: u64, tickets: u64, next_id: u64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ticket::{Status, TicketId};
-    use crate::time::Timestamp;
+    use crate::domain::ticket::{Status, TicketId};
+    use crate::domain::time::Timestamp;
 
     fn ticket() -> Ticket {
         Ticket {

@@ -10,8 +10,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::TicketError;
-use crate::time::Timestamp;
+use crate::domain::time::Timestamp;
+use crate::domain::validation::TicketError;
 
 /// The identifier of a ticket: 1, 2, 3, … minted only by the server, strictly
 /// increasing and never reused, also after a delete or a restart.

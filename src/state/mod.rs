@@ -22,12 +22,15 @@
 
 use std::sync::Arc;
 
-use crate::change::Change;
-use crate::command::{Command, ListQuery, Stats};
-use crate::digest;
-use crate::error::{ClientError, Damage, TicketError};
-use crate::ticket::{Status, Ticket, TicketDescription, TicketDraft, TicketId, TicketTitle};
-use crate::time::Timestamp;
+use crate::domain::change::Change;
+use crate::domain::command::{CREATE_MANY_MAX, Command, Decision, ListQuery, Operation, Stats};
+mod digest;
+use crate::domain::rejection::{Rejection, TicketError};
+use crate::domain::ticket::{
+    Status, Ticket, TicketDescription, TicketDraft, TicketId, TicketTitle,
+};
+use crate::domain::time::Timestamp;
+use crate::error::Damage;
 
 /// Ticket slots per chunk. Small enough that the copy a write pays while a
 /// snapshot shares its chunk (256 tickets and their strings, some tens of
@@ -225,11 +228,28 @@ impl State {
         }
     }
 
-    /// Decides what `command` does to the current state, without changing it.
-    /// `now` is the server's clock, already clamped to be at least [`Self::last_at`].
-    /// Takes the command by value so its strings move into the change.
-    pub fn decide(&self, command: Command, now: Timestamp) -> Result<Change, ClientError> {
+    /// Decides what `operation` does to the current state, without changing
+    /// it: the changes its record will carry, or why it is rejected. `now` is
+    /// the server's clock, already clamped to be at least [`Self::last_at`].
+    /// Takes the operation by value so its strings move into the changes.
+    pub fn decide(&self, operation: Operation, now: Timestamp) -> Result<Decision, Rejection> {
         debug_assert!(now >= self.last_at);
+        match operation {
+            Operation::Command(command) => self.decide_command(command, now).map(Decision::One),
+            Operation::CreateMany(drafts) => {
+                if drafts.len() > CREATE_MANY_MAX {
+                    return Err(TicketError::BatchTooLarge {
+                        count: drafts.len(),
+                        max: CREATE_MANY_MAX,
+                    }
+                    .into());
+                }
+                Ok(Decision::Many(self.decide_creates(drafts, now)))
+            }
+        }
+    }
+
+    fn decide_command(&self, command: Command, now: Timestamp) -> Result<Change, Rejection> {
         match command {
             Command::Create(draft) => Ok(Change::Created {
                 id: TicketId::from(self.next_id),
@@ -238,18 +258,18 @@ impl State {
                 at: now,
             }),
             Command::Update(id, patch) => {
-                let ticket = self.ticket(id).ok_or(ClientError::NotFound(id))?;
+                let ticket = self.ticket(id).ok_or(Rejection::NotFound(id))?;
                 if let Some(expected) = patch.expected_version
                     && expected != ticket.version
                 {
-                    return Err(ClientError::Conflict {
+                    return Err(Rejection::Conflict {
                         id,
                         expected,
                         actual: ticket.version,
                     });
                 }
                 if patch.changes_nothing() {
-                    return Err(ClientError::Invalid(TicketError::EmptyPatch));
+                    return Err(TicketError::EmptyPatch.into());
                 }
                 Ok(Change::Updated {
                     id,
@@ -261,7 +281,7 @@ impl State {
                 })
             }
             Command::Delete(id) => {
-                let ticket = self.ticket(id).ok_or(ClientError::NotFound(id))?;
+                let ticket = self.ticket(id).ok_or(Rejection::NotFound(id))?;
                 Ok(Change::Deleted {
                     id,
                     version: ticket.version,
@@ -426,7 +446,7 @@ impl State {
     }
 
     /// Changes creating one ticket per draft, with consecutive new ids.
-    pub fn decide_creates(&self, drafts: Vec<TicketDraft>, now: Timestamp) -> Vec<Change> {
+    fn decide_creates(&self, drafts: Vec<TicketDraft>, now: Timestamp) -> Vec<Change> {
         debug_assert!(now >= self.last_at);
         (self.next_id..)
             .zip(drafts)
@@ -644,7 +664,7 @@ impl StateBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ticket::TicketPatch;
+    use crate::domain::ticket::TicketPatch;
 
     fn draft(n: u64) -> TicketDraft {
         TicketDraft {
@@ -689,7 +709,7 @@ mod tests {
                 ),
                 _ => Command::Delete(id),
             };
-            let Ok(change) = state.decide(command, now) else {
+            let Ok(change) = state.decide_command(command, now) else {
                 continue;
             };
             let undo = state.apply(change).unwrap();
@@ -718,7 +738,7 @@ mod tests {
         state
             .apply(
                 state
-                    .decide(Command::Create(draft(1)), Timestamp::from_unix_millis(5))
+                    .decide_command(Command::Create(draft(1)), Timestamp::from_unix_millis(5))
                     .unwrap(),
             )
             .unwrap();
@@ -743,13 +763,13 @@ mod tests {
         let mut state = State::default();
         for n in 1..=2500 {
             let change = state
-                .decide(Command::Create(draft(n)), Timestamp::from_unix_millis(n))
+                .decide_command(Command::Create(draft(n)), Timestamp::from_unix_millis(n))
                 .unwrap();
             state.apply(change).unwrap();
         }
         for id in (1..=2500).step_by(3) {
             let change = state
-                .decide(
+                .decide_command(
                     Command::Delete(TicketId::from(id)),
                     Timestamp::from_unix_millis(3000),
                 )

@@ -8,17 +8,17 @@
 use std::io;
 
 use crate::error::Damage;
-use crate::storage::{StorageFile, read_exact_at};
-use crate::wal::record::{
+use crate::log::local::record::{
     FILE_HEADER_LEN, RECORD_HEADER_LEN, RECORD_PAYLOAD_BYTES_MAX, RecordHeader,
 };
+use crate::storage::{StorageFile, read_exact_at};
 
 /// Bytes read from the file at a time.
 const READ_CHUNK_BYTES: usize = 4 << 20;
 
 /// A sliding window over a file, so that replay reads large sequential chunks
 /// while holding at most one chunk (plus one record) in memory.
-pub(crate) struct LogReader<'f> {
+pub(crate) struct RecordWindow<'f> {
     file: &'f mut dyn StorageFile,
     file_len: u64,
     window: Vec<u8>,
@@ -31,10 +31,10 @@ pub(crate) struct RawRecord<'w> {
     pub payload: &'w [u8],
 }
 
-impl<'f> LogReader<'f> {
+impl<'f> RecordWindow<'f> {
     pub fn new(file: &'f mut dyn StorageFile) -> io::Result<Self> {
         let file_len = file.size()?;
-        Ok(LogReader {
+        Ok(RecordWindow {
             file,
             file_len,
             window: Vec::new(),
@@ -47,7 +47,7 @@ impl<'f> LogReader<'f> {
     /// appended to, up to what was written when the read began.
     pub fn with_len(file: &'f mut dyn StorageFile, len: u64) -> io::Result<Self> {
         let file_len = file.size()?.min(len);
-        Ok(LogReader {
+        Ok(RecordWindow {
             file,
             file_len,
             window: Vec::new(),

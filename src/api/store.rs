@@ -2,7 +2,8 @@
 //! server thread), handing out clients, and closing.
 //!
 //! Architecture invariant: the server thread is joined before `close` or
-//! `drop` returns, and the directory lock is released only after that.
+//! `drop` returns, and the directory lock (which the log holds, inside the
+//! server thread) is released only when that thread is done.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -10,88 +11,18 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, SyncSender};
 use std::thread::{self, JoinHandle};
 
-use crate::client::Client;
-use crate::command::Request;
-use crate::compaction::CompactInfo;
+use crate::api::client::Client;
+use crate::domain::codec;
+use crate::engine::request::Request;
+use crate::engine::restore::{self, Purpose, RecoveryReport};
+use crate::engine::retention::CompactInfo;
+use crate::engine::server::{Server, Shared, Snapshots};
 use crate::error::{OpenError, StorageError};
+use crate::log::Access;
+use crate::log::local::{LocalOpening, LocalOptions};
 use crate::options::Options;
-use crate::restore;
-use crate::server::{Server, Shared, Snapshots};
-use crate::snapshot::{RejectedSnapshot, SnapshotInfo};
-use crate::storage::{Storage, StorageLock};
-use crate::wal::TornTail;
-
-/// The lock file in a data directory; an open store holds an exclusive lock on it.
-pub(crate) const LOCK_FILE_NAME: &str = "LOCK";
-
-/// How long a contended directory lock is retried before `AlreadyOpen`.
-///
-/// A lock is tied to an open file description, which a child process forked
-/// by any thread of this process shares until it calls `exec`. So a store
-/// closed a moment ago can still look locked for that long; a store that is
-/// really open elsewhere stays locked and is reported after this bound.
-const LOCK_RETRY_MS_MAX: u64 = 200;
-
-/// Takes the data directory's lock, or reports who holds it.
-pub(crate) fn lock_dir(
-    storage: &dyn crate::storage::Storage,
-    dir: &Path,
-) -> Result<Box<dyn StorageLock>, OpenError> {
-    let lock_path = dir.join(LOCK_FILE_NAME);
-    let started = std::time::Instant::now();
-    let mut pause_ms = 1;
-    loop {
-        match storage.try_lock(&lock_path) {
-            Ok(Some(lock)) => return Ok(lock),
-            Ok(None) if started.elapsed().as_millis() < u128::from(LOCK_RETRY_MS_MAX) => {
-                thread::sleep(std::time::Duration::from_millis(pause_ms));
-                pause_ms = (pause_ms * 2).min(20);
-            }
-            Ok(None) => {
-                return Err(OpenError::AlreadyOpen {
-                    dir: dir.to_path_buf(),
-                });
-            }
-            Err(e) => return Err(OpenError::io("lock", &lock_path, e)),
-        }
-    }
-}
-
-/// What opening the store found: the snapshot it started from, the records
-/// it replayed after it, and anything it had to skip or cut.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecoveryReport {
-    /// Records replayed (those after the snapshot, if one was loaded).
-    pub records_replayed: u64,
-    /// Bytes of the log after recovery, all segments.
-    pub log_bytes: u64,
-    /// Segment files the log is made of.
-    pub segments: u64,
-    /// A damaged or incomplete end of the log that was cut off, if any.
-    pub torn_tail: Option<TornTail>,
-    /// The snapshot the state was loaded from, if any.
-    pub snapshot: Option<SnapshotInfo>,
-    /// Newer snapshots that failed a check and were skipped, newest first:
-    /// when this is not empty, opening fell back to [`Self::snapshot`] (or,
-    /// if that is `None`, to replaying the whole log).
-    pub snapshots_rejected: Vec<RejectedSnapshot>,
-    /// The LSN of the oldest record still in the log: 1 unless compaction
-    /// removed segments. History starts here.
-    pub history_starts_at_lsn: u64,
-}
-
-impl RecoveryReport {
-    /// Bytes cut off the end of the log (0 when the log ended cleanly).
-    pub fn bytes_dropped(&self) -> u64 {
-        self.torn_tail.as_ref().map_or(0, |torn| torn.bytes)
-    }
-
-    /// Whether opening skipped a damaged snapshot and fell back to an older
-    /// one or to a full replay.
-    pub fn fell_back(&self) -> bool {
-        !self.snapshots_rejected.is_empty()
-    }
-}
+use crate::snapshot::SnapshotInfo;
+use crate::storage::Storage;
 
 /// An open ticket store: a data directory, locked, with its server thread.
 ///
@@ -116,8 +47,6 @@ pub struct Store {
     shared: Arc<Shared>,
     server: Option<JoinHandle<Result<(), StorageError>>>,
     recovery: RecoveryReport,
-    // Dropped after `server` is joined (see `Drop`), releasing the directory.
-    _lock: Box<dyn StorageLock>,
 }
 
 impl Store {
@@ -133,23 +62,32 @@ impl Store {
         storage
             .create_dir_all(&dir)
             .map_err(|e| OpenError::io("create directory", &dir, e))?;
-        // No segment yet: a new store (perhaps after an open that failed
-        // before its directories were synced).
-        let new_store = created_levels > 0
-            || crate::wal::segment::list_segments(storage.as_ref(), &dir)
-                .map_err(|e| OpenError::io("list directory", &dir, e))?
-                .is_empty();
-        if new_store {
+        // No log yet: a new store (perhaps after an open that failed before
+        // its directories were synced).
+        if created_levels > 0 || !LocalOpening::exists(storage.as_ref(), &dir)? {
             sync_ancestors(storage.as_ref(), &dir, created_levels)?;
         }
-
-        let lock = lock_dir(storage.as_ref(), &dir)?;
+        // Locks the directory (the log holds the lock from here until the
+        // server thread drops it) and lists what the log holds.
+        let log = LocalOpening::open(
+            Arc::clone(&storage),
+            &dir,
+            LocalOptions {
+                segment_bytes: options.get_segment_bytes(),
+                recovery: options.get_recovery(),
+                access: Access::ReadWrite,
+                seal_payload: codec::EMPTY_PAYLOAD,
+            },
+        )?;
 
         let restored = restore::restore(
             &storage,
             &dir,
-            options.get_recovery(),
-            options.progress_ref(),
+            Box::new(log),
+            Purpose::Serve {
+                recovery: options.get_recovery(),
+                progress: options.progress_ref(),
+            },
         )?;
         let recovery = restored.report;
 
@@ -158,11 +96,12 @@ impl Store {
         let server = Server {
             state: restored.state,
             log: restored.log,
+            storage: Arc::clone(&storage),
+            dir: dir.clone(),
             requests: receiver,
             requests_tx: requests.clone(),
             batch_commands_max: options.get_batch_commands_max(),
             durability: options.get_durability(),
-            segment_bytes: options.get_segment_bytes(),
             digest_every: options.get_digest_every(),
             last_digest_lsn: restored.last_digest_lsn,
             snapshots: Snapshots::new(
@@ -186,7 +125,6 @@ impl Store {
             shared,
             server: Some(server),
             recovery,
-            _lock: lock,
         })
     }
 

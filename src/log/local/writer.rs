@@ -12,12 +12,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::change::Change;
-use crate::codec;
-use crate::error::StorageError;
+use crate::error::{Damage, StorageError};
+use crate::log::RECORD_PAYLOAD_BYTES_MAX;
+use crate::log::local::record::{self, FILE_HEADER_LEN, FileHeader, RECORD_HEADER_LEN};
+use crate::log::local::segment::{ClosedSegment, segment_file_name};
 use crate::storage::{OpenMode, Storage, StorageFile};
-use crate::wal::record::{self, FILE_HEADER_LEN, FileHeader, RECORD_HEADER_LEN};
-use crate::wal::segment::{ClosedSegment, segment_file_name};
 
 /// The most bytes the writer lets pile up written but unsynced (with
 /// `Durability::Interval` or `Never`) before it syncs regardless. Keeps
@@ -59,10 +58,11 @@ pub(crate) struct LogWriter {
     /// The `unsynced_before` of the last record appended to the current
     /// segment, if any.
     last_unsynced_before: Option<u32>,
-    /// Scratch buffer for encoding one payload.
-    payload: Vec<u8>,
     /// The first failure, after which nothing more is written.
     poisoned: Option<StorageError>,
+    /// The payload of a seal record: what an empty record means to the
+    /// layer above (the log itself never looks inside a payload).
+    seal_payload: &'static [u8],
 }
 
 impl LogWriter {
@@ -109,9 +109,14 @@ impl LogWriter {
             // is unproven, a clean close seals it even when nothing new is
             // written (open has synced it, so the seal tells the truth).
             last_unsynced_before,
-            payload: Vec::with_capacity(1024),
             poisoned: None,
+            seal_payload: &[],
         }
+    }
+
+    /// Sets the payload a seal record carries.
+    pub fn set_seal_payload(&mut self, payload: &'static [u8]) {
+        self.seal_payload = payload;
     }
 
     /// Bytes in every segment of the log, counting records not yet written.
@@ -176,11 +181,6 @@ impl LogWriter {
         &self.dir
     }
 
-    /// Bytes framed but not yet written.
-    pub fn pending_bytes(&self) -> usize {
-        self.pending.len()
-    }
-
     pub fn has_pending(&self) -> bool {
         self.pending_records > 0
     }
@@ -196,26 +196,29 @@ impl LogWriter {
         }
     }
 
-    /// Frames `changes` as one record in the pending buffer; returns its LSN.
-    /// Nothing is written until [`Self::flush`].
-    pub fn append(&mut self, changes: &[Change]) -> Result<u64, StorageError> {
+    /// Frames `payload` as one record in the pending buffer; returns its LSN.
+    /// Nothing is written until [`Self::write`].
+    pub fn append(&mut self, payload: &[u8]) -> Result<u64, StorageError> {
         self.check_poisoned()?;
-        super::encode_payload(changes, &mut self.payload)?;
+        if payload.len() > RECORD_PAYLOAD_BYTES_MAX {
+            return Err(StorageError::RecordTooLarge {
+                len: payload.len(),
+                max: RECORD_PAYLOAD_BYTES_MAX,
+            });
+        }
         let record_offset = self.segment_len();
         let unsynced_before = u32::try_from(record_offset - self.durable_len).expect(
-            "the server syncs at UNSYNCED_BYTES_MAX (1 GiB) and batches are at most a few MiB",
+            "the writer syncs at UNSYNCED_BYTES_MAX (1 GiB) and batches are at most a few MiB",
         );
         let lsn = self.next_lsn;
         let start = self.pending.len();
-        record::encode_record(&mut self.pending, unsynced_before, &self.payload);
+        record::encode_record(&mut self.pending, unsynced_before, payload);
+        // Pair the write with a read: the framed bytes must check out as
+        // recovery will check them, and carry exactly the payload.
         debug_assert_eq!(
-            self.pending.len() - start,
-            RECORD_HEADER_LEN + self.payload.len()
-        );
-        // Pair the write with a read: the framed bytes must decode to what we encoded.
-        debug_assert_eq!(
-            codec::decode_changes(&self.pending[start + RECORD_HEADER_LEN..]).as_deref(),
-            Ok(changes)
+            check_framed(&self.pending[start..]).as_deref(),
+            Ok(payload),
+            "a record frames and checks back to its payload"
         );
         self.next_lsn += 1;
         self.pending_records += 1;
@@ -313,7 +316,7 @@ impl LogWriter {
             .last_unsynced_before
             .is_some_and(|unsynced| unsynced > 0)
         {
-            self.append(&[])?;
+            self.append(self.seal_payload)?;
             self.write()?;
             self.sync()?;
             debug_assert_eq!(self.last_unsynced_before, Some(0));
@@ -389,4 +392,24 @@ impl LogWriter {
         }
         error
     }
+}
+
+/// Checks one framed record as recovery does and returns its payload (for
+/// the writer's debug pairing of every write with a read).
+fn check_framed(bytes: &[u8]) -> Result<Vec<u8>, Damage> {
+    let header_bytes: &[u8; RECORD_HEADER_LEN] = bytes
+        .get(..RECORD_HEADER_LEN)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(Damage::Truncated {
+            len: RECORD_HEADER_LEN as u64,
+        })?;
+    let header = record::RecordHeader::decode(header_bytes)?;
+    let payload = &bytes[RECORD_HEADER_LEN..];
+    if payload.len() != header.payload_len as usize {
+        return Err(Damage::Truncated {
+            len: header.record_len(),
+        });
+    }
+    header.verify_payload(header_bytes, payload)?;
+    Ok(payload.to_vec())
 }

@@ -35,25 +35,25 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use crate::command::{CREATE_MANY_MAX, Command, QueryRequest, ReplyTo, Request};
-use crate::compaction::{self, CompactInfo, DiskSnapshot};
-use crate::error::{ClientError, StorageError, TicketError};
-use crate::history::{HistorySource, SegmentView};
+use crate::domain::codec;
+use crate::domain::command::{Applied, Operation};
+use crate::domain::ticket::TicketId;
+use crate::domain::time::Timestamp;
+use crate::engine::request::{ClientError, QueryRequest, ReplyTo, Request};
+use crate::engine::retention::{self, CompactInfo, DiskSnapshot};
+use crate::error::StorageError;
+use crate::log::{CommandLog, Flush, LogReader, RECORD_PAYLOAD_BYTES_MAX, RecordBatch};
 use crate::options::{Durability, Retention};
 use crate::progress::{ProgressFn, ProgressStep};
 use crate::snapshot::{self, SnapshotInfo};
 use crate::state::{State, Undo};
-use crate::storage::OpenMode;
-use crate::ticket::{Ticket, TicketDraft, TicketId};
-use crate::time::Timestamp;
-use crate::wal::writer::LogWriter;
+use crate::storage::Storage;
+
+// The codec refuses what the log would: one bound for a record payload.
+const _: () = assert!(codec::PAYLOAD_BYTES_MAX == RECORD_PAYLOAD_BYTES_MAX);
 
 /// Flush once a batch has framed this many bytes, even if more requests wait.
 const BATCH_BYTES_MAX: usize = 4 << 20;
-
-/// A snapshot first ends the current segment if it holds more than this
-/// fraction of the segment limit (see `start_snapshot`).
-const SNAPSHOT_ROLL_FRACTION: u64 = 8;
 
 /// State shared between the store handle, its clients and the server thread.
 #[derive(Debug, Default)]
@@ -64,14 +64,16 @@ pub(crate) struct Shared {
 
 /// A reply held back until the batch's flush.
 enum Deferred {
-    Command(ReplyTo<Ticket>, Result<Ticket, ClientError>),
-    CreateMany(ReplyTo<Vec<Ticket>>, Result<Vec<Ticket>, ClientError>),
+    Operation(ReplyTo<Applied>, Result<Applied, ClientError>),
     Query(QueryRequest),
 }
 
 pub(crate) struct Server {
     pub state: State,
-    pub log: LogWriter,
+    pub log: Box<dyn CommandLog>,
+    /// Where snapshots are written (the data directory, on this storage).
+    pub storage: Arc<dyn Storage>,
+    pub dir: PathBuf,
     pub requests: Receiver<Request>,
     /// Given to snapshot helper threads, to report back through the same
     /// channel the server waits on. Holding it means the channel never
@@ -80,7 +82,6 @@ pub(crate) struct Server {
     pub requests_tx: SyncSender<Request>,
     pub batch_commands_max: usize,
     pub durability: Durability,
-    pub segment_bytes: u64,
     /// Records between digest records (0: none).
     pub digest_every: u64,
     /// The LSN of the last digest record (or of what a snapshot covered).
@@ -162,13 +163,24 @@ impl Snapshots {
     }
 }
 
-/// The current batch: replies held back, changes that a failed flush undoes,
-/// and the tickets those changes touched.
-#[derive(Default)]
+/// The current batch: its records, replies held back, changes that a
+/// failed flush undoes, and the tickets those changes touched.
 struct Batch {
+    records: RecordBatch,
     deferred: Vec<Deferred>,
     undo: Vec<Undo>,
     touched: HashSet<TicketId>,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            records: RecordBatch::with_capacity(64 << 10),
+            deferred: Vec::new(),
+            undo: Vec::new(),
+            touched: HashSet::new(),
+        }
+    }
 }
 
 impl Batch {
@@ -195,7 +207,7 @@ impl Server {
             closing = self.take(first, &mut batch);
             while !closing
                 && taken < self.batch_commands_max
-                && self.log.pending_bytes() < BATCH_BYTES_MAX
+                && batch.records.payload_bytes() < BATCH_BYTES_MAX
             {
                 let Ok(request) = self.requests.try_recv() else {
                     break;
@@ -231,7 +243,6 @@ impl Server {
     /// Between two batches (nothing pending, memory equal to the log): handle
     /// a finished snapshot, then start one if asked for or due.
     fn between_batches(&mut self, last_sync: &mut Instant, closing: bool) {
-        debug_assert!(!self.log.has_pending());
         if let Some(result) = self.snapshots.written.take() {
             self.finish_snapshot(result);
         }
@@ -242,7 +253,7 @@ impl Server {
         let due = !closing
             && self.snapshots.every > 0
             && lsn >= self.snapshots.last_attempt_lsn + self.snapshots.every
-            && self.log.check_poisoned().is_ok();
+            && self.log.check_healthy().is_ok();
         if due || !self.snapshots.queued.is_empty() {
             let waiters = std::mem::take(&mut self.snapshots.queued);
             self.start_snapshot(waiters, last_sync);
@@ -253,20 +264,10 @@ impl Server {
     /// snapshot. First makes the log durable up to the state's LSN, so the
     /// snapshot never covers a record that a crash could still take away.
     fn start_snapshot(&mut self, waiters: Vec<SnapshotWaiter>, last_sync: &mut Instant) {
-        // A segment well filled with records the snapshot will cover is
-        // ended first, so the snapshot's LSN sits at a segment boundary:
-        // opening then skips every segment before it unread, and compaction
-        // can remove them all. (Rolling also syncs.) A segment holding only
-        // a little is kept, so frequent snapshots do not make tiny files.
-        let roll = self.log.segment_len() > self.segment_bytes / SNAPSHOT_ROLL_FRACTION
-            && self.log.next_lsn() > self.log.segment_first_lsn();
-        let ready = self.log.check_poisoned().and_then(|()| {
-            if roll {
-                self.log.roll()
-            } else {
-                self.log.sync()
-            }
-        });
+        // Everything the snapshot will cover is made durable first (and the
+        // log may end a file here, so the snapshot's LSN falls on a boundary
+        // that release can use).
+        let ready = self.log.checkpoint();
         if let Err(error) = ready {
             for waiter in waiters {
                 waiter.fail(error.clone());
@@ -289,8 +290,8 @@ impl Server {
             return;
         }
         let frozen = self.state.freeze();
-        let storage = Arc::clone(self.log.storage());
-        let dir = self.log.dir().to_path_buf();
+        let storage = Arc::clone(&self.storage);
+        let dir = self.dir.clone();
         let mut report = ReportOnUnwind {
             report_to: Some(self.requests_tx.clone()),
             dir: dir.clone(),
@@ -331,7 +332,7 @@ impl Server {
                 });
             }
             Err(e) => {
-                let error = StorageError::io("spawn snapshot thread", self.log.dir(), e);
+                let error = StorageError::io("spawn snapshot thread", &self.dir, e);
                 for waiter in waiters {
                     waiter.fail(error.clone());
                 }
@@ -376,8 +377,10 @@ impl Server {
                 .waiters
                 .iter()
                 .any(|w| matches!(w, SnapshotWaiter::Compact(_)));
-        let retained = compaction::apply_retention(
-            &mut self.log,
+        let retained = retention::apply_retention(
+            self.log.as_mut(),
+            self.storage.as_ref(),
+            &self.dir,
             &mut self.snapshots.on_disk,
             &info,
             compact,
@@ -400,7 +403,7 @@ impl Server {
             return self.requests.recv().ok();
         };
         loop {
-            if self.log.unsynced_bytes() == 0 {
+            if !self.log.has_unsynced() {
                 return self.requests.recv().ok();
             }
             let wait = every.saturating_sub(last_sync.elapsed());
@@ -424,22 +427,14 @@ impl Server {
                 self.shared.closed.store(true, Ordering::Release);
                 return true;
             }
-            Request::Command { command, reply } => {
-                let result = self.execute(command, batch);
-                if self.log.has_pending() {
-                    batch.deferred.push(Deferred::Command(reply, result));
-                } else {
+            Request::Operation { operation, reply } => {
+                let result = self.execute(operation, batch);
+                if batch.records.is_empty() {
                     // Nothing unwritten in this batch: the answer depends only on
                     // state that is already as durable as the mode promises.
                     let _ = reply.send(result);
-                }
-            }
-            Request::CreateMany { drafts, reply } => {
-                let result = self.execute_many(drafts, batch);
-                if self.log.has_pending() {
-                    batch.deferred.push(Deferred::CreateMany(reply, result));
                 } else {
-                    let _ = reply.send(result);
+                    batch.deferred.push(Deferred::Operation(reply, result));
                 }
             }
             // A ticket no change of this batch touched is in memory exactly as
@@ -448,10 +443,10 @@ impl Server {
                 let _ = reply.send(Ok(self.state.get(id)));
             }
             Request::Query(query) => {
-                if self.log.has_pending() {
-                    batch.deferred.push(Deferred::Query(query));
-                } else {
+                if batch.records.is_empty() {
                     self.answer(query);
+                } else {
+                    batch.deferred.push(Deferred::Query(query));
                 }
             }
             // Started between batches, when memory equals the log.
@@ -475,78 +470,65 @@ impl Server {
         Timestamp::now().max(self.state.last_at())
     }
 
-    /// Decides, frames and applies one command. On success the change is in
-    /// memory and in the pending buffer, not yet written.
-    fn execute(&mut self, command: Command, batch: &mut Batch) -> Result<Ticket, ClientError> {
-        self.log.check_poisoned()?;
-        let change = self.state.decide(command, self.now())?;
-        // Frame first: if that fails, nothing has been applied.
-        self.log.append(std::slice::from_ref(&change))?;
-        let undo = self
-            .state
-            .apply(change)
-            .expect("decide() only produces changes consistent with the state it read");
-        let ticket = match &undo {
-            Undo::Delete(removed) => removed.clone(),
-            applied => applied
-                .ticket_id()
-                .and_then(|id| self.state.ticket(id))
-                .expect("a created or updated ticket is live")
-                .clone(),
-        };
-        batch.record(undo);
-        Ok(ticket)
-    }
-
-    /// Creates every draft as one record: all are applied, or none.
-    fn execute_many(
-        &mut self,
-        drafts: Vec<TicketDraft>,
-        batch: &mut Batch,
-    ) -> Result<Vec<Ticket>, ClientError> {
-        self.log.check_poisoned()?;
-        if drafts.len() > CREATE_MANY_MAX {
-            return Err(TicketError::BatchTooLarge {
-                count: drafts.len(),
-                max: CREATE_MANY_MAX,
-            }
-            .into());
+    /// Decides, encodes and applies one operation. On success its changes
+    /// are in memory and its record in the batch, not yet written.
+    fn execute(&mut self, operation: Operation, batch: &mut Batch) -> Result<Applied, ClientError> {
+        self.log.check_healthy()?;
+        let one = matches!(operation, Operation::Command(_));
+        let decision = self.state.decide(operation, self.now())?;
+        let changes = decision.changes();
+        if changes.is_empty() {
+            // A create-many of no drafts: nothing to log.
+            return Ok(Applied::Many(Vec::new()));
         }
-        if drafts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let changes = self.state.decide_creates(drafts, self.now());
-        self.log.append(&changes)?;
-        let mut tickets = Vec::with_capacity(changes.len());
-        for change in changes {
+        // Encode first: if that fails, nothing has been applied.
+        batch.records.push_with(|out| encode_record(changes, out))?;
+        let mut tickets = Vec::with_capacity(if one { 0 } else { changes.len() });
+        let mut last = None;
+        for change in decision.into_changes() {
             let undo = self
                 .state
                 .apply(change)
-                .expect("decide_creates() mints the ids the state expects next");
-            tickets.push(
-                undo.ticket_id()
+                .expect("decide() only produces changes consistent with the state it read");
+            let ticket = match &undo {
+                Undo::Delete(removed) => removed.clone(),
+                applied => applied
+                    .ticket_id()
                     .and_then(|id| self.state.ticket(id))
-                    .expect("a created ticket is live")
+                    .expect("a created or updated ticket is live")
                     .clone(),
-            );
+            };
             batch.record(undo);
+            if one {
+                last = Some(ticket);
+            } else {
+                tickets.push(ticket);
+            }
         }
-        Ok(tickets)
+        Ok(match last {
+            Some(ticket) => Applied::One(ticket),
+            None => Applied::Many(tickets),
+        })
     }
 
     /// Writes the batch (and syncs it, as the mode requires), then sends every
     /// held-back reply in order.
     fn commit(&mut self, batch: &mut Batch, last_sync: &mut Instant) {
-        let start = self.log.batch_start();
-        if self.log.has_pending()
+        let digest_lsn = self.log.next_lsn() + batch.records.len() as u64;
+        if !batch.records.is_empty()
             && self.digest_every > 0
-            && self.log.next_lsn() > self.last_digest_lsn + self.digest_every
+            && digest_lsn > self.last_digest_lsn + self.digest_every
         {
-            // The state now reflects every record framed so far, so its digest
-            // describes the log up to the digest record. If the flush fails,
-            // the digest record goes with the batch.
-            if let Ok(lsn) = self.log.append(&[self.state.digest_change()]) {
-                self.last_digest_lsn = lsn;
+            // The state now reflects every record of the batch so far, so its
+            // digest describes the log up to the digest record. If the flush
+            // fails, the digest record goes with the batch.
+            let digest = self.state.digest_change();
+            if batch
+                .records
+                .push_with(|out| encode_record(std::slice::from_ref(&digest), out))
+                .is_ok()
+            {
+                self.last_digest_lsn = digest_lsn;
             }
         }
         let must_sync = match self.durability {
@@ -554,25 +536,33 @@ impl Server {
             Durability::Interval(every) => last_sync.elapsed() >= every,
             Durability::Never => false,
         };
-        let mut flushed = self.log.write();
-        if flushed.is_ok() && (must_sync || self.log.must_sync()) {
-            flushed = self.log.sync();
+        let flushed = if !batch.records.is_empty() {
+            let flush = if must_sync {
+                Flush::Durable
+            } else {
+                Flush::Written
+            };
+            self.log.append(&batch.records, flush).map(drop)
+        } else if must_sync && self.log.has_unsynced() {
+            self.log.sync()
+        } else {
+            Ok(())
+        };
+        if flushed.is_ok() && must_sync {
             *last_sync = Instant::now();
         }
+        batch.records.clear();
         if let Err(error) = &flushed {
             // The batch is not durable: take its changes back out of memory,
-            // newest first, so queries keep seeing only what was kept — and
-            // out of the log's counts, so stats and history do too.
+            // newest first, so queries keep seeing only what was kept (the
+            // log has already stopped counting it, so stats and history do
+            // too).
             for change in batch.undo.drain(..).rev() {
                 self.state.undo(change);
             }
-            self.log.forget_failed_batch(start);
-            debug_assert!(!self.log.has_pending());
             for reply in &mut batch.deferred {
-                match reply {
-                    Deferred::Command(_, result) => *result = Err(error.clone().into()),
-                    Deferred::CreateMany(_, result) => *result = Err(error.clone().into()),
-                    Deferred::Query(_) => {}
+                if let Deferred::Operation(_, result) = reply {
+                    *result = Err(error.clone().into());
                 }
             }
         }
@@ -581,71 +571,30 @@ impl Server {
         // A client that stopped waiting dropped its receiver: not an error.
         for reply in batch.deferred.drain(..) {
             match reply {
-                Deferred::Command(reply, result) => {
-                    let _ = reply.send(result);
-                }
-                Deferred::CreateMany(reply, result) => {
+                Deferred::Operation(reply, result) => {
                     let _ = reply.send(result);
                 }
                 Deferred::Query(query) => self.answer(query),
             }
         }
-        if flushed.is_ok() && self.segment_is_full() {
-            // Between batches, after the replies: rolling syncs the segment,
-            // which no reply needs to wait for. A failure poisons the writer,
-            // and the next command reports it.
-            if self.log.roll().is_ok() {
-                *last_sync = Instant::now();
-            }
+        if flushed.is_ok() {
+            // Between batches, after the replies: the log's housekeeping
+            // (ending a full segment syncs it), which no reply waits for. A
+            // failure poisons the log, and the next command reports it.
+            let _ = self.log.between_batches();
         }
     }
 
-    /// Whether the current segment holds a record and has reached the size limit.
-    fn segment_is_full(&self) -> bool {
-        self.log.segment_len() >= self.segment_bytes
-            && self.log.next_lsn() > self.log.segment_first_lsn()
-    }
-
-    /// Read-only handles on every segment, for a history read on the
-    /// client's thread. A ticket id never minted is `NotFound`.
-    fn history_source(&self, id: TicketId) -> Result<HistorySource, ClientError> {
+    /// A reader of the log, for a history read on the client's thread. A
+    /// ticket id never minted is `NotFound`.
+    fn history_source(&self, id: TicketId) -> Result<Box<dyn LogReader>, ClientError> {
         if id.get() == 0 || id >= self.state.next_id() {
             return Err(ClientError::NotFound(id));
         }
-        let storage = self.log.storage();
-        let mut segments = Vec::with_capacity(self.log.closed_segments().len() + 1);
-        for (first_lsn, path, len) in self
-            .log
-            .closed_segments()
-            .iter()
-            .map(|s| (s.first_lsn, s.path.clone(), s.bytes))
-            .chain(std::iter::once((
-                self.log.segment_first_lsn(),
-                self.log.segment_path().to_path_buf(),
-                self.log.segment_len(),
-            )))
-        {
-            let file = storage
-                .open_file(&path, OpenMode::ReadOnly)
-                .map_err(|e| StorageError::io("open", &path, e))?;
-            segments.push(SegmentView {
-                first_lsn,
-                path,
-                file,
-                len,
-            });
-        }
-        Ok(HistorySource {
-            first_lsn: self.log.first_lsn(),
-            segments,
-        })
+        Ok(self.log.reader()?)
     }
 
     fn answer(&self, query: QueryRequest) {
-        debug_assert!(
-            !self.log.has_pending(),
-            "queries never see unwritten changes"
-        );
         // A client that stopped waiting dropped its receiver: not an error.
         match query {
             QueryRequest::Get { id, reply } => {
@@ -656,8 +605,9 @@ impl Server {
             }
             QueryRequest::Stats { reply } => {
                 let mut stats = self.state.stats();
-                stats.log_bytes = self.log.len();
-                stats.records = self.log.records();
+                let size = self.log.size();
+                stats.log_bytes = size.bytes;
+                stats.records = size.records;
                 let _ = reply.send(Ok(stats));
             }
             QueryRequest::History { id, reply } => {
@@ -687,4 +637,18 @@ impl Drop for ReportOnUnwind {
             let _ = report_to.send(Request::SnapshotWritten(Err(error)));
         }
     }
+}
+
+/// Encodes `changes` as one record payload at the end of `out`.
+fn encode_record(
+    changes: &[crate::domain::change::Change],
+    out: &mut Vec<u8>,
+) -> Result<(), StorageError> {
+    let start = out.len();
+    // The codec's size limit is the record limit, so its only failure on
+    // well-formed changes is a payload that would be too large.
+    codec::encode_changes(changes, out).map_err(|_| StorageError::RecordTooLarge {
+        len: (out.len() - start).max(RECORD_PAYLOAD_BYTES_MAX + 1),
+        max: RECORD_PAYLOAD_BYTES_MAX,
+    })
 }

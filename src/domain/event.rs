@@ -7,9 +7,9 @@
 
 use serde::Serialize;
 
-use crate::change::Change;
-use crate::ticket::TicketId;
-use crate::time::Timestamp;
+use crate::domain::change::Change;
+use crate::domain::ticket::TicketId;
+use crate::domain::time::Timestamp;
 
 /// One change of one ticket, with its place in the log.
 ///
