@@ -19,6 +19,8 @@ mod history;
 mod options;
 mod progress;
 mod restore;
+#[doc(hidden)]
+pub mod rng;
 mod server;
 mod snapshot;
 mod state;

@@ -36,6 +36,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ticketlog::rng::Rng;
 use ticketlog::wal;
 use ticketlog::{
     Client, ClientError, Durability, ListQuery, Options, Status, Store, Ticket, TicketDraft,
@@ -52,30 +53,10 @@ const CHILD_SILENCE_MAX: Duration = Duration::from_secs(60);
 /// Exit status when the oracle is violated.
 const EXIT_VIOLATION: u8 = 1;
 
-/// SplitMix64, shared by parent and child so both derive the same plans.
-#[derive(Clone, Debug)]
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn new(seed: u64) -> Self {
-        SplitMix(seed)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-}
-
 /// The seed of one client's plan in one cycle.
 fn plan_seed(seed: u64, cycle: u64, client: u32) -> u64 {
-    let mut rng = SplitMix::new(seed ^ cycle.wrapping_mul(0xA076_1D64_78BD_642F));
-    rng.next() ^ u64::from(client).wrapping_mul(0xE703_7ED1_A0B4_28DB)
+    let mut rng = Rng::new(seed ^ cycle.wrapping_mul(0xA076_1D64_78BD_642F));
+    rng.next_u64() ^ u64::from(client).wrapping_mul(0xE703_7ED1_A0B4_28DB)
 }
 
 /// A ticket a client created and has not deleted, as the plan knows it.
@@ -143,7 +124,7 @@ enum Outcome {
 struct Plan {
     cycle: u64,
     client: u32,
-    rng: SplitMix,
+    rng: Rng,
     seq: u64,
     live: Vec<Owned>,
     deleted: Vec<u64>,
@@ -158,7 +139,7 @@ impl Plan {
         Plan {
             cycle,
             client,
-            rng: SplitMix::new(plan_seed(seed, cycle, client)),
+            rng: Rng::new(plan_seed(seed, cycle, client)),
             seq: 0,
             live: Vec::new(),
             deleted: Vec::new(),
@@ -668,7 +649,7 @@ pub(crate) fn run(
     );
     let began = Instant::now();
     let mut baseline = read_state(&dir, durability)?;
-    let mut rng = SplitMix::new(seed);
+    let mut rng = Rng::new(seed);
     let mut totals = Totals::default();
     let mut violation = None;
     for cycle in 0..args.cycles {

@@ -43,6 +43,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::{OpenMode, Storage, StorageFile, StorageLock};
+use crate::rng::Rng;
 
 /// The sector size crashes tear at, and [`SimStorage::zero_sector`] uses.
 pub const SECTOR_BYTES: u64 = 512;
@@ -266,7 +267,8 @@ struct ArmedFault {
 }
 
 struct Disk {
-    rng: SimRng,
+    /// Every random choice of the disk model (SplitMix64 from the raw seed).
+    rng: Rng,
     /// Bumped by every crash; handles and locks from an older epoch are dead.
     epoch: u64,
     ops: u64,
@@ -285,28 +287,6 @@ struct Disk {
     next_lock: u64,
     open_files: u64,
     trace: Option<Vec<String>>,
-}
-
-/// SplitMix64: tiny, fast, and good enough to pick crash outcomes.
-struct SimRng(u64);
-
-impl SimRng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform enough in `0..n`; 0 when `n` is 0.
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-
-    fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -372,7 +352,7 @@ fn write_into(bytes: &mut Vec<u8>, offset: u64, data: &[u8]) {
 impl Disk {
     fn new(seed: u64) -> Disk {
         Disk {
-            rng: SimRng(seed),
+            rng: Rng::new(seed),
             epoch: 0,
             ops: 0,
             crashes: 0,

@@ -311,7 +311,7 @@ fn overwrite_every_sector(log: &Log, seed: u64) -> Outcomes {
         for random in [false, true] {
             let mut damaged = log.bytes.clone();
             for byte in &mut damaged[start as usize..end as usize] {
-                *byte = if random { rng.next() as u8 } else { 0 };
+                *byte = if random { rng.next_u64() as u8 } else { 0 };
             }
             let first_changed =
                 (start..end).find(|&i| damaged[i as usize] != log.bytes[i as usize]);
@@ -336,7 +336,7 @@ fn append_past_the_end(log: &Log, seed: u64) -> Outcomes {
     for len in [1usize, 7, 23, 24, 25, 511, 512, 513, 4096] {
         for random in [false, true] {
             let mut damaged = log.bytes.clone();
-            damaged.extend((0..len).map(|_| if random { rng.next() as u8 } else { 0 }));
+            damaged.extend((0..len).map(|_| if random { rng.next_u64() as u8 } else { 0 }));
             let what = format!(
                 "{len} {} bytes appended",
                 if random { "random" } else { "zero" }

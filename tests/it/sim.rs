@@ -366,7 +366,7 @@ impl Scenario {
             2 => {
                 let at = self.rng.below(len);
                 let n = (1 + self.rng.below(16)).min(len - at);
-                let bytes: Vec<u8> = (0..n).map(|_| self.rng.next() as u8).collect();
+                let bytes: Vec<u8> = (0..n).map(|_| self.rng.next_u64() as u8).collect();
                 sim.overwrite(&path, at, &bytes)
                     .map_err(|e| e.to_string())?;
                 format!("overwrite {n} bytes at {at}")
@@ -381,7 +381,7 @@ impl Scenario {
                 let mut bytes = clean.clone();
                 let n = 1 + self.rng.below(600);
                 let zeros = self.chance(2);
-                bytes.extend((0..n).map(|_| if zeros { 0 } else { self.rng.next() as u8 }));
+                bytes.extend((0..n).map(|_| if zeros { 0 } else { self.rng.next_u64() as u8 }));
                 sim.put_file(&path, &bytes).map_err(|e| e.to_string())?;
                 format!("append {n} {} bytes", if zeros { "zero" } else { "random" })
             }
