@@ -12,9 +12,6 @@ mod compaction;
 mod digest;
 mod error;
 mod event;
-#[cfg(feature = "arbitrary")]
-#[doc(hidden)]
-pub mod fuzzing;
 mod history;
 mod options;
 mod progress;
@@ -26,6 +23,9 @@ mod snapshot;
 mod state;
 pub mod storage;
 mod store;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 mod ticket;
 mod time;
 pub mod wal;

@@ -23,6 +23,14 @@
 //!   middle of the workload. Damage at rest: flip a bit, overwrite or zero a
 //!   sector of durable data.
 //!
+//! These faults belong to the disk model: a short write leaves pending
+//! bytes, a lying sync leaves them unsynced, a crash fault is a power cut
+//! that the page-cache model turns into torn writes. Operation faults that
+//! need no disk model — fail, hold (gate) or panic at the k-th operation of
+//! any `Storage`, the real file system included — are the wrapper
+//! `ticketlog::testing::FaultyStorage` (the `testing` feature); it can wrap a
+//! `SimStorage` too.
+//!
 //! Every random choice comes from the seed given to [`SimStorage::new`]; the
 //! same sequence of calls gives the same outcome. (Calls from several threads
 //! are deterministic only if the threads' order is: see [`SimStorage::hold_file_writes`]
@@ -42,7 +50,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::{OpenMode, Storage, StorageFile, StorageLock};
+use super::{OpKind, OpenMode, Storage, StorageFile, StorageLock};
 use crate::rng::Rng;
 
 /// The sector size crashes tear at, and [`SimStorage::zero_sector`] uses.
@@ -57,38 +65,6 @@ const ENOSPC: i32 = 28;
 const PENDING_OPS_MAX: usize = 1 << 16;
 /// Bytes per file; a write past this fails with `EFBIG`-like `ENOSPC`.
 const FILE_BYTES_MAX: u64 = 1 << 32;
-
-/// The kinds of operation [`SimStorage`] counts, one per trait method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum OpKind {
-    /// [`Storage::create_dir_all`].
-    CreateDirAll,
-    /// [`Storage::try_lock`].
-    TryLock,
-    /// [`Storage::exists`].
-    Exists,
-    /// [`Storage::open_file`].
-    OpenFile,
-    /// [`Storage::sync_dir`].
-    SyncDir,
-    /// [`Storage::rename`].
-    Rename,
-    /// [`Storage::remove_file`].
-    RemoveFile,
-    /// [`Storage::list_dir`].
-    ListDir,
-    /// [`StorageFile::size`].
-    Size,
-    /// [`StorageFile::read_at`].
-    ReadAt,
-    /// [`StorageFile::write_all_at`].
-    WriteAt,
-    /// [`StorageFile::sync_data`].
-    SyncData,
-    /// [`StorageFile::set_len`].
-    SetLen,
-}
 
 /// What an injected fault does to the operation it hits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -24,12 +24,13 @@
 
 use std::path::Path;
 
+use ticketlog::Command;
 use ticketlog::storage::{SECTOR_BYTES, SimStorage};
 use ticketlog::wal::record::{FILE_HEADER_LEN, RECORD_HEADER_LEN};
 
 use crate::common::Rng;
 use crate::driver::{Driver, Opened, Parked};
-use crate::model::{self, Expected, Generator, ModelCommand, RecordSpan};
+use crate::oracle::{self, Expected, Generator, RecordSpan};
 use crate::sim::check_damaged_open;
 
 const DIR: &str = "/store";
@@ -44,7 +45,7 @@ fn full_run() -> bool {
 struct Log {
     bytes: Vec<u8>,
     spans: Vec<RecordSpan>,
-    history: Vec<ModelCommand>,
+    history: Vec<Command>,
 }
 
 /// How the writing run ends.
@@ -74,14 +75,11 @@ fn build_log(seed: u64, end: End, mut batch_len: impl FnMut(&mut Rng) -> usize) 
         let batch = (0..len)
             .map(|n| {
                 let command = if last {
-                    ModelCommand::Create {
-                        title: format!("last batch {n}"),
-                        description: "cut off by the power".into(),
-                    }
+                    oracle::create(&format!("last batch {n}"), "cut off by the power")
                 } else {
                     generator.command(&live)
                 };
-                let _ = live.apply(&command);
+                let _ = live.execute(&command);
                 (n, command)
             })
             .collect();
@@ -99,7 +97,7 @@ fn build_log(seed: u64, end: End, mut batch_len: impl FnMut(&mut Rng) -> usize) 
         }
     }
     let bytes = sim.durable_contents(&driver.log_path()).unwrap();
-    let spans = model::record_spans(&bytes);
+    let spans = oracle::record_spans(&bytes);
     let seals = spans.iter().filter(|s| s.seal).count();
     assert_eq!(spans.len() - seals, driver.history.len());
     assert_eq!(seals, usize::from(spans.last().unwrap().seal));
@@ -158,7 +156,7 @@ impl Log {
         strict: bool,
         tally: &mut Outcomes,
     ) {
-        let general = model::expected_after_damage(&self.bytes, damaged);
+        let general = oracle::expected_after_damage(&self.bytes, damaged);
         assert_eq!(general, expected, "{what}: the rule and the case disagree");
         let sim = SimStorage::new(0);
         sim.put_file(&Path::new(DIR).join(ticketlog::wal::LOG_FILE_NAME), damaged)

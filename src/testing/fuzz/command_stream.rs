@@ -21,10 +21,10 @@ use arbitrary::{Arbitrary, Unstructured};
 use crate::client::{Client, PendingReply};
 use crate::command::{Command, ListQuery};
 use crate::error::{ClientError, TicketError};
-use crate::fuzzing::model::{Model, Refusal, validate_description, validate_title};
-use crate::fuzzing::{Failure, scratch_dir};
 use crate::options::Options;
 use crate::store::Store;
+use crate::testing::fuzz::{Failure, scratch_dir};
+use crate::testing::model::{Model, Refusal, validate_description, validate_title};
 use crate::ticket::{
     Status, Ticket, TicketDescription, TicketDraft, TicketId, TicketPatch, TicketTitle,
 };
@@ -477,7 +477,7 @@ impl Harness {
     fn check_reply(
         &mut self,
         command: &Command,
-        decision: Result<crate::fuzzing::model::Decision, Refusal>,
+        decision: Result<crate::testing::model::Decision, Refusal>,
         reply: Result<Ticket, ClientError>,
     ) -> Checked {
         match (decision, reply) {

@@ -17,10 +17,10 @@ use std::path::Path;
 
 use crate::command::ListQuery;
 use crate::error::OpenError;
-use crate::fuzzing::model::Model;
-use crate::fuzzing::{Failure, ensure, ensure_eq, scratch_dir};
 use crate::options::Options;
 use crate::store::Store;
+use crate::testing::fuzz::{Failure, ensure, ensure_eq, scratch_dir};
+use crate::testing::model::Model;
 use crate::ticket::TicketDraft;
 use crate::wal::record::{FILE_HEADER_LEN, FileHeader};
 use crate::wal::{self, LOG_FILE_NAME, LogEntry, LogReport, decode_record, frame_record};

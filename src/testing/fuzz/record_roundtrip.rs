@@ -9,7 +9,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 
 use crate::change::Change;
-use crate::fuzzing::{Failure, ensure, ensure_eq};
+use crate::testing::fuzz::{Failure, ensure, ensure_eq};
 use crate::wal::record::{RECORD_HEADER_LEN, RECORD_PAYLOAD_BYTES_MAX, encode_record};
 use crate::wal::{decode_record, frame_record};
 
