@@ -8,15 +8,17 @@ mod arbitrary;
 mod domain;
 mod engine;
 mod error;
-#[cfg(feature = "arbitrary")]
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod log;
 mod options;
 mod progress;
+#[doc(hidden)]
+pub mod rng;
 mod snapshot;
 mod state;
 pub mod storage;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 
 pub use api::client::{Client, PendingReply};
 pub use api::inspect;

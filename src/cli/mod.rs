@@ -10,7 +10,6 @@ mod load;
 mod output;
 mod progress;
 mod repair;
-mod rng;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -673,26 +673,21 @@ mod tests {
         }
     }
 
-    /// xorshift64*, seeded per test run.
-    struct Rng(u64);
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
-        }
-    }
+    use crate::rng::Rng;
 
     /// Random creates, updates, deletes and undos across several chunks; the
     /// running digest always equals the recomputed one, and a frozen copy
     /// never changes.
     #[test]
     fn the_running_digest_matches_a_recomputed_one() {
-        let mut rng = Rng(0x5EED_1234);
+        let mut rng = Rng::new(0x5EED_1234);
         let mut state = State::default();
         let mut frozen_at = None;
         for step in 0..6000u64 {
+            // Frozen before the step's command, which may be refused.
+            if step == 3000 {
+                frozen_at = Some((state.freeze(), state.clone()));
+            }
             let now = Timestamp::from_unix_millis(step);
             let next = state.next_id.max(2);
             let id = TicketId::from(1 + rng.below(next - 1));
@@ -715,9 +710,6 @@ mod tests {
             let undo = state.apply(change).unwrap();
             if rng.below(7) == 0 {
                 state.undo(undo);
-            }
-            if step == 3000 {
-                frozen_at = Some((state.freeze(), state.clone()));
             }
             if step % 97 == 0 {
                 assert_eq!(state.digest(), state.recompute_digest(), "step {step}");

@@ -1,13 +1,13 @@
 //! Replays every committed fuzz input — the seed corpora in
 //! `data/fuzz/<target>/` and the minimised crashers in
-//! `data/fuzz/regressions/<target>/` — through `ticketlog::fuzzing`, the very
+//! `data/fuzz/regressions/<target>/` — through `ticketlog::testing::fuzz`, the very
 //! checking code the cargo-fuzz targets run, on stable and on every test run.
 
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use ticketlog::fuzzing::{command_stream, log_decode, record_roundtrip};
+use ticketlog::testing::fuzz::{command_stream, log_decode, record_roundtrip};
 
 fn fuzz_data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fuzz")

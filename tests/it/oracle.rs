@@ -1,9 +1,10 @@
-//! The oracle's model: a plain in-memory ticket store written for the tests,
-//! independent of `src/state.rs`, and the checks every crash test makes.
+//! The oracle of the crash tests, over the one model
+//! (`ticketlog::testing::model`): the checks every crash test makes, the
+//! random command generator, and the damage rules.
 //!
 //! After any crash or fault, reopening must give a sequence R of applied
 //! commands such that R is a prefix of the commands in the server's order,
-//! R holds every acknowledged command, and the store's state equals this
+//! R holds every acknowledged command, and the store's state equals the
 //! model replaying R. Each accepted command is one log record (a clean close
 //! may add a *seal*, a record with no events), so R is the first
 //! `commands_in_log` commands of the history.
@@ -13,246 +14,13 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use ticketlog::inspect::record::{FILE_HEADER_LEN, FileHeader, RECORD_HEADER_LEN, RecordHeader};
-use ticketlog::{
-    ClientError, Command, ListQuery, Status, Store, Ticket, TicketDraft, TicketId, TicketPatch,
-};
+use ticketlog::testing::model::Model;
+use ticketlog::{Command, ListQuery, Status, Store, TicketDraft, TicketId, TicketPatch};
 
 use crate::common::Rng;
-
-/// A command as the model sees it: plain strings and numbers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ModelCommand {
-    Create {
-        title: String,
-        description: String,
-    },
-    Update {
-        id: u64,
-        title: Option<String>,
-        description: Option<String>,
-        status: Option<Status>,
-        expected_version: Option<u64>,
-    },
-    Delete {
-        id: u64,
-    },
-}
-
-impl ModelCommand {
-    /// The library's command. Test text is always valid.
-    pub fn to_command(&self) -> Command {
-        match self {
-            ModelCommand::Create { title, description } => Command::Create(TicketDraft {
-                title: title
-                    .as_str()
-                    .try_into()
-                    .expect("generated titles are valid"),
-                description: description
-                    .as_str()
-                    .try_into()
-                    .expect("generated descriptions are valid"),
-            }),
-            ModelCommand::Update {
-                id,
-                title,
-                description,
-                status,
-                expected_version,
-            } => Command::Update(
-                TicketId::from(*id),
-                TicketPatch {
-                    title: title
-                        .as_deref()
-                        .map(|t| t.try_into().expect("generated titles are valid")),
-                    description: description
-                        .as_deref()
-                        .map(|d| d.try_into().expect("generated descriptions are valid")),
-                    status: *status,
-                    expected_version: *expected_version,
-                },
-            ),
-            ModelCommand::Delete { id } => Command::Delete(TicketId::from(*id)),
-        }
-    }
-}
-
-/// A ticket as the model holds it (no timestamps: the server's clock decides those).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ModelTicket {
-    pub id: u64,
-    pub title: String,
-    pub description: String,
-    pub status: Status,
-    pub version: u64,
-}
-
-impl ModelTicket {
-    pub fn matches(&self, ticket: &Ticket) -> bool {
-        self.id == ticket.id.get()
-            && self.title == ticket.title.as_str()
-            && self.description == ticket.description.as_str()
-            && self.status == ticket.status
-            && self.version == ticket.version
-    }
-}
-
-/// Why the model refuses a command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rejection {
-    NotFound(u64),
-    Conflict { expected: u64, actual: u64 },
-    EmptyPatch,
-}
-
-impl Rejection {
-    /// Whether the store's error is this rejection.
-    pub fn matches(&self, error: &ClientError) -> bool {
-        match (self, error) {
-            (Rejection::NotFound(id), ClientError::NotFound(got)) => got.get() == *id,
-            (
-                Rejection::Conflict { expected, actual },
-                ClientError::Conflict {
-                    expected: e,
-                    actual: a,
-                    ..
-                },
-            ) => e == expected && a == actual,
-            (Rejection::EmptyPatch, ClientError::Invalid(_)) => true,
-            _ => false,
-        }
-    }
-}
-
-/// The plain model: tickets by id and the next id.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Model {
-    pub tickets: BTreeMap<u64, ModelTicket>,
-    pub next_id: u64,
-}
-
-impl Default for Model {
-    fn default() -> Self {
-        Model {
-            tickets: BTreeMap::new(),
-            next_id: 1,
-        }
-    }
-}
-
-impl Model {
-    /// What `command` would do, without doing it.
-    pub fn decide(&self, command: &ModelCommand) -> Result<ModelTicket, Rejection> {
-        match command {
-            ModelCommand::Create { title, description } => Ok(ModelTicket {
-                id: self.next_id,
-                title: title.clone(),
-                description: description.clone(),
-                status: Status::ToDo,
-                version: 1,
-            }),
-            ModelCommand::Update {
-                id,
-                title,
-                description,
-                status,
-                expected_version,
-            } => {
-                let ticket = self.tickets.get(id).ok_or(Rejection::NotFound(*id))?;
-                if let Some(expected) = expected_version
-                    && *expected != ticket.version
-                {
-                    return Err(Rejection::Conflict {
-                        expected: *expected,
-                        actual: ticket.version,
-                    });
-                }
-                if title.is_none() && description.is_none() && status.is_none() {
-                    return Err(Rejection::EmptyPatch);
-                }
-                let mut after = ticket.clone();
-                if let Some(title) = title {
-                    after.title = title.clone();
-                }
-                if let Some(description) = description {
-                    after.description = description.clone();
-                }
-                if let Some(status) = status {
-                    after.status = *status;
-                }
-                after.version += 1;
-                Ok(after)
-            }
-            ModelCommand::Delete { id } => self
-                .tickets
-                .get(id)
-                .cloned()
-                .ok_or(Rejection::NotFound(*id)),
-        }
-    }
-
-    /// Does `command`; returns the ticket the store would answer with.
-    pub fn apply(&mut self, command: &ModelCommand) -> Result<ModelTicket, Rejection> {
-        let ticket = self.decide(command)?;
-        match command {
-            ModelCommand::Create { .. } => {
-                self.next_id += 1;
-                self.tickets.insert(ticket.id, ticket.clone());
-            }
-            ModelCommand::Update { .. } => {
-                self.tickets.insert(ticket.id, ticket.clone());
-            }
-            ModelCommand::Delete { id } => {
-                self.tickets.remove(id);
-            }
-        }
-        Ok(ticket)
-    }
-
-    /// The model after replaying `history`, every entry of which must be accepted.
-    pub fn replay(history: &[ModelCommand]) -> Result<Model, String> {
-        let mut model = Model::default();
-        for (index, command) in history.iter().enumerate() {
-            model
-                .apply(command)
-                .map_err(|r| format!("history entry {index} ({command:?}) is refused: {r:?}"))?;
-        }
-        Ok(model)
-    }
-
-    /// Compares the store's tickets and counts with the model.
-    pub fn check(&self, tickets: &[Ticket], next_id: TicketId) -> Result<(), String> {
-        if next_id.get() != self.next_id {
-            return Err(format!(
-                "next id is {next_id}, the model says {}",
-                self.next_id
-            ));
-        }
-        if tickets.len() != self.tickets.len() {
-            return Err(format!(
-                "{} tickets, the model has {}: store ids {:?}, model ids {:?}",
-                tickets.len(),
-                self.tickets.len(),
-                tickets.iter().map(|t| t.id.get()).collect::<Vec<_>>(),
-                self.tickets.keys().collect::<Vec<_>>()
-            ));
-        }
-        for (ticket, expected) in tickets.iter().zip(self.tickets.values()) {
-            if !expected.matches(ticket) {
-                return Err(format!(
-                    "ticket differs from the model:\n  store {ticket:?}\n  model {expected:?}"
-                ));
-            }
-            if ticket.updated_at < ticket.created_at {
-                return Err(format!("ticket updated before it was created: {ticket:?}"));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Commands in a log that recovery has just checked: the records that carry
 /// events (seals left out), up to the first byte that is not a valid record,
@@ -290,7 +58,7 @@ pub fn check_whole(log: &[u8]) -> Result<(), String> {
 pub fn check_recovered(
     store: &Store,
     log: &[u8],
-    history: &[ModelCommand],
+    history: &[Command],
     at_least: usize,
 ) -> Result<usize, String> {
     let client = store.client();
@@ -311,12 +79,12 @@ pub fn check_recovered(
             history.len()
         ));
     }
-    let model = Model::replay(&history[..records])?;
+    let model = Model::from_commands(&history[..records])?;
     let tickets = client
         .list(ListQuery::default())
         .map_err(|e| format!("list after reopen: {e}"))?;
     model
-        .check(&tickets, stats.next_id)
+        .check_tickets(&tickets, stats.next_id)
         .map_err(|e| format!("after replaying {records} commands: {e}"))?;
     if stats.tickets() != tickets.len() as u64 {
         return Err(format!(
@@ -378,29 +146,27 @@ impl Generator {
     }
 
     /// Some live ticket's id, or an id that names no live ticket.
-    fn target(&mut self, model: &Model) -> u64 {
-        if model.tickets.is_empty() || self.rng.below(8) == 0 {
+    fn target(&mut self, model: &Model) -> TicketId {
+        let live = model.tickets().count() as u64;
+        if live == 0 || self.rng.below(8) == 0 {
             // Never created, or deleted.
-            return 1 + self.rng.below(model.next_id + 2);
+            return TicketId::from(1 + self.rng.below(model.next_id().get() + 2));
         }
-        let nth = self.rng.below(model.tickets.len() as u64) as usize;
-        *model
-            .tickets
-            .keys()
+        let nth = self.rng.below(live) as usize;
+        model
+            .tickets()
             .nth(nth)
             .expect("nth is below the length")
+            .id
     }
 
     /// A command: mostly valid, sometimes one the store must refuse.
-    pub fn command(&mut self, model: &Model) -> ModelCommand {
+    pub fn command(&mut self, model: &Model) -> Command {
         match self.rng.below(10) {
-            0..=3 => ModelCommand::Create {
-                title: self.title(),
-                description: self.description(),
-            },
+            0..=3 => create(&self.title(), &self.description()),
             4..=7 => {
                 let id = self.target(model);
-                let current = model.tickets.get(&id).map_or(1, |t| t.version);
+                let current = model.get(id).map_or(1, |t| t.version);
                 let empty = self.rng.below(12) == 0;
                 let title = (!empty && self.rng.below(2) == 0).then(|| self.title());
                 let description = (!empty && self.rng.below(3) == 0).then(|| self.description());
@@ -414,19 +180,28 @@ impl Generator {
                     2 if current > 1 => Some(current - 1),
                     _ => None,
                 };
-                ModelCommand::Update {
+                Command::Update(
                     id,
-                    title,
-                    description,
-                    status,
-                    expected_version,
-                }
+                    TicketPatch {
+                        title: title.map(|t| t.try_into().expect("generated titles are valid")),
+                        description: description
+                            .map(|d| d.try_into().expect("generated descriptions are valid")),
+                        status,
+                        expected_version,
+                    },
+                )
             }
-            _ => ModelCommand::Delete {
-                id: self.target(model),
-            },
+            _ => Command::Delete(self.target(model)),
         }
     }
+}
+
+/// A create of a ticket with this text (test text is always valid).
+pub fn create(title: &str, description: &str) -> Command {
+    Command::Create(TicketDraft {
+        title: title.try_into().expect("test titles are valid"),
+        description: description.try_into().expect("test descriptions are valid"),
+    })
 }
 
 /// One record of a log, as laid out on disk.

@@ -9,7 +9,7 @@
 //! machine, which shrinks on it).
 //!
 //! - [`command_stream`]: operations against a real store, step by step
-//!   against [`model::Model`], with restarts and crashes that cut the log.
+//!   against [`Model`](crate::testing::model::Model), with restarts and crashes that cut the log.
 //! - [`log_decode`]: arbitrary bytes as a log file, read with `read_log`
 //!   and opened with `Store::open`; the two must agree, and nothing panics.
 //! - [`record_roundtrip`]: events framed and decoded again, and every
@@ -20,7 +20,6 @@
 
 pub mod command_stream;
 pub mod log_decode;
-pub mod model;
 pub mod record_roundtrip;
 
 use std::fmt;

@@ -1,9 +1,16 @@
-//! A plain in-memory model of the store, written apart from `State` so that
-//! the two can be compared: what each command should answer, which event it
-//! should log, and the state any prefix of the log replays to.
+//! The one model of the store: a plain in-memory ticket store written apart
+//! from `State` so that the two can be compared — what each command should
+//! answer, which event it should log, and the state any prefix of the log
+//! replays to. Every oracle checks with it: the fuzz targets and the proptest
+//! state machine (step by step, with the server's timestamps), the
+//! simulation, the I/O sweep and the damage sweeps (replaying accepted
+//! commands, [`Model::execute`]), and `ticketlog crash-test` (one model per
+//! client, over the tickets that client owns: [`Model::skip_ids_to`]).
 //!
-//! The model cannot know the server's clock, so it takes each timestamp from
-//! the store's reply and checks only that it never goes backwards. A delete's
+//! The model cannot know the server's clock. [`Model::acknowledge`] takes
+//! each timestamp from the store's reply and checks only that it never goes
+//! backwards; [`Model::execute`] stamps nothing new, and its tickets are
+//! compared with [`same_ticket`], which leaves timestamps out. A delete's
 //! timestamp is not in its reply at all; the model learns it when it next
 //! reads the log ([`Model::check_log`]).
 
@@ -204,17 +211,15 @@ impl Model {
         }
     }
 
-    /// Checks the store's reply to an accepted command against the decision
-    /// and, if it matches, applies the change (taking the server's timestamp
-    /// from the reply).
-    pub fn acknowledge(&mut self, decision: Decision, reply: &Ticket) -> Result<(), String> {
-        let (expected, event, at_known) = match decision {
+    /// The ticket and the event `decision` leads to when stamped `at` (a
+    /// delete's event is stamped `at` too, a lower bound for its real time).
+    fn outcome(decision: Decision, at: Timestamp) -> (Ticket, Change) {
+        match decision {
             Decision::Create {
                 id,
                 title,
                 description,
             } => {
-                let at = reply.created_at;
                 let ticket = Ticket {
                     id,
                     title: title.clone(),
@@ -230,7 +235,7 @@ impl Model {
                     description,
                     at,
                 };
-                (ticket, event, true)
+                (ticket, event)
             }
             Decision::Update {
                 before,
@@ -238,7 +243,6 @@ impl Model {
                 description,
                 status,
             } => {
-                let at = reply.updated_at;
                 let mut after = before.clone();
                 if let Some(title) = &title {
                     after.title = title.clone();
@@ -259,22 +263,33 @@ impl Model {
                     status,
                     at,
                 };
-                (after, event, true)
+                (after, event)
             }
             Decision::Delete { before } => {
                 let event = Change::Deleted {
                     id: before.id,
                     version: before.version,
-                    // Not in the reply: a lower bound until the log is read.
-                    at: self.last_at,
+                    at,
                 };
-                (before, event, false)
+                (before, event)
             }
+        }
+    }
+
+    /// Checks the store's reply to an accepted command against the decision
+    /// and, if it matches, applies the change (taking the server's timestamp
+    /// from the reply).
+    pub fn acknowledge(&mut self, decision: Decision, reply: &Ticket) -> Result<(), String> {
+        let (at, at_known) = match &decision {
+            Decision::Create { .. } => (reply.created_at, true),
+            Decision::Update { .. } => (reply.updated_at, true),
+            // Not in the reply: a lower bound until the log is read.
+            Decision::Delete { .. } => (self.last_at, false),
         };
+        let (expected, event) = Self::outcome(decision, at);
         if *reply != expected {
             return Err(format!("reply {reply:?}, model expects {expected:?}"));
         }
-        let at = event.at().unwrap_or(self.last_at);
         if at < self.last_at {
             return Err(format!(
                 "timestamp {} went back from {}",
@@ -287,6 +302,51 @@ impl Model {
             changes: vec![event],
             at_known,
         });
+        Ok(())
+    }
+
+    /// Decides and applies `command` without a store to stamp it: for
+    /// oracles that replay accepted commands. Returns the ticket the store
+    /// answers with (for a delete, the ticket as it was); its timestamps are
+    /// the model's latest, so compare it with [`same_ticket`]. The event is
+    /// logged with its timestamp unknown, to be learnt by [`Self::check_log`].
+    pub fn execute(&mut self, command: &Command) -> Result<Ticket, Refusal> {
+        let decision = self.decide(command)?;
+        let (ticket, event) = Self::outcome(decision, self.last_at);
+        // A decided change always applies to the state it was decided on.
+        if let Err(error) = self.apply(&event) {
+            unreachable!("a decided change does not apply: {error}");
+        }
+        self.log.push(Logged {
+            changes: vec![event],
+            at_known: false,
+        });
+        Ok(ticket)
+    }
+
+    /// The model after executing `commands` in order, every one of which
+    /// must be accepted (a history of what the server accepted).
+    pub fn from_commands(commands: &[Command]) -> Result<Model, String> {
+        let mut model = Model::default();
+        for (index, command) in commands.iter().enumerate() {
+            model.execute(command).map_err(|refusal| {
+                format!("history entry {index} ({command:?}) is refused: {refusal:?}")
+            })?;
+        }
+        Ok(model)
+    }
+
+    /// Makes this a partial view: ids below `next_id` were taken by commands
+    /// the model does not see (another client's), so the next create gets
+    /// `next_id`. Ids never go back.
+    pub fn skip_ids_to(&mut self, next_id: TicketId) -> Result<(), String> {
+        if next_id.get() < self.next_id {
+            return Err(format!(
+                "the next id cannot go back from {} to {next_id}",
+                self.next_id
+            ));
+        }
+        self.next_id = next_id.get();
         Ok(())
     }
 
@@ -511,13 +571,12 @@ impl Model {
             let mut expected = logged.changes.clone();
             for (event, expected) in entry.changes.iter().zip(&mut expected) {
                 if !logged.at_known
-                    && let (Change::Deleted { at, .. }, Change::Deleted { at: bound, .. }) =
-                        (event, &mut *expected)
+                    && let (Some(at), Some(bound)) = (event.at(), expected.at())
                 {
-                    if *at < *bound {
-                        return Err(format!("delete in record {index} stamped before its bound"));
+                    if at < bound {
+                        return Err(format!("record {index} is stamped before its lower bound"));
                     }
-                    *bound = *at;
+                    restamp(expected, at);
                 }
                 if event != expected {
                     return Err(format!(
@@ -557,6 +616,38 @@ impl Model {
             model.log.push(logged.clone());
         }
         Ok(model)
+    }
+
+    /// Compares the store's tickets (in id order) and next id with the
+    /// model, leaving out timestamps (see [`same_ticket`]) but for the rule
+    /// that no ticket is updated before it was created.
+    pub fn check_tickets(&self, tickets: &[Ticket], next_id: TicketId) -> Result<(), String> {
+        if next_id.get() != self.next_id {
+            return Err(format!(
+                "next id is {next_id}, the model says {}",
+                self.next_id
+            ));
+        }
+        if tickets.len() != self.tickets.len() {
+            return Err(format!(
+                "{} tickets, the model has {}: store ids {:?}, model ids {:?}",
+                tickets.len(),
+                self.tickets.len(),
+                tickets.iter().map(|t| t.id.get()).collect::<Vec<_>>(),
+                self.tickets.keys().collect::<Vec<_>>()
+            ));
+        }
+        for (ticket, expected) in tickets.iter().zip(self.tickets.values()) {
+            if !same_ticket(expected, ticket) {
+                return Err(format!(
+                    "ticket differs from the model:\n  store {ticket:?}\n  model {expected:?}"
+                ));
+            }
+            if ticket.updated_at < ticket.created_at {
+                return Err(format!("ticket updated before it was created: {ticket:?}"));
+            }
+        }
+        Ok(())
     }
 
     /// What a list query should return.
@@ -599,5 +690,25 @@ impl Model {
                 "stats (todo, in progress, done, next id, records) are {got:?}, model expects {expected:?}"
             ))
         }
+    }
+}
+
+/// Whether `got` is the ticket `expected`, timestamps left out (the server's
+/// clock decides those): id, title, description, status and version.
+pub fn same_ticket(expected: &Ticket, got: &Ticket) -> bool {
+    expected.id == got.id
+        && expected.title == got.title
+        && expected.description == got.description
+        && expected.status == got.status
+        && expected.version == got.version
+}
+
+/// Sets the timestamp of an event that carries one.
+fn restamp(change: &mut Change, new_at: Timestamp) {
+    match change {
+        Change::Created { at, .. } | Change::Updated { at, .. } | Change::Deleted { at, .. } => {
+            *at = new_at;
+        }
+        Change::Digest { .. } => {}
     }
 }

@@ -15,15 +15,15 @@
 use std::fs;
 use std::path::Path;
 
+use crate::api::inspect::record::{FILE_HEADER_LEN, FileHeader};
 use crate::api::inspect::{self, LOG_FILE_NAME, LogEntry, LogReport, decode_record, frame_record};
 use crate::api::store::Store;
 use crate::domain::command::ListQuery;
 use crate::domain::ticket::TicketDraft;
 use crate::error::OpenError;
-use crate::fuzzing::model::Model;
-use crate::fuzzing::{Failure, ensure, ensure_eq, scratch_dir};
-use crate::log::local::record::{FILE_HEADER_LEN, FileHeader};
 use crate::options::Options;
+use crate::testing::fuzz::{Failure, ensure, ensure_eq, scratch_dir};
+use crate::testing::model::Model;
 
 /// Builds the log file from `data`: the first byte chooses whether a valid
 /// file header is put in front of the rest (bit 0) and, if so, whether its

@@ -19,18 +19,18 @@ use std::path::{Path, PathBuf};
 use arbitrary::{Arbitrary, Unstructured};
 
 use crate::api::client::{Client, PendingReply};
+use crate::api::inspect::record::FILE_HEADER_LEN;
 use crate::api::inspect::{self, LOG_FILE_NAME, LogEntry};
 use crate::api::store::Store;
 use crate::domain::command::{Command, ListQuery};
-use crate::domain::rejection::TicketError;
 use crate::domain::ticket::{
     Status, Ticket, TicketDescription, TicketDraft, TicketId, TicketPatch, TicketTitle,
 };
+use crate::domain::validation::TicketError;
 use crate::engine::request::ClientError;
-use crate::fuzzing::model::{Model, Refusal, validate_description, validate_title};
-use crate::fuzzing::{Failure, scratch_dir};
-use crate::log::local::record::FILE_HEADER_LEN;
 use crate::options::Options;
+use crate::testing::fuzz::{Failure, scratch_dir};
+use crate::testing::model::{Model, Refusal, validate_description, validate_title};
 
 /// Operations run per input at most, so one input cannot run for long.
 pub const OPS_MAX: usize = 200;
@@ -478,7 +478,7 @@ impl Harness {
     fn check_reply(
         &mut self,
         command: &Command,
-        decision: Result<crate::fuzzing::model::Decision, Refusal>,
+        decision: Result<crate::testing::model::Decision, Refusal>,
         reply: Result<Ticket, ClientError>,
     ) -> Checked {
         match (decision, reply) {

@@ -8,10 +8,10 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 
+use crate::api::inspect::record::{RECORD_HEADER_LEN, RECORD_PAYLOAD_BYTES_MAX, encode_record};
 use crate::api::inspect::{decode_record, frame_record};
 use crate::domain::change::Change;
-use crate::fuzzing::{Failure, ensure, ensure_eq};
-use crate::log::local::record::{RECORD_HEADER_LEN, RECORD_PAYLOAD_BYTES_MAX, encode_record};
+use crate::testing::fuzz::{Failure, ensure, ensure_eq};
 
 /// Which bytes a mutation edits.
 #[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
