@@ -51,10 +51,14 @@ pub enum StorageError {
         /// The data directory.
         path: PathBuf,
     },
-    /// The server thread is gone, so the store could not be closed cleanly.
+    /// The server thread stopped unexpectedly (it panicked), so the store
+    /// could not be closed cleanly; only [`Store::close`](crate::Store::close)
+    /// reports this.
     #[error("the server thread stopped unexpectedly")]
     ServerGone,
-    /// The store closed before the operation could run.
+    /// The store is closed, or its server thread is gone, so the operation
+    /// could not run (the one spelling every request gets, like
+    /// `ClientError::Closed`).
     #[error("the store was closed before the operation could run")]
     Closed,
     /// A file the store reads while open (a log segment, for history) is
@@ -196,6 +200,15 @@ pub enum Damage {
     SnapshotBeyondLog {
         /// The LSN the snapshot covers.
         snapshot_lsn: u64,
+        /// The last LSN in the log.
+        log_end_lsn: u64,
+    },
+    /// The log ends before the LSN a replay was asked to start after (the
+    /// layer above names the cause: see [`Damage::SnapshotBeyondLog`]).
+    #[error("the log ends at LSN {log_end_lsn}, before LSN {lsn}, where replay was to start")]
+    EndsBefore {
+        /// The LSN replay was to start after.
+        lsn: u64,
         /// The last LSN in the log.
         log_end_lsn: u64,
     },

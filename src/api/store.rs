@@ -153,8 +153,8 @@ impl Store {
         let (reply, answer) = mpsc::sync_channel(1);
         self.requests
             .send(Request::Snapshot { reply })
-            .map_err(|_| StorageError::ServerGone)?;
-        answer.recv().map_err(|_| StorageError::ServerGone)?
+            .map_err(|_| StorageError::Closed)?;
+        answer.recv().map_err(|_| StorageError::Closed)?
     }
 
     /// Takes a snapshot (as [`Self::snapshot`]), then removes every log
@@ -165,8 +165,8 @@ impl Store {
         let (reply, answer) = mpsc::sync_channel(1);
         self.requests
             .send(Request::Compact { reply })
-            .map_err(|_| StorageError::ServerGone)?;
-        answer.recv().map_err(|_| StorageError::ServerGone)?
+            .map_err(|_| StorageError::Closed)?;
+        answer.recv().map_err(|_| StorageError::Closed)?
     }
 
     /// Stops taking requests, answers everything already queued, and joins the

@@ -304,6 +304,22 @@ pub(crate) fn restore(
                 damage: newest.damage,
             });
         }
+        // The log ends before the snapshot: the snapshot describes records
+        // the log does not have.
+        Err(OpenError::Corrupt {
+            file,
+            offset,
+            damage: Damage::EndsBefore { lsn, log_end_lsn },
+        }) => {
+            return Err(OpenError::Corrupt {
+                file,
+                offset,
+                damage: Damage::SnapshotBeyondLog {
+                    snapshot_lsn: lsn,
+                    log_end_lsn,
+                },
+            });
+        }
         Err(error) => return Err(error),
     };
     let end_lsn = log.next_lsn() - 1;

@@ -282,8 +282,8 @@ pub(crate) fn open_log(
             return Err(OpenError::Corrupt {
                 file: dir.join(segment::segment_file_name(base_lsn + 1)),
                 offset: 0,
-                damage: Damage::SnapshotBeyondLog {
-                    snapshot_lsn: base_lsn,
+                damage: Damage::EndsBefore {
+                    lsn: base_lsn,
                     log_end_lsn: 0,
                 },
             });
@@ -373,8 +373,8 @@ pub(crate) fn open_log(
         return Err(OpenError::Corrupt {
             file: last.path.clone(),
             offset: last.valid_bytes,
-            damage: Damage::SnapshotBeyondLog {
-                snapshot_lsn: base_lsn,
+            damage: Damage::EndsBefore {
+                lsn: base_lsn,
                 log_end_lsn: last.next_lsn - 1,
             },
         });
