@@ -52,7 +52,10 @@ impl Run {
 
 fn command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ticketlog"));
-    command.env_remove("TICKETLOG_DIR").stdin(Stdio::null());
+    command
+        .env_remove("TICKETLOG_DIR")
+        .env_remove("TICKETLOG_SERVER")
+        .stdin(Stdio::null());
     command
 }
 

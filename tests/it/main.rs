@@ -22,6 +22,7 @@ mod recovery;
 mod repair;
 mod retention;
 mod segments;
+mod serve;
 mod sim;
 mod sim_storage;
 mod snapshots;
