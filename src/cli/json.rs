@@ -245,6 +245,7 @@ pub(crate) struct PageJson {
 }
 
 /// The tickets `POST /tickets/batch` created, in the order given.
+#[cfg(feature = "serve")]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TicketsJson {

@@ -516,6 +516,17 @@ fn reopen(dir: &Path) -> Store {
 
 // ------------------------------------------------------------- the tests
 
+/// (method, OpenAPI path, path, body, headers) of a request.
+type Request<'a> = (
+    &'a str,
+    &'a str,
+    String,
+    Option<String>,
+    Vec<(&'a str, &'a str)>,
+);
+/// A request the server must refuse, with the status and error code.
+type Rejection<'a> = (Request<'a>, u16, &'a str);
+
 #[test]
 fn every_endpoint_and_error_class_over_http_and_rejections_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -621,245 +632,35 @@ fn every_endpoint_and_error_class_over_http_and_rejections_write_nothing() {
         "x".repeat(70 << 10)
     );
     let long_title = json!({"title": "t".repeat(51), "description": "d"}).to_string();
-    let rejected: Vec<(
-        &str,
-        &str,
-        String,
-        Option<String>,
-        Vec<(&str, &str)>,
-        u16,
-        &str,
-    )> = vec![
-        (
-            "POST",
-            "/tickets",
-            "/tickets".into(),
-            Some("{not json".into()),
-            vec![],
-            400,
-            "bad_request",
-        ),
-        (
-            "POST",
-            "/tickets",
-            "/tickets".into(),
-            Some(r#"{"title":1,"description":"d"}"#.into()),
-            vec![],
-            400,
-            "bad_request",
-        ),
-        (
-            "POST",
-            "/tickets",
-            "/tickets".into(),
-            Some(r#"{"title":"t","description":"d","owner":"me"}"#.into()),
-            vec![],
-            400,
-            "bad_request",
-        ),
-        (
-            "POST",
-            "/tickets",
-            "/tickets".into(),
-            Some(r#"["t","d"]"#.into()),
-            vec![],
-            400,
-            "bad_request",
-        ),
-        (
-            "POST",
-            "/tickets",
-            "/tickets".into(),
-            Some(too_large),
-            vec![],
-            413,
-            "payload_too_large",
-        ),
-        (
-            "POST",
-            "/tickets",
-            "/tickets".into(),
-            Some(r#"{"title":"","description":"d"}"#.into()),
-            vec![],
-            422,
-            "invalid",
-        ),
-        (
-            "POST",
-            "/tickets",
-            "/tickets".into(),
-            Some(long_title),
-            vec![],
-            422,
-            "invalid",
-        ),
-        (
-            "POST",
-            "/tickets/batch",
-            "/tickets/batch".into(),
-            Some(
-                r#"{"tickets":[{"title":"ok","description":"d"},{"title":"","description":"d"}]}"#
-                    .into(),
-            ),
-            vec![],
-            422,
-            "invalid",
-        ),
-        (
-            "POST",
-            "/tickets/batch",
-            "/tickets/batch".into(),
-            Some(r#"{"tickets":[]}"#.into()),
-            vec![],
-            422,
-            "invalid",
-        ),
-        (
-            "GET",
-            "/tickets/{id}",
-            "/tickets/99".into(),
-            None,
-            vec![],
-            404,
-            "not_found",
-        ),
-        (
-            "GET",
-            "/tickets/{id}",
-            "/tickets/abc".into(),
-            None,
-            vec![],
-            400,
-            "bad_request",
-        ),
-        (
-            "GET",
-            "/tickets",
-            "/tickets?limit=0".into(),
-            None,
-            vec![],
-            400,
-            "bad_request",
-        ),
-        (
-            "GET",
-            "/tickets",
-            "/tickets?limit=1001".into(),
-            None,
-            vec![],
-            400,
-            "bad_request",
-        ),
-        (
-            "GET",
-            "/tickets",
-            "/tickets?sort=id".into(),
-            None,
-            vec![],
-            400,
-            "bad_request",
-        ),
-        (
-            "GET",
-            "/tickets",
-            "/tickets?status=blocked".into(),
-            None,
-            vec![],
-            422,
-            "invalid",
-        ),
-        (
-            "PATCH",
-            "/tickets/{id}",
-            "/tickets/1".into(),
-            Some(r#"{"status":"blocked"}"#.into()),
-            vec![],
-            422,
-            "invalid",
-        ),
-        (
-            "PATCH",
-            "/tickets/{id}",
-            "/tickets/1".into(),
-            Some("{}".into()),
-            vec![],
-            422,
-            "invalid",
-        ),
-        (
-            "PATCH",
-            "/tickets/{id}",
-            "/tickets/1".into(),
-            Some(r#"{"status":"done"}"#.into()),
-            vec![("If-Match", "\"1\"")],
-            412,
-            "version_conflict",
-        ),
-        (
-            "PATCH",
-            "/tickets/{id}",
-            "/tickets/1".into(),
-            Some(r#"{"status":"done"}"#.into()),
-            vec![("If-Match", "2")],
-            400,
-            "bad_request",
-        ),
-        (
-            "PATCH",
-            "/tickets/{id}",
-            "/tickets/99".into(),
-            Some(r#"{"status":"done"}"#.into()),
-            vec![],
-            404,
-            "not_found",
-        ),
-        (
-            "PATCH",
-            "/tickets/{id}",
-            "/tickets/1".into(),
-            Some(r#"{"status":5}"#.into()),
-            vec![],
-            400,
-            "bad_request",
-        ),
-        (
-            "DELETE",
-            "/tickets/{id}",
-            "/tickets/1".into(),
-            None,
-            vec![("If-Match", "\"7\"")],
-            412,
-            "version_conflict",
-        ),
-        (
-            "DELETE",
-            "/tickets/{id}",
-            "/tickets/3".into(),
-            None,
-            vec![],
-            404,
-            "not_found",
-        ),
-        (
-            "GET",
-            "/tickets/{id}/history",
-            "/tickets/99/history".into(),
-            None,
-            vec![],
-            404,
-            "not_found",
-        ),
-        (
-            "GET",
-            "/events",
-            "/events".into(),
-            None,
-            vec![],
-            501,
-            "not_implemented",
-        ),
+    #[rustfmt::skip]
+    let rejected: Vec<Rejection> = vec![
+        (("POST", "/tickets", "/tickets".into(), Some("{not json".into()), vec![]), 400, "bad_request"),
+        (("POST", "/tickets", "/tickets".into(), Some(r#"{"title":1,"description":"d"}"#.into()), vec![]), 400, "bad_request"),
+        (("POST", "/tickets", "/tickets".into(), Some(r#"{"title":"t","description":"d","owner":"me"}"#.into()), vec![]), 400, "bad_request"),
+        (("POST", "/tickets", "/tickets".into(), Some(r#"["t","d"]"#.into()), vec![]), 400, "bad_request"),
+        (("POST", "/tickets", "/tickets".into(), Some(too_large), vec![]), 413, "payload_too_large"),
+        (("POST", "/tickets", "/tickets".into(), Some(r#"{"title":"","description":"d"}"#.into()), vec![]), 422, "invalid"),
+        (("POST", "/tickets", "/tickets".into(), Some(long_title), vec![]), 422, "invalid"),
+        (("POST", "/tickets/batch", "/tickets/batch".into(), Some(r#"{"tickets":[{"title":"ok","description":"d"},{"title":"","description":"d"}]}"#.into()), vec![]), 422, "invalid"),
+        (("POST", "/tickets/batch", "/tickets/batch".into(), Some(r#"{"tickets":[]}"#.into()), vec![]), 422, "invalid"),
+        (("GET", "/tickets/{id}", "/tickets/99".into(), None, vec![]), 404, "not_found"),
+        (("GET", "/tickets/{id}", "/tickets/abc".into(), None, vec![]), 400, "bad_request"),
+        (("GET", "/tickets", "/tickets?limit=0".into(), None, vec![]), 400, "bad_request"),
+        (("GET", "/tickets", "/tickets?limit=1001".into(), None, vec![]), 400, "bad_request"),
+        (("GET", "/tickets", "/tickets?sort=id".into(), None, vec![]), 400, "bad_request"),
+        (("GET", "/tickets", "/tickets?status=blocked".into(), None, vec![]), 422, "invalid"),
+        (("PATCH", "/tickets/{id}", "/tickets/1".into(), Some(r#"{"status":"blocked"}"#.into()), vec![]), 422, "invalid"),
+        (("PATCH", "/tickets/{id}", "/tickets/1".into(), Some("{}".into()), vec![]), 422, "invalid"),
+        (("PATCH", "/tickets/{id}", "/tickets/1".into(), Some(r#"{"status":"done"}"#.into()), vec![("If-Match", "\"1\"")]), 412, "version_conflict"),
+        (("PATCH", "/tickets/{id}", "/tickets/1".into(), Some(r#"{"status":"done"}"#.into()), vec![("If-Match", "2")]), 400, "bad_request"),
+        (("PATCH", "/tickets/{id}", "/tickets/99".into(), Some(r#"{"status":"done"}"#.into()), vec![]), 404, "not_found"),
+        (("PATCH", "/tickets/{id}", "/tickets/1".into(), Some(r#"{"status":5}"#.into()), vec![]), 400, "bad_request"),
+        (("DELETE", "/tickets/{id}", "/tickets/1".into(), None, vec![("If-Match", "\"7\"")]), 412, "version_conflict"),
+        (("DELETE", "/tickets/{id}", "/tickets/3".into(), None, vec![]), 404, "not_found"),
+        (("GET", "/tickets/{id}/history", "/tickets/99/history".into(), None, vec![]), 404, "not_found"),
+        (("GET", "/events", "/events".into(), None, vec![]), 501, "not_implemented"),
     ];
-    for (method, template, path, body, headers, status, code) in rejected {
+    for ((method, template, path, body, headers), status, code) in rejected {
         let before = files(dir.path());
         let reply = http.call(method, template, &path, body.as_deref(), &headers);
         assert_eq!(
@@ -1019,16 +820,17 @@ fn sixty_four_concurrent_clients_get_unique_ids_and_every_2xx_survives_a_restart
     assert!(status.success(), "{stderr}");
 }
 
-/// Clients creating tickets until the server goes away; each records what
-/// was acknowledged with a 2xx and every other status it got.
-fn load_until_gone(
-    url: &str,
-    clients: usize,
-) -> (
+/// What [`load_until_gone`] collects: acknowledged (id, title), every
+/// status other than 201, and the client threads.
+type Load = (
     Arc<Mutex<Vec<(u64, String)>>>,
     Arc<Mutex<Vec<u16>>>,
     Vec<std::thread::JoinHandle<()>>,
-) {
+);
+
+/// Clients creating tickets until the server goes away; each records what
+/// was acknowledged with a 2xx and every other status it got.
+fn load_until_gone(url: &str, clients: usize) -> Load {
     let acked = Arc::new(Mutex::new(Vec::new()));
     let other_statuses = Arc::new(Mutex::new(Vec::new()));
     let handles = (0..clients)
