@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, Semaphore};
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, Semaphore};
 
 use ticketlog::{Client, ClientError, TicketId};
 
@@ -25,7 +25,7 @@ pub(crate) struct StoreCalls {
     permits: Arc<Semaphore>,
     /// Why the store refuses writes, once a command failed in storage.
     refusing_writes: Mutex<Option<String>>,
-    ticket_locks: Vec<RwLock<()>>,
+    ticket_locks: Vec<Arc<RwLock<()>>>,
 }
 
 impl StoreCalls {
@@ -34,7 +34,9 @@ impl StoreCalls {
             client,
             permits: Arc::new(Semaphore::new(calls_max.max(1))),
             refusing_writes: Mutex::new(None),
-            ticket_locks: (0..TICKET_LOCK_STRIPES).map(|_| RwLock::new(())).collect(),
+            ticket_locks: (0..TICKET_LOCK_STRIPES)
+                .map(|_| Arc::new(RwLock::new(())))
+                .collect(),
         }
     }
 
@@ -52,7 +54,24 @@ impl StoreCalls {
         &self,
         call: impl FnOnce(&Client) -> Result<T, ClientError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let outcome = self.call(call).await;
+        self.command_holding((), call).await
+    }
+
+    /// Like [`Self::command`], holding `guard` (a ticket lock) until the
+    /// call has returned — also when the request times out first, since the
+    /// call then still runs to its end.
+    pub async fn command_holding<T: Send + 'static, G: Send + 'static>(
+        &self,
+        guard: G,
+        call: impl FnOnce(&Client) -> Result<T, ClientError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let outcome = self
+            .call(move |client| {
+                let outcome = call(client);
+                drop(guard);
+                outcome
+            })
+            .await;
         if let Err(error) = &outcome
             && error.is_storage_failure()
         {
@@ -74,17 +93,17 @@ impl StoreCalls {
     }
 
     /// Held by every change of ticket `id` (many at once).
-    pub async fn ticket_shared(&self, id: TicketId) -> RwLockReadGuard<'_, ()> {
-        self.stripe(id).read().await
+    pub async fn ticket_shared(&self, id: TicketId) -> OwnedRwLockReadGuard<()> {
+        Arc::clone(self.stripe(id)).read_owned().await
     }
 
     /// Held by a read-then-delete of ticket `id`, so that no other change of
     /// it lands between the version check and the delete.
-    pub async fn ticket_exclusive(&self, id: TicketId) -> RwLockWriteGuard<'_, ()> {
-        self.stripe(id).write().await
+    pub async fn ticket_exclusive(&self, id: TicketId) -> OwnedRwLockWriteGuard<()> {
+        Arc::clone(self.stripe(id)).write_owned().await
     }
 
-    fn stripe(&self, id: TicketId) -> &RwLock<()> {
+    fn stripe(&self, id: TicketId) -> &Arc<RwLock<()>> {
         // `id % len` is always an index into the non-empty stripes.
         &self.ticket_locks[(id.get() % self.ticket_locks.len() as u64) as usize]
     }

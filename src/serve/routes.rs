@@ -294,10 +294,10 @@ async fn update(
             .map_err(|e| ApiError::invalid(&e))?,
         expected_version,
     };
-    let _change = app.calls.ticket_shared(id).await;
+    let change = app.calls.ticket_shared(id).await;
     let ticket = app
         .calls
-        .command(move |client| client.try_update(id, patch))
+        .command_holding(change, move |client| client.try_update(id, patch))
         .await?;
     Ok(ticket_reply(StatusCode::OK, &ticket, false))
 }
@@ -310,28 +310,29 @@ async fn delete(
     let id = parse_id(&id)?;
     let ticket = match if_match(&headers)? {
         None => {
-            let _change = app.calls.ticket_shared(id).await;
+            let change = app.calls.ticket_shared(id).await;
             app.calls
-                .command(move |client| client.try_delete(id))
+                .command_holding(change, move |client| client.try_delete(id))
                 .await?
         }
         Some(expected) => {
             // The library's delete takes no expected version: check it and
-            // delete while no other change of this ticket can run (this
-            // server is the store's only writer: it holds the store's lock).
-            let _exclusive = app.calls.ticket_exclusive(id).await;
-            let current = app.calls.query(move |client| client.get(id)).await?;
-            let current = current.ok_or(ClientError::NotFound(id))?;
-            if current.version != expected {
-                return Err(ClientError::Conflict {
-                    id,
-                    expected,
-                    actual: current.version,
-                }
-                .into());
-            }
+            // delete in one call while no other change of this ticket can
+            // run (this server is the store's only writer: it holds the
+            // store's lock).
+            let exclusive = app.calls.ticket_exclusive(id).await;
             app.calls
-                .command(move |client| client.try_delete(id))
+                .command_holding(exclusive, move |client| {
+                    let current = client.get(id)?.ok_or(ClientError::NotFound(id))?;
+                    if current.version != expected {
+                        return Err(ClientError::Conflict {
+                            id,
+                            expected,
+                            actual: current.version,
+                        });
+                    }
+                    client.try_delete(id)
+                })
                 .await?
         }
     };

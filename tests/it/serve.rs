@@ -1058,3 +1058,58 @@ fn a_signal_right_after_the_address_is_printed_stops_it_cleanly() {
     assert!(status.success(), "{status}: {stderr}");
     assert!(stderr.contains("the store is closed"), "{stderr}");
 }
+
+#[test]
+fn if_match_lets_exactly_one_of_racing_updates_and_deletes_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let http = Http::new(&server);
+    let tickets = 20;
+    for n in 0..tickets {
+        let reply = http.post(
+            "/tickets",
+            &json!({"title": format!("t{n}"), "description": "d"}).to_string(),
+        );
+        assert_eq!(reply.status, 201);
+    }
+    let url = server.url.clone();
+    for id in 1..=tickets {
+        // Eight updates and eight deletes, all at version 1: whatever the
+        // order, the first to land changes the version, so exactly one wins.
+        let wins: Vec<u16> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..16)
+                .map(|racer| {
+                    let url = &url;
+                    scope.spawn(move || {
+                        let agent = agent();
+                        let path = format!("{url}/tickets/{id}");
+                        let reply = if racer % 2 == 0 {
+                            send(
+                                &agent,
+                                "PATCH",
+                                &path,
+                                Some(r#"{"status":"done"}"#),
+                                &[("If-Match", "\"1\"")],
+                            )
+                        } else {
+                            send(&agent, "DELETE", &path, None, &[("If-Match", "\"1\"")])
+                        };
+                        reply.unwrap().status
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert_eq!(
+            wins.iter().filter(|status| **status == 200).count(),
+            1,
+            "ticket {id}: {wins:?}"
+        );
+        assert!(
+            wins.iter().all(|status| [200, 404, 412].contains(status)),
+            "ticket {id}: {wins:?}"
+        );
+    }
+    let (status, stderr) = server.stop("TERM");
+    assert!(status.success(), "{stderr}");
+}
