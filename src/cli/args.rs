@@ -253,6 +253,11 @@ pub enum Workload {
     /// Disk use after compaction of clients x ops tickets each updated 9
     /// times, against the snapshot size plus the segment limit
     CompactDisk,
+    /// Like insert, but over HTTP: an in-process `ticketlog serve` on
+    /// 127.0.0.1 and one keep-alive connection per client, each create
+    /// answered before the next
+    #[cfg(feature = "serve")]
+    HttpInsert,
 }
 
 impl Workload {
@@ -266,6 +271,8 @@ impl Workload {
             Workload::ReopenHistory => "reopen-history",
             Workload::SnapshotLatency => "snapshot-latency",
             Workload::CompactDisk => "compact-disk",
+            #[cfg(feature = "serve")]
+            Workload::HttpInsert => "http-insert",
         }
     }
 }

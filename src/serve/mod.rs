@@ -100,3 +100,79 @@ pub(crate) fn run(
     eprintln!("ticketlog: stopped; the store is closed");
     Ok(ExitCode::SUCCESS)
 }
+
+/// A server run on its own runtime thread, in this process, on a real
+/// socket: for `bench --workload http-insert` and the in-process tests.
+/// Stopped (drained) and joined on drop.
+pub(crate) struct Background {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Serves `client` on `config.listen`; returns once the socket is bound.
+    pub fn start(client: ticketlog::Client, config: ServeConfig) -> Result<Background, CliError> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (bound_tx, bound) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("ticketlog-http-main".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("ticketlog-http")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = bound_tx.send(Err(format!("starting the async runtime: {e}")));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::bind(config.listen)
+                        .await
+                        .and_then(|l| Ok((l.local_addr()?, l)))
+                    {
+                        Ok((addr, listener)) => {
+                            let _ = bound_tx.send(Ok(addr));
+                            listener
+                        }
+                        Err(e) => {
+                            let _ =
+                                bound_tx.send(Err(format!("listening on {}: {e}", config.listen)));
+                            return;
+                        }
+                    };
+                    let stop = async {
+                        let _ = stopped.await;
+                    };
+                    if let Err(e) = http::serve_until(listener, client, config, stop).await {
+                        eprintln!("ticketlog: serving: {e}");
+                    }
+                });
+            })
+            .map_err(|e| CliError::Failed(format!("starting the server thread: {e}")))?;
+        let addr = bound
+            .recv()
+            .map_err(|_| CliError::Failed("the server thread stopped before binding".into()))?
+            .map_err(CliError::Failed)?;
+        Ok(Background {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -3,29 +3,25 @@
 //! queue (503 with `Retry-After`) and a failing disk (500, then `/health`
 //! 503 while queries still work).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ticketlog::storage::{Fault, FaultKind, OpKind, SimStorage};
 use ticketlog::{Command, Options, Store, TicketDraft};
 
+use super::Background;
 use super::config::ServeConfig;
-use super::http::serve_until;
 
 /// A bound on every wait (a hang becomes a failure).
 const WAIT_LIMIT: Duration = Duration::from_secs(60);
 
-/// The server on its own runtime thread; stopped and joined on drop.
+/// The server in this process, with a client for it.
 struct InProcess {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: Background,
 }
 
 impl InProcess {
     fn start(store: &Store) -> InProcess {
-        let client = store.client();
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             token: None,
@@ -33,32 +29,12 @@ impl InProcess {
             request_timeout: WAIT_LIMIT,
             sse_clients_max: 8,
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (bound, addr) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-                bound.send(listener.local_addr().unwrap()).unwrap();
-                serve_until(listener, client, config, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
         InProcess {
-            addr: addr.recv_timeout(WAIT_LIMIT).unwrap(),
-            stop: Some(stop),
-            thread: Some(thread),
+            server: Background::start(store.client(), config).unwrap(),
         }
     }
 
-    /// (status, Retry-After, error code or "", body)
+    /// (status, Retry-After, error code or "")
     fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Option<String>, String) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -67,7 +43,7 @@ impl InProcess {
             .into();
         let builder = ureq::http::Request::builder()
             .method(method)
-            .uri(format!("http://{}{path}", self.addr));
+            .uri(format!("http://{}{path}", self.server.addr));
         let mut response = match body {
             Some(body) => agent.run(builder.body(body.to_owned()).unwrap()),
             None => agent.run(builder.body(()).unwrap()),
@@ -81,17 +57,6 @@ impl InProcess {
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         let code = value["error"]["code"].as_str().unwrap_or("").to_owned();
         (response.status().as_u16(), retry_after, code)
-    }
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
