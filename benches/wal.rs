@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use ticketlog::wal::{self, frame_record};
+use ticketlog::inspect::{self, frame_record};
 use ticketlog::{Change, Options, Store, TicketId, Timestamp};
 
 /// A create like the peers harness's: 24-byte title, 200-byte description.
@@ -35,7 +35,7 @@ fn record_encode(c: &mut Criterion) {
     let mut framed = Vec::new();
     frame_record(&mut framed, 0, &changes).unwrap();
     group.bench_function("decode+verify", |b| {
-        b.iter(|| black_box(wal::decode_record(black_box(&framed)).unwrap()))
+        b.iter(|| black_box(inspect::decode_record(black_box(&framed)).unwrap()))
     });
     group.finish();
 }
@@ -57,11 +57,13 @@ fn apply(c: &mut Criterion) {
 fn replay(c: &mut Criterion) {
     const RECORDS: u64 = 100_000;
     let dir = tempfile::tempdir().unwrap();
-    let mut bytes = wal::record::FileHeader { first_lsn: 1 }.encode().to_vec();
+    let mut bytes = inspect::record::FileHeader { first_lsn: 1 }
+        .encode()
+        .to_vec();
     for id in 1..=RECORDS {
         frame_record(&mut bytes, 0, &[created(id)]).unwrap();
     }
-    std::fs::write(dir.path().join(wal::LOG_FILE_NAME), &bytes).unwrap();
+    std::fs::write(dir.path().join(inspect::LOG_FILE_NAME), &bytes).unwrap();
     let mut group = c.benchmark_group("replay");
     group.sample_size(10);
     group.throughput(Throughput::Elements(RECORDS));

@@ -14,13 +14,13 @@
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 
-use crate::change::Change;
-use crate::command::{Command, ListQuery};
-use crate::ticket::{
+use crate::domain::change::Change;
+use crate::domain::command::{Command, ListQuery};
+use crate::domain::ticket::{
     DESCRIPTION_BYTES_MAX, Status, TITLE_BYTES_MAX, Ticket, TicketDescription, TicketDraft,
     TicketId, TicketPatch, TicketTitle,
 };
-use crate::time::Timestamp;
+use crate::domain::time::Timestamp;
 
 /// An arbitrary string of 1 to `bytes_max` bytes of UTF-8: cut at the last
 /// character boundary within the limit, and given one character if empty.

@@ -1,62 +1,13 @@
-//! Typed errors, one enum per layer. Each variant's message is a sentence a
-//! user can act on and names the file and byte offset where that applies.
+//! The errors of the layers under the domain — storage, the log, opening —
+//! which name no ticket: [`StorageError`], [`Damage`], [`OpenError`]. Each
+//! variant's message is a sentence a user can act on and names the file and
+//! byte offset where that applies. (`TicketError` and `Rejection` are the
+//! domain's, in `domain::rejection`; `ClientError`, what a request can come
+//! back with, is the engine's, in `engine::request`.)
 
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-use crate::ticket::TicketId;
-
-/// A value that failed validation: which field, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TicketError {
-    /// The title was empty.
-    #[error("title is empty: it must be 1 to 50 bytes of UTF-8")]
-    TitleEmpty,
-    /// The title was longer than its limit.
-    #[error("title is {len} bytes long: it must be at most {max} bytes of UTF-8")]
-    TitleTooLong {
-        /// The length given, in bytes.
-        len: usize,
-        /// The limit, in bytes.
-        max: usize,
-    },
-    /// The description was empty.
-    #[error("description is empty: it must be 1 to 500 bytes of UTF-8")]
-    DescriptionEmpty,
-    /// The description was longer than its limit.
-    #[error("description is {len} bytes long: it must be at most {max} bytes of UTF-8")]
-    DescriptionTooLong {
-        /// The length given, in bytes.
-        len: usize,
-        /// The limit, in bytes.
-        max: usize,
-    },
-    /// A status that is not one of the known spellings.
-    #[error("status {input:?} is not valid: use one of todo, to-do, inprogress, in-progress, done")]
-    InvalidStatus {
-        /// What was given.
-        input: String,
-    },
-    /// A ticket id that is not a positive whole number.
-    #[error("ticket id {input:?} is not valid: use a positive whole number such as 1")]
-    InvalidId {
-        /// What was given.
-        input: String,
-    },
-    /// A `create_many` with more drafts than one record may hold.
-    #[error("a batch of {count} creates is too large: at most {max} go into one atomic record")]
-    BatchTooLarge {
-        /// The drafts given.
-        count: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// An update that would change no field.
-    #[error("the update changes nothing: give at least one of title, description or status")]
-    EmptyPatch,
-}
 
 /// A failure of the storage under the log: the operation, the file, and the
 /// operating system's error.
@@ -93,6 +44,12 @@ pub enum StorageError {
         len: usize,
         /// The limit.
         max: usize,
+    },
+    /// The log was opened read-only (for inspection) and refuses writes.
+    #[error("{path} is open read-only: nothing is written")]
+    ReadOnly {
+        /// The data directory.
+        path: PathBuf,
     },
     /// The server thread is gone, so the store could not be closed cleanly.
     #[error("the server thread stopped unexpectedly")]
@@ -305,38 +262,4 @@ impl OpenError {
             source,
         }
     }
-}
-
-/// What a client can get back instead of a reply.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// The request channel is full (only from the `try_*` methods).
-    #[error("the store is overloaded: its request queue is full, try again later")]
-    Overloaded,
-    /// The store was closed, or its server thread is gone.
-    #[error("the store is closed")]
-    Closed,
-    /// No ticket has this id (it was never created, or was deleted).
-    #[error("ticket {0} does not exist")]
-    NotFound(TicketId),
-    /// The ticket is not at the version the patch expected; nothing was written.
-    #[error(
-        "ticket {id} is at version {actual}, not the expected version {expected}; nothing was changed"
-    )]
-    Conflict {
-        /// The ticket.
-        id: TicketId,
-        /// The version the patch expected.
-        expected: u64,
-        /// The ticket's current version.
-        actual: u64,
-    },
-    /// The request failed validation.
-    #[error("invalid request: {0}")]
-    Invalid(#[from] TicketError),
-    /// The log could not be written or synced. The command was not
-    /// acknowledged; it may or may not be found after a reopen.
-    #[error("storage failure: {0}")]
-    Storage(#[from] StorageError),
 }

@@ -2,39 +2,42 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod api;
 #[cfg(feature = "arbitrary")]
 mod arbitrary;
-mod change;
-mod client;
-mod codec;
-mod command;
-mod compaction;
-mod digest;
+mod domain;
+mod engine;
 mod error;
-mod event;
-#[cfg(feature = "arbitrary")]
-#[doc(hidden)]
-pub mod fuzzing;
-mod history;
+pub mod log;
 mod options;
 mod progress;
-mod restore;
-mod server;
+#[doc(hidden)]
+pub mod rng;
 mod snapshot;
 mod state;
 pub mod storage;
-mod store;
-mod ticket;
-mod time;
-pub mod wal;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 
-pub use change::Change;
-pub use client::{Client, PendingReply};
-pub use command::{CREATE_MANY_MAX, Command, ListQuery, Stats};
-pub use compaction::CompactInfo;
-pub use error::{ClientError, Damage, OpenError, StorageError, TicketError};
-pub use event::Event;
-pub use history::History;
+pub use api::client::{Client, PendingReply};
+pub use api::inspect;
+pub use api::store::Store;
+pub use domain::change::Change;
+pub use domain::command::{CREATE_MANY_MAX, Command, ListQuery, Stats};
+pub use domain::event::Event;
+pub use domain::rejection::TicketError;
+pub use domain::ticket::{
+    DESCRIPTION_BYTES_MAX, Status, TITLE_BYTES_MAX, Ticket, TicketDescription, TicketDraft,
+    TicketId, TicketPatch, TicketTitle,
+};
+pub use domain::time::Timestamp;
+pub use engine::history::History;
+pub use engine::request::ClientError;
+pub use engine::restore::RecoveryReport;
+pub use engine::retention::CompactInfo;
+pub use error::{Damage, OpenError, StorageError};
+pub use log::Recovery;
 pub use options::{
     BATCH_COMMANDS_MAX_DEFAULT, CHANNEL_CAPACITY_DEFAULT, DIGEST_EVERY_DEFAULT, Durability,
     Options, Retention, SEGMENT_BYTES_DEFAULT, SNAPSHOT_EVERY_DEFAULT,
@@ -42,18 +45,11 @@ pub use options::{
 };
 pub use progress::{Progress, ProgressStep};
 pub use snapshot::{RejectedSnapshot, SnapshotInfo};
-pub use store::{RecoveryReport, Store};
-pub use ticket::{
-    DESCRIPTION_BYTES_MAX, Status, TITLE_BYTES_MAX, Ticket, TicketDescription, TicketDraft,
-    TicketId, TicketPatch, TicketTitle,
-};
-pub use time::Timestamp;
-pub use wal::Recovery;
 
 /// Hooks for the criterion benchmarks in `benches/`; not part of the API.
 #[doc(hidden)]
 pub mod bench_support {
-    use crate::change::Change;
+    use crate::domain::change::Change;
     use crate::state::State;
 
     /// Applies `changes` in order to an empty state, as replay does; returns

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::OpenError;
+use crate::log::Recovery;
 use crate::progress::{Progress, ProgressFn};
 use crate::storage::{FileSystem, Storage};
-use crate::wal::Recovery;
 
 /// Default capacity of the request channel.
 pub const CHANNEL_CAPACITY_DEFAULT: usize = 1024;

@@ -26,14 +26,13 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::codec::{self, SNAPSHOT_BLOCK_BYTES_MAX};
-use crate::command::CREATE_MANY_MAX;
+use crate::domain::codec::{self, SNAPSHOT_BLOCK_BYTES_MAX};
+use crate::domain::command::CREATE_MANY_MAX;
+use crate::domain::ticket::TicketId;
+use crate::domain::time::Timestamp;
 use crate::error::{Damage, StorageError};
 use crate::state::{CHUNK_SLOTS, Frozen, State, StateBuilder};
 use crate::storage::{OpenMode, Storage, read_exact_at};
-use crate::ticket::TicketId;
-use crate::time::Timestamp;
-use crate::wal::segment::parse_lsn_digits;
 
 /// The first eight bytes of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"TKTSNP\r\n";
@@ -66,20 +65,6 @@ fn pace(started: std::time::Instant, written: u64, bytes_per_s: u64) {
     if let Some(ahead) = due.checked_sub(started.elapsed()) {
         std::thread::sleep(ahead);
     }
-}
-
-/// An upper bound on the LSNs the log in `dir` holds, read from the segment
-/// names and sizes alone (every record takes at least a record header), so
-/// that a snapshot can be checked before it is loaded.
-pub(crate) fn log_lsn_bound(storage: &dyn Storage, dir: &Path) -> io::Result<u64> {
-    let segments = crate::wal::segment::list_segments(storage, dir)?;
-    let Some(last) = segments.last() else {
-        return Ok(0);
-    };
-    let bytes = crate::wal::segment::file_size(storage, &last.path)?;
-    Ok(last
-        .first_lsn
-        .saturating_add(bytes / crate::wal::record::RECORD_HEADER_LEN as u64))
 }
 
 /// The file name of the snapshot that covers the log up to `lsn`.
@@ -357,7 +342,7 @@ fn write_temp(
 /// an I/O error is returned as damage at offset 0 (the snapshot is then not
 /// used, like a damaged one).
 ///
-/// `lsn_max` bounds the LSN a snapshot may cover (see [`log_lsn_bound`]):
+/// `lsn_max` bounds the LSN a snapshot may cover (the log's [`OpeningLog::lsn_bound`](crate::log::OpeningLog::lsn_bound)):
 /// a header claiming more, or a next id more than [`CREATE_MANY_MAX`] per
 /// covered record, is damage — checked before anything is allocated from it.
 pub(crate) fn load_snapshot(
@@ -513,6 +498,22 @@ pub(crate) fn load_snapshot(
             digest: header.digest,
         },
     ))
+}
+
+/// The size in bytes of the file at `path`.
+pub(crate) fn file_size(storage: &dyn Storage, path: &Path) -> io::Result<u64> {
+    storage.open_file(path, OpenMode::ReadOnly)?.size()
+}
+
+/// Digits in a snapshot's LSN, zero-padded so that names sort in LSN order.
+const LSN_DIGITS: usize = 20;
+
+/// Parses exactly [`LSN_DIGITS`] ASCII digits.
+fn parse_lsn_digits(digits: &str) -> Option<u64> {
+    if digits.len() != LSN_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 #[cfg(test)]

@@ -36,7 +36,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ticketlog::wal;
+use ticketlog::inspect;
+use ticketlog::rng::Rng;
+use ticketlog::testing::model::{Model, same_ticket};
 use ticketlog::{
     Client, ClientError, Durability, ListQuery, Options, Status, Store, Ticket, TicketDraft,
     TicketId, TicketPatch,
@@ -52,50 +54,10 @@ const CHILD_SILENCE_MAX: Duration = Duration::from_secs(60);
 /// Exit status when the oracle is violated.
 const EXIT_VIOLATION: u8 = 1;
 
-/// SplitMix64, shared by parent and child so both derive the same plans.
-#[derive(Clone, Debug)]
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn new(seed: u64) -> Self {
-        SplitMix(seed)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-}
-
 /// The seed of one client's plan in one cycle.
 fn plan_seed(seed: u64, cycle: u64, client: u32) -> u64 {
-    let mut rng = SplitMix::new(seed ^ cycle.wrapping_mul(0xA076_1D64_78BD_642F));
-    rng.next() ^ u64::from(client).wrapping_mul(0xE703_7ED1_A0B4_28DB)
-}
-
-/// A ticket a client created and has not deleted, as the plan knows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Owned {
-    id: u64,
-    title: String,
-    description: String,
-    status: Status,
-    version: u64,
-}
-
-impl Owned {
-    fn matches(&self, ticket: &Ticket) -> bool {
-        ticket.id.get() == self.id
-            && ticket.title.as_str() == self.title
-            && ticket.description.as_str() == self.description
-            && ticket.status == self.status
-            && ticket.version == self.version
-    }
+    let mut rng = Rng::new(seed ^ cycle.wrapping_mul(0xA076_1D64_78BD_642F));
+    rng.next_u64() ^ u64::from(client).wrapping_mul(0xE703_7ED1_A0B4_28DB)
 }
 
 /// One step of a client's plan.
@@ -143,9 +105,11 @@ enum Outcome {
 struct Plan {
     cycle: u64,
     client: u32,
-    rng: SplitMix,
+    rng: Rng,
     seq: u64,
-    live: Vec<Owned>,
+    /// The tickets this client created and has not deleted, as the one
+    /// model decides them: a partial view (other clients take ids between).
+    model: Model,
     deleted: Vec<u64>,
     /// Replies that changed the store (and so must be in the log).
     accepted: u64,
@@ -158,9 +122,9 @@ impl Plan {
         Plan {
             cycle,
             client,
-            rng: SplitMix::new(plan_seed(seed, cycle, client)),
+            rng: Rng::new(plan_seed(seed, cycle, client)),
             seq: 0,
-            live: Vec::new(),
+            model: Model::default(),
             deleted: Vec::new(),
             accepted: 0,
             refused: 0,
@@ -184,13 +148,14 @@ impl Plan {
     /// The next operation; call once per sequence number, then [`Self::apply`].
     fn next_op(&mut self) -> Op {
         let roll = self.rng.below(20);
-        if self.live.is_empty() || roll < 7 {
+        let live = self.model.tickets().count() as u64;
+        if live == 0 || roll < 7 {
             return Op::Create {
                 title: format!("k{} c{} n{}", self.cycle, self.client, self.seq),
                 description: self.text("made by crash-test", ticketlog::DESCRIPTION_BYTES_MAX),
             };
         }
-        let target = self.rng.below(self.live.len() as u64) as usize;
+        let target = self.rng.below(live) as usize;
         match roll {
             7..=15 => {
                 let status = Status::ALL[self.rng.below(3) as usize];
@@ -221,105 +186,70 @@ impl Plan {
         }
     }
 
-    /// The outcome the plan expects (the id of a create is the server's).
-    /// `op` is the step [`Self::next_op`] just returned, whose target is
-    /// below `live.len()` by construction.
-    fn expected(&self, op: &Op) -> Expected {
-        match op {
-            Op::Create { .. } => Expected::Created,
-            Op::Update {
-                expect: Expect::Stale,
-                ..
-            } => Expected::Refused,
-            Op::Update { target, .. } => Expected::Ok {
-                id: self.live[*target].id,
-                version: self.live[*target].version + 1,
+    /// The client's `target`-th live ticket, in creation (and id) order.
+    fn live(&self, target: usize) -> Option<&Ticket> {
+        self.model.tickets().nth(target)
+    }
+
+    /// The outcome the plan expects, as the model decides `op` (the step
+    /// [`Self::next_op`] just returned); the id of a create is the server's.
+    fn expected(&self, op: &Op) -> Result<Expected, String> {
+        let command = self.command(op).map_err(|e| e.to_string())?;
+        Ok(match (op, self.model.clone().execute(&command)) {
+            (_, Err(_)) => Expected::Refused,
+            (Op::Create { .. }, Ok(_)) => Expected::Created,
+            (_, Ok(ticket)) => Expected::Ok {
+                id: ticket.id.get(),
+                version: ticket.version,
             },
-            Op::Delete { target } => Expected::Ok {
-                id: self.live[*target].id,
-                version: self.live[*target].version,
-            },
-            Op::UpdateDeleted { .. } => Expected::Refused,
-        }
+        })
     }
 
     /// Records the reply to `op`; fails if it is not what the plan expects.
     fn apply(&mut self, op: &Op, outcome: Outcome) -> Result<(), String> {
-        let expected = self.expected(op);
-        match (op, expected, outcome) {
-            (
-                Op::Create { title, description },
-                Expected::Created,
-                Outcome::Ok { id, version: 1 },
-            ) => {
-                self.live.push(Owned {
-                    id,
-                    title: title.clone(),
-                    description: description.clone(),
-                    status: Status::ToDo,
-                    version: 1,
-                });
-            }
-            (Op::Update { target, .. }, Expected::Ok { .. }, got)
-                if Expected::from(got) == expected =>
-            {
-                // `expected` is Ok only for an update that is not stale, and
-                // `after` is Some for exactly those.
-                let after = self
-                    .after(op)
-                    .expect("an accepted update has an after-state");
-                self.live[*target] = after;
-            }
-            (Op::Delete { target }, Expected::Ok { .. }, got)
-                if Expected::from(got) == expected =>
-            {
-                let removed = self.live.remove(*target);
-                self.deleted.push(removed.id);
-            }
-            (_, Expected::Refused, Outcome::Refused) => {
+        let expected = self.expected(op)?;
+        let mismatch = || {
+            format!(
+                "client {} step {}: {op:?} expected {expected:?}, got {outcome:?}",
+                self.client, self.seq
+            )
+        };
+        match (expected, outcome) {
+            (Expected::Refused, Outcome::Refused) => {
                 self.refused += 1;
                 self.seq += 1;
                 return Ok(());
             }
-            _ => {
-                return Err(format!(
-                    "client {} step {}: {op:?} expected {expected:?}, got {outcome:?}",
-                    self.client, self.seq
-                ));
+            (Expected::Created, Outcome::Ok { id, version: 1 }) => {
+                // Other clients took the ids between this client's creates.
+                self.model
+                    .skip_ids_to(TicketId::from(id))
+                    .map_err(|e| format!("{}: {e}", mismatch()))?;
             }
+            (Expected::Ok { .. }, got) if Expected::from(got) == expected => {}
+            _ => return Err(mismatch()),
+        }
+        let command = self.command(op).map_err(|e| e.to_string())?;
+        self.model
+            .execute(&command)
+            .map_err(|refusal| format!("{}: the model refuses it: {refusal:?}", mismatch()))?;
+        if let Op::Delete { .. } = op
+            && let Expected::Ok { id, .. } = expected
+        {
+            self.deleted.push(id);
         }
         self.accepted += 1;
         self.seq += 1;
         Ok(())
     }
 
-    /// The target ticket after `op`, for an accepted update.
-    fn after(&self, op: &Op) -> Option<Owned> {
-        let Op::Update {
-            target,
-            title,
-            description,
-            status,
-            expect,
-        } = op
-        else {
+    /// The target ticket after `op`, for an update the model accepts.
+    fn after(&self, op: &Op) -> Option<Ticket> {
+        let Op::Update { .. } = op else {
             return None;
         };
-        if *expect == Expect::Stale {
-            return None;
-        }
-        let mut after = self.live[*target].clone();
-        if let Some(title) = title {
-            after.title = title.clone();
-        }
-        if let Some(description) = description {
-            after.description = description.clone();
-        }
-        if let Some(status) = status {
-            after.status = *status;
-        }
-        after.version += 1;
-        Some(after)
+        let command = self.command(op).ok()?;
+        self.model.clone().execute(&command).ok()
     }
 
     /// The library command for `op` (the step [`Self::next_op`] just
@@ -328,10 +258,10 @@ impl Plan {
         let invalid =
             |e: ticketlog::TicketError| CliError::Failed(format!("plan made bad text: {e}"));
         let owned = |target: usize| {
-            self.live.get(target).ok_or_else(|| {
+            self.live(target).ok_or_else(|| {
                 CliError::Failed(format!(
                     "a plan step names ticket #{target} of {}",
-                    self.live.len()
+                    self.model.tickets().count()
                 ))
             })
         };
@@ -354,7 +284,7 @@ impl Plan {
                     Expect::Stale => Some(owned.version + 1),
                 };
                 ticketlog::Command::Update(
-                    TicketId::from(owned.id),
+                    owned.id,
                     TicketPatch {
                         title: title
                             .as_deref()
@@ -371,7 +301,7 @@ impl Plan {
                     },
                 )
             }
-            Op::Delete { target } => ticketlog::Command::Delete(TicketId::from(owned(*target)?.id)),
+            Op::Delete { target } => ticketlog::Command::Delete(owned(*target)?.id),
             Op::UpdateDeleted { id } => ticketlog::Command::Update(
                 TicketId::from(*id),
                 TicketPatch {
@@ -528,18 +458,21 @@ fn check_cycle(
         let in_flight = next.next_op();
         report.in_flight += 1;
         let in_flight_target = match &in_flight {
-            Op::Update { target, .. } | Op::Delete { target } => Some(plan.live[*target].id),
+            Op::Update { target, .. } | Op::Delete { target } => {
+                plan.live(*target).map(|ticket| ticket.id.get())
+            }
             _ => None,
         };
-        for owned in &plan.live {
-            let got = recovered.get(&owned.id);
-            let as_acked = got.is_some_and(|t| owned.matches(t));
-            let applied = in_flight_target == Some(owned.id)
+        for owned in plan.model.tickets() {
+            let id = owned.id.get();
+            let got = recovered.get(&id);
+            let as_acked = got.is_some_and(|t| same_ticket(owned, t));
+            let applied = in_flight_target == Some(id)
                 && match &in_flight {
                     Op::Delete { .. } => got.is_none(),
                     _ => plan
                         .after(&in_flight)
-                        .is_some_and(|after| got.is_some_and(|t| after.matches(t))),
+                        .is_some_and(|after| got.is_some_and(|t| same_ticket(&after, t))),
                 };
             if applied {
                 report.in_flight_recovered += 1;
@@ -558,7 +491,7 @@ fn check_cycle(
                     ticket.id
                 ));
             }
-            explained.insert(owned.id);
+            explained.insert(id);
         }
         for id in &plan.deleted {
             if let Some(ticket) = recovered.get(id) {
@@ -668,7 +601,7 @@ pub(crate) fn run(
     );
     let began = Instant::now();
     let mut baseline = read_state(&dir, durability)?;
-    let mut rng = SplitMix::new(seed);
+    let mut rng = Rng::new(seed);
     let mut totals = Totals::default();
     let mut violation = None;
     for cycle in 0..args.cycles {
@@ -780,7 +713,7 @@ fn read_state(dir: &Path, durability: Durability) -> Result<Baseline, CliError> 
     let next_id = client.stats()?.next_id.get();
     store.close()?;
     let mut commands = 0;
-    wal::read_log(dir, |entry| {
+    inspect::read_log(dir, |entry| {
         if !entry.changes.is_empty() {
             commands += 1;
         }
@@ -959,15 +892,12 @@ mod tests {
     use super::*;
     use ticketlog::{TicketDescription, TicketTitle, Timestamp};
 
-    fn ticket(owned: &Owned) -> Ticket {
+    /// A ticket as a store would hold it, with the server's timestamps.
+    fn stored(ticket: &Ticket) -> Ticket {
         Ticket {
-            id: TicketId::from(owned.id),
-            title: TicketTitle::try_from(owned.title.as_str()).unwrap(),
-            description: TicketDescription::try_from(owned.description.as_str()).unwrap(),
-            status: owned.status,
-            version: owned.version,
             created_at: Timestamp::from_unix_millis(1),
             updated_at: Timestamp::from_unix_millis(2),
+            ..ticket.clone()
         }
     }
 
@@ -979,7 +909,7 @@ mod tests {
         for _ in 0..steps {
             for plan in &mut plans {
                 let op = plan.next_op();
-                let outcome = match plan.expected(&op) {
+                let outcome = match plan.expected(&op).unwrap() {
                     Expected::Created => {
                         next_id += 1;
                         Outcome::Ok {
@@ -995,7 +925,7 @@ mod tests {
         }
         let tickets = plans
             .iter()
-            .flat_map(|p| p.live.iter().map(|o| (o.id, ticket(o))))
+            .flat_map(|p| p.model.tickets().map(|t| (t.id.get(), stored(t))))
             .collect();
         (plans, tickets, next_id)
     }
@@ -1059,14 +989,16 @@ mod tests {
     #[test]
     fn a_ticket_no_client_sent_is_a_violation() {
         let (plans, mut tickets, next_id) = play(10);
-        let stray = Owned {
-            id: next_id,
-            title: "never sent".into(),
-            description: "d".into(),
+        let stray = Ticket {
+            id: TicketId::from(next_id),
+            title: TicketTitle::try_from("never sent").unwrap(),
+            description: TicketDescription::try_from("d").unwrap(),
             status: Status::ToDo,
             version: 1,
+            created_at: Timestamp::from_unix_millis(1),
+            updated_at: Timestamp::from_unix_millis(1),
         };
-        tickets.insert(next_id, ticket(&stray));
+        tickets.insert(next_id, stray);
         let failed = check_cycle(
             &Baseline::default(),
             &plans,
@@ -1129,7 +1061,7 @@ mod tests {
         for _ in 0..200 {
             let (op_a, op_b) = (a.next_op(), b.next_op());
             assert_eq!(op_a, op_b);
-            let outcome = match a.expected(&op_a) {
+            let outcome = match a.expected(&op_a).unwrap() {
                 Expected::Created => Outcome::Ok {
                     id: 1000 + a.seq,
                     version: 1,

@@ -8,13 +8,13 @@ use std::process::ExitCode;
 use std::thread;
 use std::time::Instant;
 
+use ticketlog::rng::Rng;
 use ticketlog::{
     Client, ClientError, Durability, ListQuery, Status, Ticket, TicketDraft, TicketId, TicketPatch,
 };
 
 use super::args::DemoArgs;
 use super::output::Output;
-use super::rng::Rng;
 use super::{CliError, dir_or_temp, open_store, seed_or_clock};
 
 /// What one client did.
@@ -66,7 +66,7 @@ pub(crate) fn run(
         let handles: Vec<_> = (0..args.clients)
             .map(|index| {
                 let client = store.client();
-                let rng = Rng::scrambled(seed ^ u64::from(index).wrapping_mul(0x1000_0000_01B3));
+                let rng = Rng::new(seed ^ u64::from(index).wrapping_mul(0x1000_0000_01B3));
                 scope.spawn(move || run_client(&client, index, args.ops, rng))
             })
             .collect();

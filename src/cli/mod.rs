@@ -13,7 +13,6 @@ pub(crate) use output::Output;
 pub(crate) mod progress;
 mod remote;
 mod repair;
-mod rng;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -21,7 +20,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use ticketlog::wal::{self, LogEntry};
+use ticketlog::inspect::{self, LogEntry};
 use ticketlog::{
     ClientError, Durability, ListQuery, OpenError, Options, StorageError, Store, TicketDraft,
     TicketId, TicketPatch,
@@ -341,10 +340,10 @@ fn run_log(dir: &Path, command: LogCommand, out: &mut Output) -> Result<ExitCode
         LogCommand::Repair {
             drop_after_corruption,
         } => return repair::run(dir, drop_after_corruption, out),
-        LogCommand::Verify => wal::read_log(dir, |_| {}),
+        LogCommand::Verify => inspect::read_log(dir, |_| {}),
         LogCommand::Dump { from_lsn, to_lsn } => {
             let lsns = from_lsn.unwrap_or(1)..=to_lsn.unwrap_or(u64::MAX);
-            wal::read_log_range(dir, lsns, |entry: &LogEntry| {
+            inspect::read_log_range(dir, lsns, |entry: &LogEntry| {
                 if output_error.is_none()
                     && let Err(e) = out.log_entry(entry)
                 {

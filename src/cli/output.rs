@@ -7,7 +7,7 @@
 use std::io::{self, Stdout, Write};
 
 use serde::Serialize;
-use ticketlog::wal::{LogEntry, LogReport};
+use ticketlog::inspect::{LogEntry, LogReport};
 use ticketlog::{Change, CompactInfo, SnapshotInfo};
 
 use super::json::{EventJson, HistoryJson, StatsJson, TicketJson};

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use ticketlog::OpenError;
-use ticketlog::wal::{self, Repair, RepairAction, RepairReport};
+use ticketlog::inspect::{self, Repair, RepairAction, RepairReport};
 
 use super::output::Output;
 use super::{CliError, EXIT_CORRUPT, EXIT_UNREADABLE};
@@ -22,7 +22,7 @@ pub(crate) fn run(
     } else {
         Repair::TornTailOnly
     };
-    let report = match wal::repair_log(dir, repair) {
+    let report = match inspect::repair_log(dir, repair) {
         Ok(report) => report,
         Err(error @ OpenError::Corrupt { .. }) => {
             // Only a format this build cannot read is refused this way.

@@ -22,7 +22,40 @@ use std::path::Path;
 
 pub use fs::FileSystem;
 #[cfg(feature = "sim")]
-pub use sim::{Fault, FaultKind, FiredFault, HeldOp, HeldOps, OpKind, SECTOR_BYTES, SimStorage};
+pub use sim::{Fault, FaultKind, FiredFault, HeldOp, HeldOps, SECTOR_BYTES, SimStorage};
+
+/// The kinds of storage operation, one per trait method: what `SimStorage`
+/// and `testing::FaultyStorage` count and aim faults at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OpKind {
+    /// [`Storage::create_dir_all`].
+    CreateDirAll,
+    /// [`Storage::try_lock`].
+    TryLock,
+    /// [`Storage::exists`].
+    Exists,
+    /// [`Storage::open_file`].
+    OpenFile,
+    /// [`Storage::sync_dir`].
+    SyncDir,
+    /// [`Storage::rename`].
+    Rename,
+    /// [`Storage::remove_file`].
+    RemoveFile,
+    /// [`Storage::list_dir`].
+    ListDir,
+    /// [`StorageFile::size`].
+    Size,
+    /// [`StorageFile::read_at`].
+    ReadAt,
+    /// [`StorageFile::write_all_at`].
+    WriteAt,
+    /// [`StorageFile::sync_data`].
+    SyncData,
+    /// [`StorageFile::set_len`].
+    SetLen,
+}
 
 /// How [`Storage::open_file`] opens a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

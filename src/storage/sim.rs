@@ -23,6 +23,14 @@
 //!   middle of the workload. Damage at rest: flip a bit, overwrite or zero a
 //!   sector of durable data.
 //!
+//! These faults belong to the disk model: a short write leaves pending
+//! bytes, a lying sync leaves them unsynced, a crash fault is a power cut
+//! that the page-cache model turns into torn writes. Operation faults that
+//! need no disk model — fail, hold (gate) or panic at the k-th operation of
+//! any `Storage`, the real file system included — are the wrapper
+//! `ticketlog::testing::FaultyStorage` (the `testing` feature); it can wrap a
+//! `SimStorage` too.
+//!
 //! Every random choice comes from the seed given to [`SimStorage::new`]; the
 //! same sequence of calls gives the same outcome. (Calls from several threads
 //! are deterministic only if the threads' order is: see [`SimStorage::hold_file_writes`]
@@ -42,7 +50,8 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::{OpenMode, Storage, StorageFile, StorageLock};
+use super::{OpKind, OpenMode, Storage, StorageFile, StorageLock};
+use crate::rng::Rng;
 
 /// The sector size crashes tear at, and [`SimStorage::zero_sector`] uses.
 pub const SECTOR_BYTES: u64 = 512;
@@ -56,38 +65,6 @@ const ENOSPC: i32 = 28;
 const PENDING_OPS_MAX: usize = 1 << 16;
 /// Bytes per file; a write past this fails with `EFBIG`-like `ENOSPC`.
 const FILE_BYTES_MAX: u64 = 1 << 32;
-
-/// The kinds of operation [`SimStorage`] counts, one per trait method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum OpKind {
-    /// [`Storage::create_dir_all`].
-    CreateDirAll,
-    /// [`Storage::try_lock`].
-    TryLock,
-    /// [`Storage::exists`].
-    Exists,
-    /// [`Storage::open_file`].
-    OpenFile,
-    /// [`Storage::sync_dir`].
-    SyncDir,
-    /// [`Storage::rename`].
-    Rename,
-    /// [`Storage::remove_file`].
-    RemoveFile,
-    /// [`Storage::list_dir`].
-    ListDir,
-    /// [`StorageFile::size`].
-    Size,
-    /// [`StorageFile::read_at`].
-    ReadAt,
-    /// [`StorageFile::write_all_at`].
-    WriteAt,
-    /// [`StorageFile::sync_data`].
-    SyncData,
-    /// [`StorageFile::set_len`].
-    SetLen,
-}
 
 /// What an injected fault does to the operation it hits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -266,7 +243,8 @@ struct ArmedFault {
 }
 
 struct Disk {
-    rng: SimRng,
+    /// Every random choice of the disk model (SplitMix64 from the raw seed).
+    rng: Rng,
     /// Bumped by every crash; handles and locks from an older epoch are dead.
     epoch: u64,
     ops: u64,
@@ -285,28 +263,6 @@ struct Disk {
     next_lock: u64,
     open_files: u64,
     trace: Option<Vec<String>>,
-}
-
-/// SplitMix64: tiny, fast, and good enough to pick crash outcomes.
-struct SimRng(u64);
-
-impl SimRng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform enough in `0..n`; 0 when `n` is 0.
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-
-    fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -372,7 +328,7 @@ fn write_into(bytes: &mut Vec<u8>, offset: u64, data: &[u8]) {
 impl Disk {
     fn new(seed: u64) -> Disk {
         Disk {
-            rng: SimRng(seed),
+            rng: Rng::new(seed),
             epoch: 0,
             ops: 0,
             crashes: 0,

@@ -729,7 +729,7 @@ fn log_verify_of_a_flipped_bit_mid_log_exits_2_and_names_the_offset() {
     // Flip one bit in the middle of record 3's payload (after its 24-byte header).
     let path = common::log_path(dir.path());
     let mut bytes = std::fs::read(&path).unwrap();
-    let header_len = ticketlog::wal::record::RECORD_HEADER_LEN as u64;
+    let header_len = ticketlog::inspect::record::RECORD_HEADER_LEN as u64;
     assert!(len > header_len);
     let at = (offset + header_len + (len - header_len) / 2) as usize;
     bytes[at] ^= 0x04;
@@ -779,7 +779,7 @@ fn log_dump_json_prints_one_line_per_record_with_lsn_1_to_n() {
     run.ok();
     let lines = run.json_lines();
     assert_eq!(lines.len(), 6);
-    let header_len = ticketlog::wal::record::FILE_HEADER_LEN as u64;
+    let header_len = ticketlog::inspect::record::FILE_HEADER_LEN as u64;
     let mut expected_offset = header_len;
     for (i, line) in lines.iter().enumerate() {
         assert_eq!(line["lsn"].as_u64(), Some(i as u64 + 1), "{line}");

@@ -2,7 +2,7 @@
 //! sequences of up to 100 operations (commands, queries, invalid input,
 //! pipelined bursts, restarts, crashes that cut the log) run against a real
 //! store and are checked step by step against the independent model in
-//! `ticketlog::fuzzing::model`, by the same `command_stream::run` the fuzz
+//! `ticketlog::testing::model`, by the same `command_stream::run` the fuzz
 //! target calls. A failure shrinks to a minimal operation sequence and prints
 //! the seed that replays it.
 //!
@@ -13,10 +13,10 @@ use proptest::option::of as option;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
-use ticketlog::fuzzing::command_stream::{self, Expect, Op, Pipelined, RawText, Target};
-use ticketlog::fuzzing::model::{Model, Refusal};
-use ticketlog::fuzzing::scratch_dir;
-use ticketlog::wal::LogEntry;
+use ticketlog::inspect::LogEntry;
+use ticketlog::testing::fuzz::command_stream::{self, Expect, Op, Pipelined, RawText, Target};
+use ticketlog::testing::fuzz::scratch_dir;
+use ticketlog::testing::model::{Model, Refusal};
 use ticketlog::{
     Change, ClientError, Command, Status, Ticket, TicketDescription, TicketDraft, TicketId,
     TicketPatch, TicketTitle, Timestamp,
@@ -196,7 +196,7 @@ fn command_streams_match_the_model_across_restarts_and_crashes() {
 }
 
 /// Runs one sequence in a fresh directory.
-fn run(ops: &[Op]) -> Result<(), ticketlog::fuzzing::Failure> {
+fn run(ops: &[Op]) -> Result<(), ticketlog::testing::fuzz::Failure> {
     let dir = scratch_dir().expect("a scratch directory");
     command_stream::run(ops, dir.path())
 }

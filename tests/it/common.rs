@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ticketlog::wal::LOG_FILE_NAME;
+use ticketlog::inspect::LOG_FILE_NAME;
+pub use ticketlog::rng::Rng;
 use ticketlog::{Options, Store, TicketDraft};
 
 /// A draft with the given title and a fixed description.
@@ -38,25 +39,6 @@ pub fn seed(test: &str) -> u64 {
         });
     eprintln!("{test}: seed {seed} (replay with TICKETLOG_SEED={seed})");
     seed
-}
-
-/// xorshift64*: small and deterministic.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform-ish in 0..n (n ≥ 1).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), bitwise: the

@@ -1,11 +1,13 @@
-//! Many clients at once. The log gives the server's order; a plain model
-//! (written here, independent of the store's own apply) replays that order,
+//! Many clients at once. The log gives the server's order; the one model
+//! (`ticketlog::testing::model`, independent of the store's own apply)
+//! replays that order,
 //! and the store's final state and every reply must agree with it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::thread;
 
-use ticketlog::wal::{self, LogEntry};
+use ticketlog::inspect::{self, LogEntry};
+use ticketlog::testing::model::Model;
 use ticketlog::{
     Change, ClientError, Durability, ListQuery, Options, Status, Store, Ticket, TicketId,
     TicketPatch,
@@ -13,87 +15,27 @@ use ticketlog::{
 
 use crate::common::{Rng, draft, open, seed};
 
-/// The model: tickets by id, plus every ticket version ever produced.
-#[derive(Default)]
-struct Model {
-    tickets: BTreeMap<u64, Ticket>,
+/// The one model replaying the server's order, plus every ticket version
+/// it produced on the way.
+struct Replayed {
+    model: Model,
     versions: HashMap<(u64, u64), Ticket>,
-    next_id: u64,
 }
 
-impl Model {
-    fn replay(entries: &[LogEntry]) -> Model {
-        let mut model = Model {
-            next_id: 1,
-            ..Model::default()
-        };
-        for entry in entries {
-            for change in &entry.changes {
-                model.apply(change);
+impl Replayed {
+    fn replay(entries: &[LogEntry]) -> Replayed {
+        let mut model = Model::default();
+        let mut versions = HashMap::new();
+        for change in entries.iter().flat_map(|entry| &entry.changes) {
+            model
+                .apply(change)
+                .unwrap_or_else(|error| panic!("the log does not replay: {error}"));
+            if let Change::Created { id, .. } | Change::Updated { id, .. } = change {
+                let ticket = model.get(*id).expect("a ticket just written is live");
+                versions.insert((id.get(), ticket.version), ticket.clone());
             }
         }
-        model
-    }
-
-    fn apply(&mut self, change: &Change) {
-        match change {
-            Change::Created {
-                id,
-                title,
-                description,
-                at,
-            } => {
-                assert_eq!(id.get(), self.next_id, "ids are minted in order");
-                self.next_id += 1;
-                let ticket = Ticket {
-                    id: *id,
-                    title: title.clone(),
-                    description: description.clone(),
-                    status: Status::ToDo,
-                    version: 1,
-                    created_at: *at,
-                    updated_at: *at,
-                };
-                self.record(ticket);
-            }
-            Change::Updated {
-                id,
-                version,
-                title,
-                description,
-                status,
-                at,
-            } => {
-                let mut ticket = self.tickets[&id.get()].clone();
-                assert_eq!(ticket.version + 1, *version);
-                if let Some(title) = title {
-                    ticket.title = title.clone();
-                }
-                if let Some(description) = description {
-                    ticket.description = description.clone();
-                }
-                if let Some(status) = status {
-                    ticket.status = *status;
-                }
-                ticket.version = *version;
-                ticket.updated_at = *at;
-                self.record(ticket);
-            }
-            Change::Deleted { id, version, .. } => {
-                let removed = self
-                    .tickets
-                    .remove(&id.get())
-                    .expect("deleted ticket exists");
-                assert_eq!(removed.version, *version);
-            }
-            other => panic!("unexpected change {other:?}"),
-        }
-    }
-
-    fn record(&mut self, ticket: Ticket) {
-        self.versions
-            .insert((ticket.id.get(), ticket.version), ticket.clone());
-        self.tickets.insert(ticket.id.get(), ticket);
+        Replayed { model, versions }
     }
 }
 
@@ -218,7 +160,7 @@ fn sixteen_clients_agree_with_a_sequential_model(durability: Durability) {
 
     // The log holds exactly the accepted commands, in the server's order.
     let mut entries = Vec::new();
-    wal::read_log(dir.path(), |entry| entries.push(entry.clone())).unwrap();
+    inspect::read_log(dir.path(), |entry| entries.push(entry.clone())).unwrap();
     // A clean close may add a seal (an empty record); it carries no command.
     let seals = entries.iter().filter(|e| e.changes.is_empty()).count();
     assert!(
@@ -236,7 +178,7 @@ fn sixteen_clients_agree_with_a_sequential_model(durability: Durability) {
             .all(|w| w[0].changes[0].at() <= w[1].changes[0].at()),
         "timestamps never go backwards (seed {seed})"
     );
-    let model = Model::replay(&entries);
+    let Replayed { model, versions } = Replayed::replay(&entries);
 
     // Every created id is unique and came from exactly one create.
     let created: Vec<u64> = entries
@@ -251,9 +193,9 @@ fn sixteen_clients_agree_with_a_sequential_model(durability: Durability) {
     assert_eq!(unique.len(), created.len(), "seed {seed}");
 
     // The final state equals the model's.
-    let model_live: Vec<Ticket> = model.tickets.values().cloned().collect();
+    let model_live: Vec<Ticket> = model.tickets().cloned().collect();
     assert_eq!(live, model_live, "seed {seed}");
-    assert_eq!(stats.next_id, TicketId::from(model.next_id));
+    assert_eq!(stats.next_id, model.next_id());
     assert_eq!(stats.records, entries.len() as u64);
 
     // Every reply a client got is the ticket as the model had it at that version.
@@ -261,7 +203,7 @@ fn sixteen_clients_agree_with_a_sequential_model(durability: Durability) {
         for ticket in seen.written.iter().chain(&seen.deleted) {
             assert_eq!(
                 Some(ticket),
-                model.versions.get(&(ticket.id.get(), ticket.version)),
+                versions.get(&(ticket.id.get(), ticket.version)),
                 "seed {seed}"
             );
         }

@@ -1,19 +1,18 @@
 //! Crashes and failures at every step of the snapshot protocol, of segment
-//! rolls and of compaction: a failpoint storage fails the k-th mutating
-//! operation (create, write, fdatasync, truncate, rename, remove, directory
+//! rolls and of compaction: the fault layer (`FaultyStorage`) fails the k-th
+//! mutating operation (create, write, fdatasync, truncate, rename, remove, directory
 //! fsync) — either that one only, or that one and every later one, which is
 //! what a crash at that step leaves on disk. Reopening on the real file
 //! system must give every acknowledged change, nothing half-applied, a log
 //! that verifies, and no leftover temporary file.
 
 use std::collections::BTreeMap;
-use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 
-use ticketlog::storage::{FileSystem, OpenMode, Storage, StorageFile, StorageLock};
-use ticketlog::wal;
+use ticketlog::inspect;
+use ticketlog::testing::FaultyStorage;
+use ticketlog::testing::faults::{Effect, Fault};
 use ticketlog::{
     ClientError, Durability, ListQuery, Options, Retention, Status, Store, Ticket, TicketId,
     TicketPatch,
@@ -31,121 +30,14 @@ enum FailMode {
     Crash,
 }
 
-#[derive(Debug)]
-struct Failpoint {
-    armed: AtomicBool,
-    /// Mutating operations seen since arming.
-    ops: AtomicU64,
-    fail_at: AtomicU64,
-    mode: FailMode,
-    /// Each operation since arming, for failure messages.
-    trace: Mutex<Vec<String>>,
-}
-
-impl Failpoint {
-    fn new(fail_at: u64, mode: FailMode) -> Arc<Self> {
-        Arc::new(Failpoint {
-            armed: AtomicBool::new(false),
-            ops: AtomicU64::new(0),
-            fail_at: AtomicU64::new(fail_at),
-            mode,
-            trace: Mutex::new(Vec::new()),
-        })
-    }
-
-    /// Counts one mutating operation; fails it if its turn has come.
-    fn step(&self, op: &str, path: &Path) -> io::Result<()> {
-        if !self.armed.load(Ordering::SeqCst) {
-            return Ok(());
+impl FailMode {
+    /// The fault that fails the `step`-th mutating operation from arming.
+    fn fault(self, step: u64) -> Fault {
+        let fault = Fault::after(Effect::Eio, step).mutating();
+        match self {
+            FailMode::Once => fault,
+            FailMode::Crash => fault.persistent(),
         }
-        let index = self.ops.fetch_add(1, Ordering::SeqCst);
-        let fail_at = self.fail_at.load(Ordering::SeqCst);
-        let fails = match self.mode {
-            FailMode::Once => index == fail_at,
-            FailMode::Crash => index >= fail_at,
-        };
-        let name = path
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        self.trace.lock().unwrap().push(format!(
-            "{index}: {op} {name}{}",
-            if fails { " FAILED" } else { "" }
-        ));
-        if fails {
-            Err(io::Error::other(format!(
-                "injected failure at step {index}"
-            )))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct FailpointStorage(Arc<Failpoint>);
-
-#[derive(Debug)]
-struct FailpointFile {
-    inner: Box<dyn StorageFile>,
-    path: PathBuf,
-    failpoint: Arc<Failpoint>,
-}
-
-impl Storage for FailpointStorage {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<bool> {
-        FileSystem.create_dir_all(dir)
-    }
-    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn StorageLock>>> {
-        FileSystem.try_lock(path)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        FileSystem.exists(path)
-    }
-    fn open_file(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
-        if mode == OpenMode::CreateReadWrite && !path.exists() {
-            self.0.step("create", path)?;
-        }
-        Ok(Box::new(FailpointFile {
-            inner: FileSystem.open_file(path, mode)?,
-            path: path.to_path_buf(),
-            failpoint: Arc::clone(&self.0),
-        }))
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.0.step("sync_dir", dir)?;
-        FileSystem.sync_dir(dir)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.0.step("rename", from)?;
-        FileSystem.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.0.step("remove", path)?;
-        FileSystem.remove_file(path)
-    }
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        FileSystem.list_dir(dir)
-    }
-}
-
-impl StorageFile for FailpointFile {
-    fn size(&self) -> io::Result<u64> {
-        self.inner.size()
-    }
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(offset, buf)
-    }
-    fn write_all_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.failpoint.step("write", &self.path)?;
-        self.inner.write_all_at(offset, data)
-    }
-    fn sync_data(&mut self) -> io::Result<()> {
-        self.failpoint.step("sync_data", &self.path)?;
-        self.inner.sync_data()
-    }
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.failpoint.step("set_len", &self.path)?;
-        self.inner.set_len(len)
     }
 }
 
@@ -195,20 +87,25 @@ impl Outcome {
 }
 
 /// Creates, a snapshot, updates, a compaction, more creates, close: every
-/// step that writes goes through the failpoint.
+/// step that writes goes through the fault layer, with `fault` (if any)
+/// armed once the store is open. Returns the outcome and every mutating
+/// operation from then on (`describe`d).
 fn scenario(
     dir: &Path,
     retention: Retention,
     durability: Durability,
-    failpoint: &Arc<Failpoint>,
-) -> Outcome {
-    let storage = FailpointStorage(Arc::clone(failpoint));
+    fault: Option<Fault>,
+) -> (Outcome, Vec<String>) {
+    let storage = FaultyStorage::default();
     let store = Store::open(
         dir,
-        options(retention, durability).storage(Arc::new(storage)),
+        options(retention, durability).storage(Arc::new(storage.clone())),
     )
     .unwrap();
-    failpoint.armed.store(true, Ordering::SeqCst);
+    let armed_at = storage.op_count();
+    if let Some(fault) = fault {
+        storage.inject(fault);
+    }
     let client = store.client();
     let mut outcome = Outcome::default();
     let next_id = |outcome: &Outcome| {
@@ -244,7 +141,13 @@ fn scenario(
     }
     let _ = store.snapshot();
     let _ = store.close();
-    outcome
+    let steps = storage
+        .ops()
+        .into_iter()
+        .filter(|op| op.index >= armed_at && op.is_mutating())
+        .map(|op| op.describe())
+        .collect();
+    (outcome, steps)
 }
 
 /// Reopens on the real file system and checks the outcome.
@@ -285,7 +188,7 @@ fn check_reopen(dir: &Path, retention: Retention, outcome: &Outcome, context: &s
     }
     // The log verifies, every snapshot checks out, and no temporary file is left.
     let report =
-        wal::read_log(dir, |_| {}).unwrap_or_else(|e| panic!("{context}: verify failed: {e}"));
+        inspect::read_log(dir, |_| {}).unwrap_or_else(|e| panic!("{context}: verify failed: {e}"));
     assert_eq!(report.scan.torn_tail, None, "{context}");
     for check in &report.snapshots {
         assert!(check.result.is_ok(), "{context}: {check:?}");
@@ -307,12 +210,10 @@ fn every_step(retention: Retention, mode: FailMode) {
 fn every_step_with(retention: Retention, durability: Durability, mode: FailMode) {
     // A clean run counts the steps.
     let dir = scratch_dir();
-    let counter = Failpoint::new(u64::MAX, mode);
-    let clean = scenario(dir.path(), retention, durability, &counter);
+    let (clean, trace) = scenario(dir.path(), retention, durability, None);
     assert_eq!(clean.acknowledged.len(), 13);
     assert!(clean.failed.is_none());
-    let steps = counter.ops.load(Ordering::SeqCst);
-    let trace = counter.trace.lock().unwrap().clone();
+    let steps = trace.len() as u64;
     let removed_segments = trace
         .iter()
         .filter(|t| t.contains("remove") && t.ends_with(".wal"))
@@ -331,8 +232,7 @@ fn every_step_with(retention: Retention, durability: Durability, mode: FailMode)
 
     for fail_at in 0..steps {
         let dir = scratch_dir();
-        let failpoint = Failpoint::new(fail_at, mode);
-        let outcome = scenario(dir.path(), retention, durability, &failpoint);
+        let (outcome, _) = scenario(dir.path(), retention, durability, Some(mode.fault(fail_at)));
         let context = format!(
             "{retention:?} {durability} {mode:?} failing at step {fail_at} ({})",
             trace[fail_at as usize]

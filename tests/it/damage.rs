@@ -24,12 +24,13 @@
 
 use std::path::Path;
 
+use ticketlog::Command;
+use ticketlog::inspect::record::{FILE_HEADER_LEN, RECORD_HEADER_LEN};
 use ticketlog::storage::{SECTOR_BYTES, SimStorage};
-use ticketlog::wal::record::{FILE_HEADER_LEN, RECORD_HEADER_LEN};
 
 use crate::common::Rng;
 use crate::driver::{Driver, Opened, Parked};
-use crate::model::{self, Expected, Generator, ModelCommand, RecordSpan};
+use crate::oracle::{self, Expected, Generator, RecordSpan};
 use crate::sim::check_damaged_open;
 
 const DIR: &str = "/store";
@@ -44,7 +45,7 @@ fn full_run() -> bool {
 struct Log {
     bytes: Vec<u8>,
     spans: Vec<RecordSpan>,
-    history: Vec<ModelCommand>,
+    history: Vec<Command>,
 }
 
 /// How the writing run ends.
@@ -74,14 +75,11 @@ fn build_log(seed: u64, end: End, mut batch_len: impl FnMut(&mut Rng) -> usize) 
         let batch = (0..len)
             .map(|n| {
                 let command = if last {
-                    ModelCommand::Create {
-                        title: format!("last batch {n}"),
-                        description: "cut off by the power".into(),
-                    }
+                    oracle::create(&format!("last batch {n}"), "cut off by the power")
                 } else {
                     generator.command(&live)
                 };
-                let _ = live.apply(&command);
+                let _ = live.execute(&command);
                 (n, command)
             })
             .collect();
@@ -99,7 +97,7 @@ fn build_log(seed: u64, end: End, mut batch_len: impl FnMut(&mut Rng) -> usize) 
         }
     }
     let bytes = sim.durable_contents(&driver.log_path()).unwrap();
-    let spans = model::record_spans(&bytes);
+    let spans = oracle::record_spans(&bytes);
     let seals = spans.iter().filter(|s| s.seal).count();
     assert_eq!(spans.len() - seals, driver.history.len());
     assert_eq!(seals, usize::from(spans.last().unwrap().seal));
@@ -158,11 +156,14 @@ impl Log {
         strict: bool,
         tally: &mut Outcomes,
     ) {
-        let general = model::expected_after_damage(&self.bytes, damaged);
+        let general = oracle::expected_after_damage(&self.bytes, damaged);
         assert_eq!(general, expected, "{what}: the rule and the case disagree");
         let sim = SimStorage::new(0);
-        sim.put_file(&Path::new(DIR).join(ticketlog::wal::LOG_FILE_NAME), damaged)
-            .unwrap();
+        sim.put_file(
+            &Path::new(DIR).join(ticketlog::inspect::LOG_FILE_NAME),
+            damaged,
+        )
+        .unwrap();
         if let Err(error) = check_damaged_open(
             &sim,
             Path::new(DIR),
@@ -311,7 +312,7 @@ fn overwrite_every_sector(log: &Log, seed: u64) -> Outcomes {
         for random in [false, true] {
             let mut damaged = log.bytes.clone();
             for byte in &mut damaged[start as usize..end as usize] {
-                *byte = if random { rng.next() as u8 } else { 0 };
+                *byte = if random { rng.next_u64() as u8 } else { 0 };
             }
             let first_changed =
                 (start..end).find(|&i| damaged[i as usize] != log.bytes[i as usize]);
@@ -336,7 +337,7 @@ fn append_past_the_end(log: &Log, seed: u64) -> Outcomes {
     for len in [1usize, 7, 23, 24, 25, 511, 512, 513, 4096] {
         for random in [false, true] {
             let mut damaged = log.bytes.clone();
-            damaged.extend((0..len).map(|_| if random { rng.next() as u8 } else { 0 }));
+            damaged.extend((0..len).map(|_| if random { rng.next_u64() as u8 } else { 0 }));
             let what = format!(
                 "{len} {} bytes appended",
                 if random { "random" } else { "zero" }

@@ -11,7 +11,7 @@
 //! The driver keeps the history (every command the server accepted, in its
 //! order), how many of them were acknowledged, and a live model of what the
 //! server holds in memory, and checks every reply against the model. On
-//! reopen it checks the oracle (`model::check_recovered`).
+//! reopen it checks the oracle (`oracle::check_recovered`).
 //!
 //! Under `Durability::Always` a batch is a write and a sync, and every
 //! acknowledged command must survive a power cut. Under `Durability::Never`
@@ -26,14 +26,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ticketlog::inspect::LOG_FILE_NAME;
 use ticketlog::storage::{FaultKind, HeldOp, HeldOps, OpKind, SimStorage};
-use ticketlog::wal::LOG_FILE_NAME;
+use ticketlog::testing::model::{Model, Refusal, same_ticket};
 use ticketlog::{
-    Client, ClientError, Durability, ListQuery, OpenError, Options, PendingReply, StorageError,
-    Store, Ticket,
+    Client, ClientError, Command, Durability, ListQuery, OpenError, Options, PendingReply,
+    StorageError, Store, Ticket,
 };
 
-use crate::model::{self, Model, ModelCommand, ModelTicket, Rejection};
+use crate::oracle;
 
 /// How long to wait for the server to reach a write or sync that the model
 /// says it must reach. A bound on a wrong expectation, not a delay.
@@ -67,13 +68,13 @@ pub enum Opened {
 }
 
 enum Expect {
-    Accepted { ticket: ModelTicket, index: usize },
-    Rejected(Rejection),
+    Accepted { ticket: Ticket, index: usize },
+    Rejected(Refusal),
     Poisoned,
 }
 
 struct Submitted {
-    command: ModelCommand,
+    command: Command,
     reply: PendingReply<Ticket>,
     expect: Expect,
 }
@@ -117,7 +118,7 @@ pub struct Driver {
     pub options: Options,
     /// Every command the server accepted, in its order, cut back to the log
     /// on every reopen.
-    pub history: Vec<ModelCommand>,
+    pub history: Vec<Command>,
     /// How many of `history` were acknowledged (always a prefix).
     pub acked: usize,
     /// How many acknowledged commands a completed sync covers: all of
@@ -195,7 +196,7 @@ impl Driver {
     pub fn live(&self) -> Model {
         match &self.session {
             Some(session) => session.live.clone(),
-            None => Model::replay(&self.history).unwrap_or_default(),
+            None => Model::from_commands(&self.history).unwrap_or_default(),
         }
     }
 
@@ -291,7 +292,7 @@ impl Driver {
             None => acked_surviving,
         };
         let log = self.sim.file_contents(&self.log_path()).unwrap_or_default();
-        let records = match model::check_recovered(&store, &log, &self.history, at_least) {
+        let records = match oracle::check_recovered(&store, &log, &self.history, at_least) {
             Ok(records) => records,
             Err(why) if self.lie_from.is_some() && self.lie_covered_a_cut => {
                 self.note(format!("diverged after a lie about a truncation: {why}"));
@@ -307,7 +308,7 @@ impl Driver {
             self.lie_covered_a_cut = true;
         }
         if self.lie_from.is_none() {
-            model::check_whole(&log)?;
+            oracle::check_whole(&log)?;
         }
         if store.recovery().torn_tail.is_some() {
             self.tally.torn_tails += 1;
@@ -337,7 +338,7 @@ impl Driver {
         if self.lie_from.is_none() && self.tally.lies == lies_before {
             self.lie_covered_a_cut = false;
         }
-        let live = Model::replay(&self.history)?;
+        let live = Model::from_commands(&self.history)?;
         let clients = (0..self.clients).map(|_| store.client()).collect();
         let holds = self.sim.hold_file_writes();
         self.session = Some(Session {
@@ -356,7 +357,7 @@ impl Driver {
     /// Sends `commands` (client index, command) so that they form one batch.
     /// From idle only one command may be sent (the server takes the first
     /// request of a batch as soon as it arrives).
-    pub fn send(&mut self, commands: Vec<(usize, ModelCommand)>) -> Result<(), String> {
+    pub fn send(&mut self, commands: Vec<(usize, Command)>) -> Result<(), String> {
         let history_len = self.history.len();
         let session = self.session.as_mut().ok_or("send with no store open")?;
         let flushed = if self.never {
@@ -388,7 +389,7 @@ impl Driver {
             let expect = if session.poisoned {
                 Expect::Poisoned
             } else {
-                match session.live.apply(&command) {
+                match session.live.execute(&command) {
                     Ok(ticket) => {
                         let index = self.history.len();
                         self.history.push(command.clone());
@@ -399,7 +400,7 @@ impl Driver {
                 }
             };
             let reply = session.clients[client % session.clients.len()]
-                .submit(command.to_command())
+                .submit(command.clone())
                 .map_err(|e| format!("submit failed: {e}"))?;
             batch.push(Submitted {
                 command,
@@ -526,7 +527,7 @@ impl Driver {
             let reply = submitted.reply.wait();
             match (&submitted.expect, flushed) {
                 (Expect::Accepted { ticket, index }, true) => match &reply {
-                    Ok(got) if ticket.matches(got) => acked = acked.max(index + 1),
+                    Ok(got) if same_ticket(ticket, got) => acked = acked.max(index + 1),
                     _ => {
                         return Err(format!(
                             "{:?}: expected {ticket:?}, got {reply:?}",
@@ -588,7 +589,7 @@ impl Driver {
             self.tally.failed_batches += 1;
             session.poisoned = true;
             // The server undid the batch in memory.
-            session.live = Model::replay(&self.history[..session.batch_start])?;
+            session.live = Model::from_commands(&self.history[..session.batch_start])?;
             self.events
                 .push("flush failed: the store is poisoned".to_string());
         }
@@ -609,7 +610,7 @@ impl Driver {
             .map_err(|e| format!("list: {e}"))?;
         session
             .live
-            .check(&tickets, stats.next_id)
+            .check_tickets(&tickets, stats.next_id)
             .map_err(|e| format!("query answer: {e}"))?;
         for ticket in tickets.iter().take(3) {
             let got = client.get(ticket.id).map_err(|e| format!("get: {e}"))?;
@@ -651,7 +652,7 @@ impl Driver {
         for submitted in std::mem::take(&mut session.batch) {
             let reply = submitted.reply.wait();
             match (&submitted.expect, &reply) {
-                (Expect::Accepted { ticket, index }, Ok(got)) if ticket.matches(got) => {
+                (Expect::Accepted { ticket, index }, Ok(got)) if same_ticket(ticket, got) => {
                     if failed_before {
                         return Err(format!(
                             "{:?} acknowledged after an earlier command of its batch failed",

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use ticketlog::wal::{self, LogEntry};
+use ticketlog::inspect::{self, LogEntry};
 use ticketlog::{
     CREATE_MANY_MAX, ClientError, Damage, Durability, ListQuery, OpenError, Options, Status, Store,
     Ticket, TicketError, TicketId, TicketPatch,
@@ -31,7 +31,7 @@ fn tickets(store: &Store) -> Vec<Ticket> {
 
 fn entries(dir: &Path) -> Vec<LogEntry> {
     let mut entries = Vec::new();
-    wal::read_log(dir, |entry| entries.push(entry.clone())).unwrap();
+    inspect::read_log(dir, |entry| entries.push(entry.clone())).unwrap();
     entries
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ticketlog::wal;
+use ticketlog::inspect;
 use ticketlog::{ListQuery, Status, Ticket, TicketId, Timestamp};
 
 use crate::common::{log_path, open};
@@ -96,7 +96,7 @@ fn format_v1_fixture_opens_to_its_exact_state() {
 fn format_v1_fixture_verifies_clean_in_place_without_changes() {
     let before = std::fs::read(log_path(fixture_dir())).unwrap();
     let mut lsns = Vec::new();
-    let report = wal::read_log(fixture_dir(), |entry| lsns.push(entry.lsn)).unwrap();
+    let report = inspect::read_log(fixture_dir(), |entry| lsns.push(entry.lsn)).unwrap();
     assert_eq!(lsns, (1..=10).collect::<Vec<_>>());
     assert_eq!(report.scan.torn_tail, None);
     assert_eq!(report.next_id, TicketId::from(6));
@@ -237,7 +237,7 @@ fn segments_fixture_verifies_in_place_without_changes() {
             .collect()
     };
     let mut lsns = Vec::new();
-    let report = wal::read_log(segments_fixture_dir(), |entry| lsns.push(entry.lsn)).unwrap();
+    let report = inspect::read_log(segments_fixture_dir(), |entry| lsns.push(entry.lsn)).unwrap();
     assert_eq!(lsns, (1..=RECORDS).collect::<Vec<_>>());
     assert_eq!(report.segments.len() as u64, SEGMENTS);
     assert_eq!(report.snapshots.len(), 1);

@@ -1,13 +1,13 @@
 //! Replays every committed fuzz input — the seed corpora in
 //! `data/fuzz/<target>/` and the minimised crashers in
-//! `data/fuzz/regressions/<target>/` — through `ticketlog::fuzzing`, the very
+//! `data/fuzz/regressions/<target>/` — through `ticketlog::testing::fuzz`, the very
 //! checking code the cargo-fuzz targets run, on stable and on every test run.
 
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use ticketlog::fuzzing::{command_stream, log_decode, record_roundtrip};
+use ticketlog::testing::fuzz::{command_stream, log_decode, record_roundtrip};
 
 fn fuzz_data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fuzz")
@@ -94,8 +94,8 @@ fn record_roundtrip_corpus_and_regressions_pass() {
 #[test]
 #[ignore = "regenerates committed seed files; run by hand"]
 fn write_log_decode_seeds() {
-    use ticketlog::wal::frame_record;
-    use ticketlog::wal::record::{FILE_HEADER_LEN, FileHeader, RECORD_HEADER_LEN};
+    use ticketlog::inspect::frame_record;
+    use ticketlog::inspect::record::{FILE_HEADER_LEN, FileHeader, RECORD_HEADER_LEN};
     use ticketlog::{Change, Status, TicketId, Timestamp};
 
     let dir = fuzz_data().join("log_decode");
@@ -238,7 +238,11 @@ fn write_log_decode_seeds() {
     write("empty-event-list", 1, &records(1, &[(0, vec![])]));
     // Valid checksums around a payload that is not the canonical encoding.
     let mut wide = Vec::new();
-    ticketlog::wal::record::encode_record(&mut wide, 0, &[1, 0, 251, 1, 0, 1, b'x', 1, b'y', 0]);
+    ticketlog::inspect::record::encode_record(
+        &mut wide,
+        0,
+        &[1, 0, 251, 1, 0, 1, b'x', 1, b'y', 0],
+    );
     write("non-canonical-varint", 1, &wide);
     // A header whose checksum is right but whose length is over the limit.
     let mut too_long = vec![0u8; RECORD_HEADER_LEN];

@@ -11,38 +11,42 @@
 //! and for the real file system, in `/proc/self/fd`).
 
 use std::collections::BTreeSet;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use ticketlog::storage::{
-    Fault, FaultKind, FileSystem, OpenMode, SimStorage, Storage, StorageFile, StorageLock,
+use ticketlog::storage::{Fault, FaultKind, SimStorage};
+use ticketlog::testing::FaultyStorage;
+use ticketlog::testing::faults::{self, Effect};
+use ticketlog::testing::model::{Model, same_ticket};
+use ticketlog::{
+    ClientError, Command, ListQuery, Options, StorageError, Store, TicketId, TicketPatch,
 };
-use ticketlog::{ClientError, ListQuery, Options, StorageError, Store};
 
 use crate::driver::{Driver, Opened, Parked};
-use crate::model::{self, Model, ModelCommand};
+use crate::oracle;
 
-fn create(title: &str) -> ModelCommand {
-    ModelCommand::Create {
-        title: title.into(),
-        description: format!("{title}, made by the sweep"),
-    }
+fn create(title: &str) -> Command {
+    oracle::create(title, &format!("{title}, made by the sweep"))
 }
 
-fn update(id: u64, expected_version: Option<u64>) -> ModelCommand {
-    ModelCommand::Update {
-        id,
-        title: Some(format!("ticket {id}, updated")),
-        description: None,
-        status: Some(ticketlog::Status::InProgress),
-        expected_version,
-    }
+fn update(id: u64, expected_version: Option<u64>) -> Command {
+    Command::Update(
+        TicketId::from(id),
+        TicketPatch {
+            title: Some(
+                format!("ticket {id}, updated")
+                    .try_into()
+                    .expect("a valid title"),
+            ),
+            description: None,
+            status: Some(ticketlog::Status::InProgress),
+            expected_version,
+        },
+    )
 }
 
 /// The workload's sessions: batches of commands, sent in order.
-fn workload() -> Vec<Vec<Vec<ModelCommand>>> {
+fn workload() -> Vec<Vec<Vec<Command>>> {
     vec![
         vec![
             vec![create("a")],
@@ -52,20 +56,14 @@ fn workload() -> Vec<Vec<Vec<ModelCommand>>> {
                 update(1, Some(1)),
                 update(9, None), // refused: no such ticket
             ],
-            vec![ModelCommand::Delete { id: 2 }],
+            vec![Command::Delete(TicketId::from(2))],
         ],
         vec![
             vec![update(3, Some(7))], // refused: wrong version
             vec![
                 update(3, Some(1)),
                 create("d"),
-                ModelCommand::Update {
-                    id: 1,
-                    title: None,
-                    description: None,
-                    status: None,
-                    expected_version: None,
-                }, // refused: changes nothing
+                Command::Update(TicketId::from(1), TicketPatch::default()), // refused: changes nothing
                 create("e"),
             ],
         ],
@@ -74,7 +72,7 @@ fn workload() -> Vec<Vec<Vec<ModelCommand>>> {
 
 /// Sends `commands`, splitting them as the server must see them: from idle
 /// one command goes alone, the rest wait for the next stop after a sync.
-fn submit(driver: &mut Driver, mut commands: Vec<ModelCommand>) -> Result<(), String> {
+fn submit(driver: &mut Driver, mut commands: Vec<Command>) -> Result<(), String> {
     while !commands.is_empty() {
         match driver.parked() {
             None => return Ok(()), // a power cut closed the session
@@ -204,94 +202,7 @@ fn failing_every_operation_once_or_for_good_never_loses_an_acknowledged_command(
     eprintln!("io_sweep: {runs} runs, 0 violations");
 }
 
-// The real file system, with a wrapper that fails the n-th operation.
-
-#[derive(Debug)]
-struct Failing {
-    ops: AtomicU64,
-    fail_at: u64,
-    persistent: bool,
-    fired: AtomicBool,
-    disarmed: AtomicBool,
-}
-
-impl Failing {
-    fn check(&self) -> io::Result<()> {
-        let index = self.ops.fetch_add(1, Ordering::SeqCst);
-        let hit = !self.disarmed.load(Ordering::SeqCst)
-            && (index == self.fail_at || (self.persistent && index > self.fail_at));
-        if hit {
-            self.fired.store(true, Ordering::SeqCst);
-            return Err(io::Error::from_raw_os_error(5));
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone)]
-struct FailingFs(Arc<Failing>);
-
-#[derive(Debug)]
-struct FailingFile(Box<dyn StorageFile>, Arc<Failing>);
-
-impl Storage for FailingFs {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<bool> {
-        self.0.check()?;
-        FileSystem.create_dir_all(dir)
-    }
-    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn StorageLock>>> {
-        self.0.check()?;
-        FileSystem.try_lock(path)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.0.check()?;
-        FileSystem.exists(path)
-    }
-    fn open_file(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
-        self.0.check()?;
-        let file = FileSystem.open_file(path, mode)?;
-        Ok(Box::new(FailingFile(file, Arc::clone(&self.0))))
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.0.check()?;
-        FileSystem.sync_dir(dir)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.0.check()?;
-        FileSystem.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.0.check()?;
-        FileSystem.remove_file(path)
-    }
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.0.check()?;
-        FileSystem.list_dir(dir)
-    }
-}
-
-impl StorageFile for FailingFile {
-    fn size(&self) -> io::Result<u64> {
-        self.1.check()?;
-        self.0.size()
-    }
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.1.check()?;
-        self.0.read_at(offset, buf)
-    }
-    fn write_all_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.1.check()?;
-        self.0.write_all_at(offset, data)
-    }
-    fn sync_data(&mut self) -> io::Result<()> {
-        self.1.check()?;
-        self.0.sync_data()
-    }
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.1.check()?;
-        self.0.set_len(len)
-    }
-}
+// The real file system, through the fault layer failing its n-th operation.
 
 /// Open descriptors of this process that point into `dir`. Other tests run
 /// in parallel, so only descriptors of this test's own directory count.
@@ -309,15 +220,14 @@ fn fds_into(dir: &Path) -> Vec<PathBuf> {
 fn run_real(fail_at: u64, persistent: bool) -> Result<bool, String> {
     let temp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let dir = temp.path().join("store");
-    let failing = Arc::new(Failing {
-        ops: AtomicU64::new(0),
-        fail_at,
-        persistent,
-        fired: AtomicBool::new(false),
-        disarmed: AtomicBool::new(false),
-    });
-    let options = || Options::default().storage(Arc::new(FailingFs(Arc::clone(&failing))));
-    let mut accepted: Vec<ModelCommand> = Vec::new();
+    let failing = FaultyStorage::default();
+    let mut fault = faults::Fault::after(Effect::Eio, fail_at);
+    if persistent {
+        fault = fault.persistent();
+    }
+    failing.inject(fault);
+    let options = || Options::default().storage(Arc::new(failing.clone()));
+    let mut accepted: Vec<Command> = Vec::new();
     let mut acked = 0usize;
     for session in workload() {
         let store = match Store::open(&dir, options()) {
@@ -340,21 +250,21 @@ fn run_real(fail_at: u64, persistent: bool) -> Result<bool, String> {
             return Err(format!("an open store shows {open_fds} descriptors"));
         }
         let client = store.client();
-        let log =
-            std::fs::read(dir.join(ticketlog::wal::LOG_FILE_NAME)).map_err(|e| e.to_string())?;
-        model::check_whole(&log)?;
-        let (records, _) = model::commands_in_log(&log);
+        let log = std::fs::read(dir.join(ticketlog::inspect::LOG_FILE_NAME))
+            .map_err(|e| e.to_string())?;
+        oracle::check_whole(&log)?;
+        let (records, _) = oracle::commands_in_log(&log);
         accepted.truncate(records);
         acked = acked.min(records);
-        let mut model = Model::replay(&accepted)?;
+        let mut model = Model::from_commands(&accepted)?;
         let mut poisoned = false;
         for command in session.into_iter().flatten() {
-            let expected = model.decide(&command);
-            let reply = client.execute(command.to_command());
+            let expected = model.clone().execute(&command);
+            let reply = client.execute(command.clone());
             match (&expected, reply) {
                 (_, Err(ClientError::Storage(StorageError::Poisoned { .. }))) if poisoned => {}
-                (Ok(ticket), Ok(got)) if !poisoned && ticket.matches(&got) => {
-                    model.apply(&command).map_err(|r| format!("{r:?}"))?;
+                (Ok(ticket), Ok(got)) if !poisoned && same_ticket(ticket, &got) => {
+                    model.execute(&command).map_err(|r| format!("{r:?}"))?;
                     accepted.push(command);
                     acked = accepted.len();
                 }
@@ -376,16 +286,16 @@ fn run_real(fail_at: u64, persistent: bool) -> Result<bool, String> {
             .map_err(|e| e.to_string())?;
         let next_id = client.stats().map_err(|e| e.to_string())?.next_id;
         let live = if poisoned {
-            Model::replay(&accepted[..accepted.len() - 1])?
+            Model::from_commands(&accepted[..accepted.len() - 1])?
         } else {
             model
         };
-        live.check(&tickets, next_id)
+        live.check_tickets(&tickets, next_id)
             .map_err(|e| format!("queries after the workload: {e}"))?;
         // A clean close syncs and may seal the log, so it can fail on its own.
-        let fired_before = failing.fired.load(Ordering::SeqCst);
+        let fired_before = failing.fired() > 0;
         let closed = store.close();
-        let fired_in_close = !fired_before && failing.fired.load(Ordering::SeqCst);
+        let fired_in_close = !fired_before && failing.fired() > 0;
         match (&closed, poisoned) {
             (Ok(()), false) | (Err(StorageError::Poisoned { .. }), true) => {}
             (Err(StorageError::Io { .. }), false) if fired_in_close || persistent => {}
@@ -397,12 +307,13 @@ fn run_real(fail_at: u64, persistent: bool) -> Result<bool, String> {
             return Err(format!("descriptors left open after close: {leaked:?}"));
         }
     }
-    let fired = failing.fired.load(Ordering::SeqCst);
-    failing.disarmed.store(true, Ordering::SeqCst);
+    let fired = failing.fired() > 0;
+    failing.clear_faults();
     let store = Store::open(&dir, options()).map_err(|e| format!("final open: {e}"))?;
-    let log = std::fs::read(dir.join(ticketlog::wal::LOG_FILE_NAME)).map_err(|e| e.to_string())?;
-    model::check_recovered(&store, &log, &accepted, acked)?;
-    model::check_whole(&log)?;
+    let log =
+        std::fs::read(dir.join(ticketlog::inspect::LOG_FILE_NAME)).map_err(|e| e.to_string())?;
+    oracle::check_recovered(&store, &log, &accepted, acked)?;
+    oracle::check_whole(&log)?;
     store.close().map_err(|e| e.to_string())?;
     let leaked = fds_into(temp.path());
     if !leaked.is_empty() {

@@ -16,7 +16,7 @@ mod history;
 mod io_sweep;
 mod kill;
 mod lifecycle;
-mod model;
+mod oracle;
 mod power_cut;
 mod recovery;
 mod repair;

@@ -5,8 +5,8 @@
 use std::fs;
 use std::path::Path;
 
-use ticketlog::wal::record::{FILE_HEADER_LEN, RECORD_HEADER_LEN};
-use ticketlog::wal::{self, LogEntry, frame_record};
+use ticketlog::inspect::record::{FILE_HEADER_LEN, RECORD_HEADER_LEN};
+use ticketlog::inspect::{self, LogEntry, frame_record};
 use ticketlog::{
     Change, Damage, ListQuery, OpenError, Options, Store, Ticket, TicketId, TicketPatch, Timestamp,
 };
@@ -39,7 +39,7 @@ fn build_log(dir: &Path, count: u64) -> (Vec<LogEntry>, Vec<Ticket>) {
 
 fn entries(dir: &Path) -> Vec<LogEntry> {
     let mut entries = Vec::new();
-    wal::read_log(dir, |entry| entries.push(entry.clone())).unwrap();
+    inspect::read_log(dir, |entry| entries.push(entry.clone())).unwrap();
     entries
 }
 
@@ -205,7 +205,7 @@ fn a_zeroed_sector_in_the_middle_of_the_log_is_corruption() {
 
 /// Builds a log by hand: the file header, then the given records.
 fn write_log(dir: &Path, records: &[(u32, Vec<Change>)]) -> Vec<u64> {
-    let mut bytes = ticketlog::wal::record::FileHeader { first_lsn: 1 }
+    let mut bytes = ticketlog::inspect::record::FileHeader { first_lsn: 1 }
         .encode()
         .to_vec();
     let mut offsets = Vec::new();
@@ -322,7 +322,7 @@ fn a_duplicated_record_is_corruption() {
 fn an_incomplete_file_header_is_a_log_that_was_never_written() {
     for len in [0usize, 1, 8, 31, 32] {
         let dir = tempfile::tempdir().unwrap();
-        let header = ticketlog::wal::record::FileHeader { first_lsn: 1 }.encode();
+        let header = ticketlog::inspect::record::FileHeader { first_lsn: 1 }.encode();
         let mut bytes = header[..len].to_vec();
         if len == 32 {
             bytes[20] ^= 1; // a whole header, damaged, with nothing after it
@@ -377,7 +377,7 @@ fn read_log_reports_a_torn_tail_without_cutting_it() {
     let mut bytes = fs::read(&path).unwrap();
     bytes.extend_from_slice(&[1, 2, 3]);
     fs::write(&path, &bytes).unwrap();
-    let report = wal::read_log(dir.path(), |_| {}).unwrap();
+    let report = inspect::read_log(dir.path(), |_| {}).unwrap();
     assert_eq!(report.scan.torn_tail.as_ref().unwrap().bytes, 3);
     assert_eq!(report.next_id, TicketId::from(4));
     assert_eq!(fs::read(&path).unwrap(), bytes);
@@ -448,7 +448,7 @@ fn strict_recovery_refuses_a_torn_tail_and_changes_nothing() {
 #[test]
 fn strict_recovery_refuses_an_interrupted_header_and_mid_log_corruption() {
     let dir = tempfile::tempdir().unwrap();
-    let header = ticketlog::wal::record::FileHeader { first_lsn: 1 }.encode();
+    let header = ticketlog::inspect::record::FileHeader { first_lsn: 1 }.encode();
     fs::write(log_path(dir.path()), &header[..10]).unwrap();
     assert!(matches!(
         open_strict(dir.path()),
@@ -478,25 +478,25 @@ fn decode_record_checks_what_recovery_checks() {
     let changes = created(1, 10);
     let mut framed = Vec::new();
     frame_record(&mut framed, 0, &changes).unwrap();
-    let (header, decoded) = wal::decode_record(&framed).unwrap();
+    let (header, decoded) = inspect::decode_record(&framed).unwrap();
     assert_eq!(decoded, changes);
     assert_eq!(header.record_len(), framed.len() as u64);
     for cut in 0..framed.len() {
         assert!(matches!(
-            wal::decode_record(&framed[..cut]),
+            inspect::decode_record(&framed[..cut]),
             Err(Damage::Truncated { .. })
         ));
     }
     let mut damaged = framed.clone();
     *damaged.last_mut().unwrap() ^= 1;
     assert_eq!(
-        wal::decode_record(&damaged).unwrap_err(),
+        inspect::decode_record(&damaged).unwrap_err(),
         Damage::BadPayload
     );
     damaged = framed.clone();
     damaged[5] ^= 1;
     assert_eq!(
-        wal::decode_record(&damaged).unwrap_err(),
+        inspect::decode_record(&damaged).unwrap_err(),
         Damage::BadRecordHeader
     );
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use ticketlog::wal::{self, LogEntry};
+use ticketlog::inspect::{self, LogEntry};
 use ticketlog::{ListQuery, Ticket};
 
 use crate::common::{draft, log_path, open};
@@ -55,7 +55,7 @@ fn store_with(dir: &Path, count: u64) -> Vec<LogEntry> {
     }
     store.close().unwrap();
     let mut entries = Vec::new();
-    wal::read_log(dir, |entry| entries.push(entry.clone())).unwrap();
+    inspect::read_log(dir, |entry| entries.push(entry.clone())).unwrap();
     assert_eq!(entries.len() as u64, count);
     entries
 }
@@ -306,14 +306,17 @@ fn repair_refuses_a_cut_that_would_drop_records_a_snapshot_covers() {
     store.snapshot().unwrap();
     store.close().unwrap();
     let mut entries = Vec::new();
-    ticketlog::wal::read_log(dir.path(), |entry| entries.push(entry.clone())).unwrap();
+    ticketlog::inspect::read_log(dir.path(), |entry| entries.push(entry.clone())).unwrap();
     let victim = &entries[3];
     let path = crate::common::log_path(dir.path());
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[(victim.offset + victim.len - 1) as usize] ^= 0x20;
     std::fs::write(&path, &bytes).unwrap();
 
-    match ticketlog::wal::repair_log(dir.path(), ticketlog::wal::Repair::DropAfterCorruption) {
+    match ticketlog::inspect::repair_log(
+        dir.path(),
+        ticketlog::inspect::Repair::DropAfterCorruption,
+    ) {
         Err(ticketlog::OpenError::Corrupt {
             damage: ticketlog::Damage::SnapshotBeyondLog { log_end_lsn, .. },
             ..

@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::Path;
 
-use ticketlog::wal::{self, parse_segment_file_name};
+use ticketlog::inspect::{self, parse_segment_file_name};
 use ticketlog::{ListQuery, Options, Retention, Status, Store, TicketId, TicketPatch};
 
 use crate::common::{Rng, draft};
@@ -81,7 +81,7 @@ fn compact_retention_removes_what_each_snapshot_covers() {
     assert_eq!(store.client().list(ListQuery::default()).unwrap(), before);
     store.close().unwrap();
     // The inspection path starts from the snapshot and agrees.
-    let report = wal::read_log(dir.path(), |_| {}).unwrap();
+    let report = inspect::read_log(dir.path(), |_| {}).unwrap();
     assert_eq!(report.base_snapshot.map(|s| s.lsn), Some(snapshot_lsn));
     assert_eq!(report.tickets, before.len() as u64);
 }
@@ -101,7 +101,7 @@ fn keep_all_keeps_every_segment_and_the_newest_two_snapshots() {
     assert!(left.len() > 5, "{left:?}");
     assert_eq!(snapshot_files(dir.path()).len(), 2);
     let mut lsns = Vec::new();
-    wal::read_log(dir.path(), |entry| lsns.push(entry.lsn)).unwrap();
+    inspect::read_log(dir.path(), |entry| lsns.push(entry.lsn)).unwrap();
     assert_eq!(lsns, (1..=lsns.len() as u64).collect::<Vec<_>>());
 }
 
@@ -124,7 +124,7 @@ fn compact_on_demand_reports_the_bytes_it_reclaimed() {
         .filter(|segment| !before.contains(segment) && segment.0 > before.last().unwrap().0)
         .collect();
     assert_eq!(started.len(), 1, "{started:?}");
-    assert_eq!(started[0].1, wal::record::FILE_HEADER_LEN as u64);
+    assert_eq!(started[0].1, inspect::record::FILE_HEADER_LEN as u64);
     // What it says it removed is what left the directory (the new snapshot
     // and segment came in).
     assert_eq!(
@@ -199,7 +199,7 @@ fn compaction_under_concurrent_writes_keeps_every_acknowledged_change() {
         writers.into_iter().map(|w| w.join().unwrap()).collect()
     });
     store.close().unwrap();
-    let report = wal::read_log(dir.path(), |_| {}).unwrap();
+    let report = inspect::read_log(dir.path(), |_| {}).unwrap();
     assert!(report.snapshots.iter().all(|c| c.result.is_ok()));
     let store = Store::open(dir.path(), options).unwrap();
     let client = store.client();

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ticketlog::wal::{self, LogEntry, segment_file_name};
+use ticketlog::inspect::{self, LogEntry, segment_file_name};
 use ticketlog::{Damage, ListQuery, OpenError, Options, Status, Store, Ticket, TicketPatch};
 
 use crate::common::draft;
@@ -29,7 +29,7 @@ pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
         .filter(|path| {
             path.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| wal::parse_segment_file_name(n).is_some())
+                .is_some_and(|n| inspect::parse_segment_file_name(n).is_some())
         })
         .collect();
     files.sort();
@@ -60,7 +60,7 @@ fn fill(store: &Store, count: u64) -> Vec<Ticket> {
 
 fn entries(dir: &Path) -> Vec<LogEntry> {
     let mut entries = Vec::new();
-    wal::read_log(dir, |entry| entries.push(entry.clone())).unwrap();
+    inspect::read_log(dir, |entry| entries.push(entry.clone())).unwrap();
     entries
 }
 
@@ -88,7 +88,9 @@ fn the_log_rolls_into_segments_named_by_their_first_lsn() {
     // says which segment holds it.
     let firsts: Vec<u64> = files
         .iter()
-        .map(|f| wal::parse_segment_file_name(f.file_name().unwrap().to_str().unwrap()).unwrap())
+        .map(|f| {
+            inspect::parse_segment_file_name(f.file_name().unwrap().to_str().unwrap()).unwrap()
+        })
         .collect();
     for (index, first) in firsts.iter().enumerate() {
         let in_segment: Vec<&LogEntry> = all.iter().filter(|e| e.segment == *first).collect();
@@ -135,10 +137,10 @@ fn every_segment_but_the_last_ends_with_a_record_proven_durable() {
     for file in &files[..files.len() - 1] {
         let bytes = fs::read(file).unwrap();
         // Walk the records to the last one and check its `unsynced before` is 0.
-        let mut offset = wal::record::FILE_HEADER_LEN;
+        let mut offset = inspect::record::FILE_HEADER_LEN;
         let mut last_unsynced = None;
         while offset < bytes.len() {
-            let (header, _) = wal::decode_record(&bytes[offset..]).unwrap();
+            let (header, _) = inspect::decode_record(&bytes[offset..]).unwrap();
             last_unsynced = Some(header.unsynced_before);
             offset += header.record_len() as usize;
         }
@@ -153,9 +155,9 @@ fn a_missing_middle_segment_is_corruption_naming_it() {
     let files = segment_files(dir.path());
     let missing = files[1].clone();
     let missing_first =
-        wal::parse_segment_file_name(missing.file_name().unwrap().to_str().unwrap()).unwrap();
+        inspect::parse_segment_file_name(missing.file_name().unwrap().to_str().unwrap()).unwrap();
     let next_first =
-        wal::parse_segment_file_name(files[2].file_name().unwrap().to_str().unwrap()).unwrap();
+        inspect::parse_segment_file_name(files[2].file_name().unwrap().to_str().unwrap()).unwrap();
     fs::remove_file(&missing).unwrap();
     let before: Vec<Vec<u8>> = segment_files(dir.path())
         .iter()
@@ -192,7 +194,7 @@ fn a_missing_middle_segment_is_corruption_naming_it() {
         .collect();
     assert_eq!(before, after);
     assert!(matches!(
-        wal::read_log(dir.path(), |_| {}),
+        inspect::read_log(dir.path(), |_| {}),
         Err(OpenError::Corrupt {
             damage: Damage::MissingRecords { .. },
             ..
@@ -248,7 +250,8 @@ fn a_segment_renamed_to_another_lsn_is_corruption() {
     build(dir.path());
     let files = segment_files(dir.path());
     let last = files.last().unwrap();
-    let first = wal::parse_segment_file_name(last.file_name().unwrap().to_str().unwrap()).unwrap();
+    let first =
+        inspect::parse_segment_file_name(last.file_name().unwrap().to_str().unwrap()).unwrap();
     // Renamed one LSN later: a gap before it, and its header disagrees.
     let moved = dir.path().join(segment_file_name(first + 1));
     fs::rename(last, &moved).unwrap();
@@ -279,9 +282,10 @@ fn a_crash_while_creating_the_next_segment_leaves_a_log_that_opens() {
     let dir = tempfile::tempdir().unwrap();
     let tickets = build(dir.path());
     let files = segment_files(dir.path());
-    let last_first =
-        wal::parse_segment_file_name(files.last().unwrap().file_name().unwrap().to_str().unwrap())
-            .unwrap();
+    let last_first = inspect::parse_segment_file_name(
+        files.last().unwrap().file_name().unwrap().to_str().unwrap(),
+    )
+    .unwrap();
     let all = entries(dir.path());
     let next_lsn = all.last().unwrap().lsn + 1;
     assert!(next_lsn > last_first);
@@ -292,7 +296,7 @@ fn a_crash_while_creating_the_next_segment_leaves_a_log_that_opens() {
             fs::copy(file, scratch.path().join(file.file_name().unwrap())).unwrap();
         }
         let new_segment = scratch.path().join(segment_file_name(next_lsn));
-        let header = wal::record::FileHeader {
+        let header = inspect::record::FileHeader {
             first_lsn: next_lsn,
         }
         .encode();

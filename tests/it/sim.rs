@@ -4,7 +4,7 @@
 //! `SimStorage`; at random points the driver cuts the power, injects I/O
 //! faults (once or persistent; EIO, ENOSPC, short writes, lying writes and
 //! syncs, power cuts inside an operation), damages durable bytes, and
-//! reopens. The oracle (`model::check_recovered`) is checked after every
+//! reopens. The oracle (`oracle::check_recovered`) is checked after every
 //! reopen, and every reply against the model.
 //!
 //! `cargo test` runs `SEEDS_DEFAULT` seeds starting from a clock-derived
@@ -18,11 +18,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ticketlog::storage::{Fault, FaultKind, OpKind, SECTOR_BYTES, SimStorage};
-use ticketlog::{Durability, OpenError, Options, Recovery, Store};
+use ticketlog::testing::model::Model;
+use ticketlog::{Command, Durability, OpenError, Options, Recovery, Store};
 
 use crate::common::Rng;
 use crate::driver::{Driver, Opened, Parked, Tally};
-use crate::model::{self, Expected, Generator, Model, ModelCommand};
+use crate::oracle::{self, Expected, Generator};
 
 /// Seeds in a default `cargo test` run.
 const SEEDS_DEFAULT: u64 = 2_000;
@@ -235,7 +236,7 @@ impl Scenario {
         ))
     }
 
-    fn command(&mut self, driver: &Driver) -> (usize, model::ModelCommand) {
+    fn command(&mut self, driver: &Driver) -> (usize, Command) {
         let live = driver.live();
         let client = self.rng.below(3) as usize;
         (client, self.generator.command(&live))
@@ -256,7 +257,7 @@ impl Scenario {
                     for _ in 0..len {
                         let client = self.rng.below(3) as usize;
                         let command = self.generator.command(&live);
-                        let _ = live.apply(&command);
+                        let _ = live.execute(&command);
                         batch.push((client, command));
                     }
                     driver.send(batch)
@@ -342,9 +343,9 @@ impl Scenario {
             return Ok(false); // the log was never created (every open failed)
         };
         if sim.file_contents(&path).as_ref() != Some(&clean)
-            || clean.len() <= ticketlog::wal::record::FILE_HEADER_LEN
+            || clean.len() <= ticketlog::inspect::record::FILE_HEADER_LEN
             || driver.lie_from.is_some()
-            || model::commands_in_log(&clean).1.is_some()
+            || oracle::commands_in_log(&clean).1.is_some()
         {
             // Not clean: a fault or a lie during the close (the seal).
             return Ok(false);
@@ -366,7 +367,7 @@ impl Scenario {
             2 => {
                 let at = self.rng.below(len);
                 let n = (1 + self.rng.below(16)).min(len - at);
-                let bytes: Vec<u8> = (0..n).map(|_| self.rng.next() as u8).collect();
+                let bytes: Vec<u8> = (0..n).map(|_| self.rng.next_u64() as u8).collect();
                 sim.overwrite(&path, at, &bytes)
                     .map_err(|e| e.to_string())?;
                 format!("overwrite {n} bytes at {at}")
@@ -381,13 +382,13 @@ impl Scenario {
                 let mut bytes = clean.clone();
                 let n = 1 + self.rng.below(600);
                 let zeros = self.chance(2);
-                bytes.extend((0..n).map(|_| if zeros { 0 } else { self.rng.next() as u8 }));
+                bytes.extend((0..n).map(|_| if zeros { 0 } else { self.rng.next_u64() as u8 }));
                 sim.put_file(&path, &bytes).map_err(|e| e.to_string())?;
                 format!("append {n} {} bytes", if zeros { "zero" } else { "random" })
             }
         };
         let damaged = sim.durable_contents(&path).ok_or("log vanished")?;
-        let expected = model::expected_after_damage(&clean, &damaged);
+        let expected = oracle::expected_after_damage(&clean, &damaged);
         let strict = self.chance(4);
         driver.note(format!(
             "damage: {what}; expect {expected} (strict: {strict})"
@@ -402,7 +403,7 @@ impl Scenario {
         )?;
         match expected {
             Expected::CorruptAt(_) => driver.tally.damage_corrupt += 1,
-            Expected::Records(n) if n < model::record_spans(&clean).len() => {
+            Expected::Records(n) if n < oracle::record_spans(&clean).len() => {
                 driver.tally.damage_truncated += 1;
             }
             Expected::Records(_) => {}
@@ -418,12 +419,12 @@ impl Scenario {
 pub fn check_damaged_open(
     sim: &SimStorage,
     dir: &Path,
-    history: &[ModelCommand],
+    history: &[Command],
     damaged: &[u8],
     expected: Expected,
     strict: bool,
 ) -> Result<(), String> {
-    let path = dir.join(ticketlog::wal::LOG_FILE_NAME);
+    let path = dir.join(ticketlog::inspect::LOG_FILE_NAME);
     let mut options = Options::default().storage(Arc::new(sim.clone()));
     if strict {
         options = options.recovery(Recovery::Strict);
@@ -445,21 +446,21 @@ pub fn check_damaged_open(
             }),
         ) if file == path && at == offset => unchanged("a failed open"),
         (Expected::Records(n), Err(OpenError::TornTail { file, offset, .. }))
-            if strict && file == path && model::kept_len(damaged, n) == offset =>
+            if strict && file == path && oracle::kept_len(damaged, n) == offset =>
         {
             unchanged("a strict open")
         }
         (Expected::Records(n), Ok(store)) => {
-            if strict && model::kept_len(damaged, n) != damaged.len() as u64 {
+            if strict && oracle::kept_len(damaged, n) != damaged.len() as u64 {
                 return Err(format!(
                     "a strict open accepted a log it had to cut (recovery {:?})",
                     store.recovery()
                 ));
             }
-            let commands = model::commands_in_first(damaged, n);
+            let commands = oracle::commands_in_first(damaged, n);
             let log = sim.file_contents(&path).unwrap_or_default();
-            let records = model::check_recovered(&store, &log, history, commands)?;
-            model::check_whole(&log)?;
+            let records = oracle::check_recovered(&store, &log, history, commands)?;
+            oracle::check_whole(&log)?;
             if records != commands {
                 return Err(format!(
                     "opened with {records} commands; expected exactly {commands} (the first {n} records)"

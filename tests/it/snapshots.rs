@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ticketlog::wal::{self, LogEntry, frame_record};
+use ticketlog::inspect::{self, LogEntry, frame_record};
 use ticketlog::{
     Change, Command, Damage, ListQuery, OpenError, Options, Retention, Stats, Status, Store,
     Ticket, TicketId, TicketPatch,
@@ -39,7 +39,7 @@ pub fn snapshot_files(dir: &Path) -> Vec<PathBuf> {
 
 fn entries(dir: &Path) -> Vec<LogEntry> {
     let mut entries = Vec::new();
-    wal::read_log(dir, |entry| entries.push(entry.clone())).unwrap();
+    inspect::read_log(dir, |entry| entries.push(entry.clone())).unwrap();
     entries
 }
 
@@ -208,7 +208,7 @@ fn opening_from_a_snapshot_equals_a_full_replay_for_random_histories() {
         );
         store.close().unwrap();
         // And the inspection path agrees, snapshots included.
-        let report = wal::read_log(dir.path(), |_| {}).unwrap();
+        let report = inspect::read_log(dir.path(), |_| {}).unwrap();
         assert_eq!(report.next_id, before.1.next_id, "seed {seed}");
         assert!(
             report.snapshots.iter().all(|check| check.result.is_ok()),
@@ -317,7 +317,10 @@ fn a_damaged_snapshot_whose_log_was_compacted_fails_the_open_naming_it() {
     }
     let info = store.snapshot().unwrap();
     store.close().unwrap();
-    assert!(!dir.path().join(wal::LOG_FILE_NAME).exists(), "compacted");
+    assert!(
+        !dir.path().join(inspect::LOG_FILE_NAME).exists(),
+        "compacted"
+    );
     flip_byte(&info.path, 100);
     match Store::open(dir.path(), options) {
         Err(OpenError::Corrupt { file, .. }) => assert_eq!(file, info.path),
@@ -385,7 +388,9 @@ fn a_digest_record_that_disagrees_with_replay_fails_the_open() {
 
     for (digest, should_open) in [(real, true), (real ^ 1, false)] {
         let scratch = tempfile::tempdir().unwrap();
-        let mut bytes = wal::record::FileHeader { first_lsn: 1 }.encode().to_vec();
+        let mut bytes = inspect::record::FileHeader { first_lsn: 1 }
+            .encode()
+            .to_vec();
         for entry in &written {
             let changes: Vec<Change> = entry
                 .changes
@@ -403,7 +408,7 @@ fn a_digest_record_that_disagrees_with_replay_fails_the_open() {
                 .collect();
             frame_record(&mut bytes, 0, &changes).unwrap();
         }
-        fs::write(scratch.path().join(wal::LOG_FILE_NAME), &bytes).unwrap();
+        fs::write(scratch.path().join(inspect::LOG_FILE_NAME), &bytes).unwrap();
         match Store::open(scratch.path(), Options::default()) {
             Ok(store) if should_open => {
                 assert_eq!(all(&store).0.len(), 3);
@@ -420,7 +425,7 @@ fn a_digest_record_that_disagrees_with_replay_fails_the_open() {
                 );
                 // Verify reports the same.
                 assert!(matches!(
-                    wal::read_log(scratch.path(), |_| {}),
+                    inspect::read_log(scratch.path(), |_| {}),
                     Err(OpenError::Corrupt {
                         damage: Damage::DigestMismatch { .. },
                         ..
@@ -447,21 +452,21 @@ fn opening_does_not_read_segments_a_snapshot_covers() {
     let state = all(&store);
     store.close().unwrap();
     // The snapshot rolled the log: the record after it starts a segment.
-    let after = dir.path().join(wal::segment_file_name(info.lsn + 1));
+    let after = dir.path().join(inspect::segment_file_name(info.lsn + 1));
     assert!(
         after.exists(),
         "{:?}",
         fs::read_dir(dir.path()).unwrap().collect::<Vec<_>>()
     );
 
-    let first = dir.path().join(wal::LOG_FILE_NAME);
+    let first = dir.path().join(inspect::LOG_FILE_NAME);
     flip_byte(&first, 600);
     let store = Store::open(dir.path(), options).unwrap();
     assert_eq!(store.recovery().records_replayed, 1);
     assert_eq!(all(&store), state);
     store.close().unwrap();
     assert!(matches!(
-        wal::read_log(dir.path(), |_| {}),
+        inspect::read_log(dir.path(), |_| {}),
         Err(OpenError::Corrupt { file, .. }) if file == first
     ));
 }

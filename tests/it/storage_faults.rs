@@ -2,173 +2,65 @@
 //! operations: poisoning after a failed write or fsync, group commit measured
 //! in flushes (not time), back-pressure, and the order of syncs.
 
-use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
 
-use ticketlog::storage::{FileSystem, OpenMode, Storage, StorageFile, StorageLock};
+use ticketlog::storage::OpKind;
+use ticketlog::testing::FaultyStorage;
+use ticketlog::testing::faults::{Effect, Fault, Gate, Ops};
 use ticketlog::{
     ClientError, Command, ListQuery, Options, StorageError, Store, TicketId, TicketPatch,
 };
 
 use crate::common::{draft, open};
 
-/// A sync that waits for the test: it says when it has been entered, then
-/// blocks until released.
-struct Gate {
-    entered: SyncSender<()>,
-    release: Receiver<()>,
+/// How long a test waits for the server to reach a gated sync: a bound so
+/// that a wrong expectation fails instead of hanging.
+const GATE_WAIT: Duration = Duration::from_secs(60);
+
+/// The operations so far that change or claim something (not `exists`,
+/// listings, sizes and reads, nor a probe the file system refused), as
+/// "op name": the order the store must keep.
+fn ops(faults: &FaultyStorage) -> Vec<String> {
+    faults
+        .ops()
+        .iter()
+        .filter(|op| op.error.is_none())
+        .filter(|op| match op.op {
+            OpKind::Exists | OpKind::ListDir | OpKind::Size | OpKind::ReadAt => false,
+            OpKind::CreateDirAll => op.creates,
+            _ => true,
+        })
+        .map(|op| op.describe())
+        .collect()
 }
 
-#[derive(Default)]
-struct Faults {
-    file_syncs: AtomicU64,
-    fail_next_sync: AtomicBool,
-    fail_next_write: AtomicBool,
-    /// Simulates a bug: the next file sync panics, killing the server thread.
-    panic_next_sync: AtomicBool,
-    gate: Mutex<Option<Gate>>,
-    /// Every operation, in order, as "op name".
-    ops: Mutex<Vec<String>>,
+/// The next file sync fails with `EIO`.
+fn fail_next_sync(faults: &FaultyStorage) {
+    faults.inject(Fault::after(Effect::Eio, 0).only(OpKind::SyncData));
 }
 
-impl std::fmt::Debug for Faults {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Faults")
-    }
+/// The next file sync blocks until the gate is released.
+fn gate_next_sync(faults: &FaultyStorage) -> Gate {
+    faults.gate(Ops::Only(OpKind::SyncData))
 }
 
-impl Faults {
-    fn record(&self, op: &str, path: &Path) {
-        let name = path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        self.ops.lock().unwrap().push(format!("{op} {name}"));
-    }
-
-    /// The next file sync blocks: returns (signal when entered, release).
-    fn arm_gate(&self) -> (Receiver<()>, SyncSender<()>) {
-        let (entered, entered_rx) = mpsc::sync_channel(1);
-        let (release_tx, release) = mpsc::sync_channel(1);
-        *self.gate.lock().unwrap() = Some(Gate { entered, release });
-        (entered_rx, release_tx)
-    }
-
-    fn ops(&self) -> Vec<String> {
-        self.ops.lock().unwrap().clone()
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-struct FaultyStorage {
-    faults: Arc<Faults>,
-}
-
-#[derive(Debug)]
-struct FaultyFile {
-    inner: Box<dyn StorageFile>,
-    faults: Arc<Faults>,
-    path: std::path::PathBuf,
-}
-
-impl Storage for FaultyStorage {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<bool> {
-        let created = FileSystem.create_dir_all(dir)?;
-        if created {
-            self.faults.record("create_dir", dir);
-        }
-        Ok(created)
-    }
-    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn StorageLock>>> {
-        self.faults.record("lock", path);
-        FileSystem.try_lock(path)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        FileSystem.exists(path)
-    }
-    fn open_file(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
-        let existed = path.exists();
-        let inner = FileSystem.open_file(path, mode)?;
-        self.faults
-            .record(if existed { "open" } else { "create" }, path);
-        Ok(Box::new(FaultyFile {
-            inner,
-            faults: Arc::clone(&self.faults),
-            path: path.to_path_buf(),
-        }))
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.faults.record("sync_dir", dir);
-        FileSystem.sync_dir(dir)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.faults.record("rename", from);
-        FileSystem.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.faults.record("remove", path);
-        FileSystem.remove_file(path)
-    }
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        FileSystem.list_dir(dir)
-    }
-}
-
-impl StorageFile for FaultyFile {
-    fn size(&self) -> io::Result<u64> {
-        self.inner.size()
-    }
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(offset, buf)
-    }
-    fn write_all_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        if self.faults.fail_next_write.swap(false, Ordering::SeqCst) {
-            self.faults.record("write FAILED", &self.path);
-            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
-        }
-        self.faults.record("write", &self.path);
-        self.inner.write_all_at(offset, data)
-    }
-    fn sync_data(&mut self) -> io::Result<()> {
-        if let Some(gate) = self.faults.gate.lock().unwrap().take() {
-            gate.entered.send(()).unwrap();
-            gate.release.recv().unwrap();
-        }
-        if self.faults.panic_next_sync.swap(false, Ordering::SeqCst) {
-            panic!("injected: the server thread dies inside fdatasync");
-        }
-        if self.faults.fail_next_sync.swap(false, Ordering::SeqCst) {
-            self.faults.record("sync_data FAILED", &self.path);
-            return Err(io::Error::from_raw_os_error(5)); // EIO
-        }
-        self.faults.file_syncs.fetch_add(1, Ordering::SeqCst);
-        self.faults.record("sync_data", &self.path);
-        self.inner.sync_data()
-    }
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.faults.record("set_len", &self.path);
-        self.inner.set_len(len)
-    }
-}
-
-fn open_faulty(dir: &Path) -> (Store, Arc<Faults>) {
+fn open_faulty(dir: &Path) -> (Store, FaultyStorage) {
     open_faulty_with(dir, Options::default())
 }
 
-fn open_faulty_with(dir: &Path, options: Options) -> (Store, Arc<Faults>) {
-    let storage = FaultyStorage::default();
-    let faults = Arc::clone(&storage.faults);
-    let store = Store::open(dir, options.storage(Arc::new(storage))).unwrap();
+fn open_faulty_with(dir: &Path, options: Options) -> (Store, FaultyStorage) {
+    let faults = FaultyStorage::default();
+    let store = Store::open(dir, options.storage(Arc::new(faults.clone()))).unwrap();
     (store, faults)
 }
 
 /// After a failed flush: the command that failed and every later command get
 /// a storage error, queries still answer from durable state, and a reopen
 /// shows a prefix that holds every acknowledged ticket.
-fn check_poisoning(fail: impl FnOnce(&Faults), expected_op: &str) {
+fn check_poisoning(fail: impl FnOnce(&FaultyStorage), expected_op: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (store, faults) = open_faulty(dir.path());
     let client = store.client();
@@ -220,16 +112,13 @@ fn check_poisoning(fail: impl FnOnce(&Faults), expected_op: &str) {
 
 #[test]
 fn a_failed_fsync_poisons_the_store() {
-    check_poisoning(
-        |faults| faults.fail_next_sync.store(true, Ordering::SeqCst),
-        "fdatasync",
-    );
+    check_poisoning(fail_next_sync, "fdatasync");
 }
 
 #[test]
 fn a_failed_write_poisons_the_store() {
     check_poisoning(
-        |faults| faults.fail_next_write.store(true, Ordering::SeqCst),
+        |faults| faults.inject(Fault::after(Effect::NoSpace, 0).only(OpKind::WriteAt)),
         "write",
     );
 }
@@ -239,11 +128,11 @@ fn commands_queued_during_a_flush_share_the_next_flush() {
     let dir = tempfile::tempdir().unwrap();
     let (store, faults) = open_faulty(dir.path());
     let client = store.client();
-    let syncs_at_open = faults.file_syncs.load(Ordering::SeqCst);
+    let syncs_at_open = faults.count(OpKind::SyncData);
 
-    let (entered, release) = faults.arm_gate();
+    let gate = gate_next_sync(&faults);
     let first = client.submit(Command::Create(draft("first"))).unwrap();
-    entered.recv().unwrap(); // the server is inside the first flush
+    assert!(gate.entered_within(GATE_WAIT)); // the server is inside the first flush
     let queued: Vec<_> = (0..200)
         .map(|n| {
             client
@@ -251,14 +140,14 @@ fn commands_queued_during_a_flush_share_the_next_flush() {
                 .unwrap()
         })
         .collect();
-    release.send(()).unwrap();
+    gate.release();
 
     assert_eq!(first.wait().unwrap().id, TicketId::from(1));
     for (n, pending) in queued.into_iter().enumerate() {
         assert_eq!(pending.wait().unwrap().id, TicketId::from(n as u64 + 2));
     }
     // 201 durable commands, 2 flushes: the first, and one for all 200 queued.
-    assert_eq!(faults.file_syncs.load(Ordering::SeqCst) - syncs_at_open, 2);
+    assert_eq!(faults.count(OpKind::SyncData) - syncs_at_open, 2);
     assert_eq!(client.stats().unwrap().records, 201);
     store.close().unwrap();
 }
@@ -268,9 +157,9 @@ fn try_methods_refuse_at_once_when_the_channel_is_full() {
     let dir = tempfile::tempdir().unwrap();
     let (store, faults) = open_faulty_with(dir.path(), Options::default().channel_capacity(1));
     let client = store.client();
-    let (entered, release) = faults.arm_gate();
+    let gate = gate_next_sync(&faults);
     let first = client.submit(Command::Create(draft("in flight"))).unwrap();
-    entered.recv().unwrap();
+    assert!(gate.entered_within(GATE_WAIT));
     let queued = client.submit(Command::Create(draft("queued"))).unwrap();
 
     // The server is blocked in a flush and the one slot is taken.
@@ -287,7 +176,7 @@ fn try_methods_refuse_at_once_when_the_channel_is_full() {
         Err(ClientError::Overloaded)
     ));
 
-    release.send(()).unwrap();
+    gate.release();
     first.wait().unwrap();
     queued.wait().unwrap();
     let third = client.try_create(draft("room again")).unwrap();
@@ -300,8 +189,8 @@ fn creating_a_store_syncs_directories_before_anything_is_acknowledged() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("store");
     let (store, faults) = open_faulty(&dir);
-    let log = ticketlog::wal::LOG_FILE_NAME;
-    let open_ops = faults.ops();
+    let log = ticketlog::inspect::LOG_FILE_NAME;
+    let open_ops = ops(&faults);
     // The new directory's parent, and every directory above it (a new
     // store's path must survive a crash even if an earlier open created
     // some of it and failed), then the data directory once the log exists.
@@ -323,7 +212,7 @@ fn creating_a_store_syncs_directories_before_anything_is_acknowledged() {
     assert_eq!(open_ops, expected_prefix);
 
     store.client().create(draft("one")).unwrap();
-    let create_ops = faults.ops()[open_ops.len()..].to_vec();
+    let create_ops = ops(&faults)[open_ops.len()..].to_vec();
     // The record is written and synced before the create returns.
     assert_eq!(
         create_ops,
@@ -337,7 +226,7 @@ fn creating_a_store_syncs_directories_before_anything_is_acknowledged() {
     // run may have left bytes unsynced that later records count as durable.
     let (store, faults) = open_faulty(&dir);
     assert_eq!(
-        faults.ops(),
+        ops(&faults),
         vec![
             "lock LOCK".to_string(),
             // Twice for its size (the bound on snapshot LSNs, replay
@@ -358,7 +247,7 @@ fn a_rejected_command_writes_nothing() {
     let (store, faults) = open_faulty(dir.path());
     let client = store.client();
     let ticket = client.create(draft("one")).unwrap();
-    let ops_before = faults.ops().len();
+    let ops_before = ops(&faults).len();
     let rejected = [
         client.update(
             ticket.id,
@@ -389,7 +278,7 @@ fn a_rejected_command_writes_nothing() {
     assert!(matches!(rejected[1], Err(ClientError::Invalid(_))));
     assert!(matches!(rejected[2], Err(ClientError::NotFound(id)) if id == TicketId::from(99)));
     assert!(matches!(rejected[3], Err(ClientError::NotFound(_))));
-    assert_eq!(faults.ops().len(), ops_before, "{:?}", faults.ops());
+    assert_eq!(ops(&faults).len(), ops_before, "{:?}", ops(&faults));
     assert_eq!(client.stats().unwrap().records, 1);
     store.close().unwrap();
 }
@@ -403,7 +292,7 @@ fn interval_durability_acknowledges_after_the_write_and_syncs_in_the_background(
         Options::default().durability(ticketlog::Durability::Interval(every)),
     );
     let client = store.client();
-    let (entered, release) = faults.arm_gate();
+    let gate = gate_next_sync(&faults);
     let pending = client.submit(Command::Create(draft("one"))).unwrap();
     let (acked_tx, acked) = mpsc::channel();
     let waiter = std::thread::spawn(move || acked_tx.send(pending.wait()).unwrap());
@@ -415,10 +304,11 @@ fn interval_durability_acknowledges_after_the_write_and_syncs_in_the_background(
         .unwrap();
     assert_eq!(ticket.id, TicketId::from(1));
     // With no further requests, the server syncs on its own within the interval.
-    entered
-        .recv_timeout(std::time::Duration::from_secs(10))
-        .expect("a background sync");
-    release.send(()).unwrap();
+    assert!(
+        gate.entered_within(std::time::Duration::from_secs(10)),
+        "a background sync"
+    );
+    gate.release();
     waiter.join().unwrap();
     store.close().unwrap();
 }
@@ -430,15 +320,15 @@ fn never_durability_syncs_only_when_closing() {
         dir.path(),
         Options::default().durability(ticketlog::Durability::Never),
     );
-    let syncs_at_open = faults.file_syncs.load(Ordering::SeqCst);
+    let syncs_at_open = faults.count(OpKind::SyncData);
     let client = store.client();
     for n in 0..20 {
         client.create(draft(&format!("t{n}"))).unwrap();
     }
-    assert_eq!(faults.file_syncs.load(Ordering::SeqCst), syncs_at_open);
+    assert_eq!(faults.count(OpKind::SyncData), syncs_at_open);
     store.close().unwrap();
     // One sync for the records, one for the seal that proves them durable.
-    assert_eq!(faults.file_syncs.load(Ordering::SeqCst), syncs_at_open + 2);
+    assert_eq!(faults.count(OpKind::SyncData), syncs_at_open + 2);
 }
 
 #[test]
@@ -448,7 +338,8 @@ fn clients_of_a_server_thread_that_died_get_closed_never_a_hang() {
     let client = store.client();
     client.create(draft("before the crash")).unwrap();
 
-    faults.panic_next_sync.store(true, Ordering::SeqCst);
+    // Simulates a bug: the next file sync panics, killing the server thread.
+    faults.inject(Fault::after(Effect::Panic, 0).only(OpKind::SyncData));
     let outcomes: Vec<Result<ticketlog::Ticket, ClientError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
             .map(|n| {
@@ -496,7 +387,7 @@ fn a_batch_whose_flush_failed_is_in_neither_stats_nor_history() {
     let ticket = client.create(draft("one")).unwrap();
     let before = client.stats().unwrap();
 
-    faults.fail_next_sync.store(true, Ordering::SeqCst);
+    fail_next_sync(&faults);
     let failed = client.update(
         ticket.id,
         TicketPatch {

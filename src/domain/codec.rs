@@ -1,0 +1,342 @@
+//! The payload codec: the only place that calls serde/bincode.
+//!
+//! A record payload is the bincode 1.3.3 encoding of a `Vec<Change>` with
+//! bincode's `DefaultOptions` (little-endian, variable-length integers),
+//! an explicit size limit, and trailing bytes rejected. Decoding a record
+//! payload accepts only the canonical encoding: bincode itself would also
+//! read an integer written in more bytes than needed, which would give one
+//! record several encodings. A snapshot block is the same encoding of a
+//! `Vec` of [`SnapshotTicket`]s. Keeping every
+//! bincode call here means the payload codec can be replaced behind a format
+//! version bump without touching the framing.
+
+use bincode::Options as _;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::change::Change;
+use crate::domain::ticket::{Status, Ticket, TicketDescription, TicketId, TicketTitle};
+use crate::domain::time::Timestamp;
+
+/// The largest record payload the codec writes or reads: the log's record
+/// limit (the engine asserts the two agree).
+pub(crate) const PAYLOAD_BYTES_MAX: usize = 1 << 20;
+
+/// The largest snapshot block: one chunk of 256 tickets at their largest
+/// (50-byte title, 500-byte description, ten-byte varints) is about 150 KiB.
+pub(crate) const SNAPSHOT_BLOCK_BYTES_MAX: usize = 1 << 20;
+
+fn options() -> impl bincode::Options {
+    bincode::DefaultOptions::new()
+        .with_little_endian()
+        .with_varint_encoding()
+        .with_limit(PAYLOAD_BYTES_MAX as u64)
+        .reject_trailing_bytes()
+}
+
+fn block_options() -> impl bincode::Options {
+    bincode::DefaultOptions::new()
+        .with_little_endian()
+        .with_varint_encoding()
+        .with_limit(SNAPSHOT_BLOCK_BYTES_MAX as u64)
+        .reject_trailing_bytes()
+}
+
+/// A ticket as a snapshot stores it: every field, by position. Its own type,
+/// so that the snapshot format does not follow [`Ticket`]'s JSON shape.
+#[derive(Serialize)]
+struct SnapshotTicketRef<'t> {
+    id: TicketId,
+    title: &'t TicketTitle,
+    description: &'t TicketDescription,
+    status: Status,
+    version: u64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+/// The owned form of [`SnapshotTicketRef`], as decoded (its strings are
+/// validated on the way in, like a record's).
+#[derive(Deserialize)]
+struct SnapshotTicket {
+    id: TicketId,
+    title: TicketTitle,
+    description: TicketDescription,
+    status: Status,
+    version: u64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+/// What the start of a record payload says about the ticket it touches,
+/// read without decoding the payload (history reads every record, and most
+/// are about other tickets).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PayloadTicket {
+    /// Exactly one change, about this ticket.
+    One(u64),
+    /// No change about any ticket (a seal, or a single digest record).
+    Nothing,
+    /// Several changes, or bytes this peek does not understand: decode it.
+    Decode,
+}
+
+/// Reads a bincode varint (see `docs/FORMAT.md`) at the start of `bytes`;
+/// returns the value and the rest.
+fn peek_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let (&marker, rest) = bytes.split_first()?;
+    let take = |n: usize| -> Option<(u64, &[u8])> {
+        let (value, rest) = rest.split_at_checked(n)?;
+        let mut word = [0u8; 8];
+        word[..n].copy_from_slice(value);
+        Some((u64::from_le_bytes(word), rest))
+    };
+    match marker {
+        0..=250 => Some((u64::from(marker), rest)),
+        251 => take(2),
+        252 => take(4),
+        253 => take(8),
+        _ => None,
+    }
+}
+
+/// Peeks at a payload: the change count, then (for one change) its variant
+/// index and, for `Created`/`Updated`/`Deleted`, the ticket id, which is
+/// their first field. Never wrong about a payload that decodes: anything
+/// unusual answers [`PayloadTicket::Decode`].
+pub(crate) fn peek_payload_ticket(payload: &[u8]) -> PayloadTicket {
+    let Some((count, rest)) = peek_varint(payload) else {
+        return PayloadTicket::Decode;
+    };
+    match count {
+        0 => PayloadTicket::Nothing,
+        1 => match peek_varint(rest) {
+            // Created, Updated, Deleted: the id comes first.
+            Some((0..=2, rest)) => match peek_varint(rest) {
+                Some((id, _)) => PayloadTicket::One(id),
+                None => PayloadTicket::Decode,
+            },
+            // Digest.
+            Some((3, _)) => PayloadTicket::Nothing,
+            _ => PayloadTicket::Decode,
+        },
+        _ => PayloadTicket::Decode,
+    }
+}
+
+/// Appends the encoding of one snapshot block holding `tickets` to `out`.
+pub(crate) fn encode_snapshot_block<'t>(
+    tickets: impl Iterator<Item = &'t Ticket>,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let refs: Vec<SnapshotTicketRef<'t>> = tickets
+        .map(|ticket| SnapshotTicketRef {
+            id: ticket.id,
+            title: &ticket.title,
+            description: &ticket.description,
+            status: ticket.status,
+            version: ticket.version,
+            created_at: ticket.created_at,
+            updated_at: ticket.updated_at,
+        })
+        .collect();
+    block_options()
+        .serialize_into(out, &refs)
+        .map_err(|e| e.to_string())
+}
+
+/// Decodes one snapshot block; fails on anything but exactly one well-formed
+/// list of tickets whose field values pass validation.
+pub(crate) fn decode_snapshot_block(bytes: &[u8]) -> Result<Vec<Ticket>, String> {
+    let tickets: Vec<SnapshotTicket> = block_options()
+        .deserialize(bytes)
+        .map_err(|e| e.to_string())?;
+    Ok(tickets
+        .into_iter()
+        .map(|t| Ticket {
+            id: t.id,
+            title: t.title,
+            description: t.description,
+            status: t.status,
+            version: t.version,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        })
+        .collect())
+}
+
+/// The payload of a record that carries no change (a seal): the encoding of
+/// an empty list.
+pub(crate) const EMPTY_PAYLOAD: &[u8] = &[0];
+
+/// Appends the payload encoding of `changes` to `out`.
+pub(crate) fn encode_changes(changes: &[Change], out: &mut Vec<u8>) -> Result<(), String> {
+    options()
+        .serialize_into(out, changes)
+        .map_err(|e| e.to_string())
+}
+
+/// Decodes a payload; fails on anything but exactly one well-formed `Vec<Change>`
+/// whose field values pass validation, in its canonical encoding (the bytes
+/// [`encode_changes`] writes for it).
+pub(crate) fn decode_changes(payload: &[u8]) -> Result<Vec<Change>, String> {
+    let changes: Vec<Change> = options().deserialize(payload).map_err(|e| e.to_string())?;
+    // bincode 1.3 reads a varint with a wider marker than its value needs
+    // (5 as `251 05 00`) without complaint. Every such spelling is longer
+    // than the canonical one, and a value's canonical spelling is unique
+    // (option and bool tags other than 0 and 1 are already refused), so a
+    // payload as long as its canonical encoding *is* that encoding. Sizing
+    // is a fraction of the cost of encoding again on every replayed record.
+    let canonical_len = options()
+        .serialized_size(&changes)
+        .map_err(|e| e.to_string())?;
+    if canonical_len != payload.len() as u64 {
+        return Err(format!(
+            "the payload is not in canonical form: its {} bytes decode to changes whose \
+             encoding is {canonical_len} bytes (an integer written in more bytes than it needs)",
+            payload.len()
+        ));
+    }
+    debug_assert!({
+        let mut canonical = Vec::with_capacity(payload.len());
+        encode_changes(&changes, &mut canonical).is_ok() && canonical == payload
+    });
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_empty_payload_is_the_encoding_of_no_changes() {
+        let mut out = Vec::new();
+        encode_changes(&[], &mut out).unwrap();
+        assert_eq!(out, EMPTY_PAYLOAD);
+        assert_eq!(decode_changes(EMPTY_PAYLOAD), Ok(Vec::new()));
+    }
+
+    use crate::domain::ticket::{Status, TicketId};
+    use crate::domain::time::Timestamp;
+
+    fn sample() -> Vec<Change> {
+        vec![
+            Change::Created {
+                id: TicketId::from(1),
+                title: "Fix the flux".try_into().unwrap(),
+                description: "It is not capacitating.".try_into().unwrap(),
+                at: Timestamp::from_unix_millis(1_700_000_000_000),
+            },
+            Change::Updated {
+                id: TicketId::from(1),
+                version: 2,
+                title: None,
+                description: None,
+                status: Some(Status::Done),
+                at: Timestamp::from_unix_millis(1_700_000_000_001),
+            },
+        ]
+    }
+
+    #[test]
+    fn changes_round_trip() {
+        let mut bytes = Vec::new();
+        encode_changes(&sample(), &mut bytes).unwrap();
+        assert_eq!(decode_changes(&bytes).unwrap(), sample());
+    }
+
+    #[test]
+    fn snapshot_blocks_round_trip() {
+        let tickets = vec![Ticket {
+            id: TicketId::from(9),
+            title: "Ünïcödé".try_into().unwrap(),
+            description: "d".try_into().unwrap(),
+            status: Status::Done,
+            version: 300,
+            created_at: Timestamp::from_unix_millis(1),
+            updated_at: Timestamp::from_unix_millis(u64::MAX),
+        }];
+        let mut bytes = Vec::new();
+        encode_snapshot_block(tickets.iter(), &mut bytes).unwrap();
+        assert_eq!(decode_snapshot_block(&bytes).unwrap(), tickets);
+        bytes.push(0);
+        assert!(decode_snapshot_block(&bytes).is_err());
+    }
+
+    #[test]
+    fn peeking_finds_the_ticket_of_a_single_change() {
+        let mut bytes = Vec::new();
+        for (changes, expected) in [
+            (sample()[..1].to_vec(), PayloadTicket::One(1)),
+            (sample()[1..].to_vec(), PayloadTicket::One(1)),
+            (Vec::new(), PayloadTicket::Nothing),
+            (sample(), PayloadTicket::Decode),
+            (
+                vec![Change::Deleted {
+                    id: TicketId::from(70_000),
+                    version: 3,
+                    at: Timestamp::from_unix_millis(5),
+                }],
+                PayloadTicket::One(70_000),
+            ),
+            (
+                vec![Change::Digest {
+                    digest: 1,
+                    next_id: TicketId::from(2),
+                    tickets: 1,
+                }],
+                PayloadTicket::Nothing,
+            ),
+        ] {
+            bytes.clear();
+            encode_changes(&changes, &mut bytes).unwrap();
+            assert_eq!(peek_payload_ticket(&bytes), expected, "{changes:?}");
+        }
+        assert_eq!(peek_payload_ticket(&[]), PayloadTicket::Decode);
+        assert_eq!(peek_payload_ticket(&[1, 0, 253, 1]), PayloadTicket::Decode);
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut bytes = Vec::new();
+        encode_changes(&sample(), &mut bytes).unwrap();
+        bytes.push(0);
+        assert!(decode_changes(&bytes).is_err());
+    }
+
+    #[test]
+    fn invalid_field_values_do_not_decode() {
+        // A Created change whose title is empty: the bytes are well-formed bincode,
+        // but the title fails validation, so decoding fails.
+        let mut bytes = Vec::new();
+        encode_changes(&sample()[..1], &mut bytes).unwrap();
+        let title_len_at = bytes.iter().position(|&b| b == 12).unwrap();
+        let mut damaged = bytes[..title_len_at].to_vec();
+        damaged.push(0);
+        damaged.extend_from_slice(&bytes[title_len_at + 1 + 12..]);
+        assert!(decode_changes(&damaged).is_err());
+    }
+
+    #[test]
+    fn an_integer_written_wider_than_needed_is_rejected() {
+        // The Created event's id 1 is the byte 01 after the vec length 01 and
+        // the variant 00; spell it as the u16 form `251 01 00` instead.
+        let mut bytes = Vec::new();
+        encode_changes(&sample()[..1], &mut bytes).unwrap();
+        assert_eq!(&bytes[..3], &[1, 0, 1]);
+        let mut wide = vec![1, 0, 251, 1, 0];
+        wide.extend_from_slice(&bytes[3..]);
+        let error = decode_changes(&wide).unwrap_err();
+        assert!(error.contains("canonical"), "{error}");
+        // bincode alone accepts it, to the same changes: this is the check that refuses it.
+        let lenient: Vec<Change> = options().deserialize(&wide).unwrap();
+        assert_eq!(lenient, sample()[..1]);
+    }
+
+    #[test]
+    fn huge_length_prefix_does_not_allocate() {
+        // vec length = u64::MAX (varint marker 253 + 8 bytes)
+        let mut bytes = vec![253];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode_changes(&bytes).is_err());
+    }
+}

@@ -1,0 +1,140 @@
+//! The protocol between clients and the server thread: the request envelope
+//! that carries each operation or query with its own reply channel, and
+//! [`ClientError`], what a request can come back with instead of a reply.
+
+use std::sync::mpsc::SyncSender;
+
+use crate::domain::command::{Applied, ListQuery, Operation, Stats};
+use crate::domain::rejection::{Rejection, TicketError};
+use crate::domain::ticket::{Ticket, TicketId};
+use crate::engine::retention::CompactInfo;
+use crate::error::StorageError;
+use crate::log::LogReader;
+use crate::snapshot::SnapshotInfo;
+
+/// Where the server sends one reply. Each request carries its own.
+pub(crate) type ReplyTo<T> = SyncSender<Result<T, ClientError>>;
+
+/// What travels over the request channel to the server thread.
+pub(crate) enum Request {
+    /// An operation, answered after the record that carries it is durable.
+    Operation {
+        operation: Operation,
+        reply: ReplyTo<Applied>,
+    },
+    /// A query, answered from memory.
+    Query(QueryRequest),
+    /// Sent by `Store::snapshot`: take a snapshot at the next batch boundary.
+    Snapshot {
+        reply: SyncSender<Result<SnapshotInfo, StorageError>>,
+    },
+    /// Sent by `Store::compact`: take a snapshot, then remove what it covers.
+    Compact {
+        reply: SyncSender<Result<CompactInfo, StorageError>>,
+    },
+    /// Sent by the snapshot helper thread when its snapshot is durable (or failed).
+    SnapshotWritten(Result<SnapshotInfo, StorageError>),
+    /// Sent by `Store::close`: answer what came before, refuse what comes after.
+    Close,
+}
+
+/// A query with its reply channel.
+pub(crate) enum QueryRequest {
+    /// Read one ticket.
+    Get {
+        id: TicketId,
+        reply: ReplyTo<Option<Ticket>>,
+    },
+    /// Read a page of tickets.
+    List {
+        query: ListQuery,
+        reply: ReplyTo<Vec<Ticket>>,
+    },
+    /// Read the store's figures.
+    Stats { reply: ReplyTo<Stats> },
+    /// Open the log for reading one ticket's history.
+    History {
+        id: TicketId,
+        reply: ReplyTo<Box<dyn LogReader>>,
+    },
+}
+
+impl Request {
+    /// Answers the request with `Closed` (used for requests that arrive after close).
+    pub(crate) fn reject_closed(self) {
+        // A client that stopped waiting has dropped its receiver: not an error.
+        match self {
+            Request::Operation { reply, .. } => drop(reply.send(Err(ClientError::Closed))),
+            Request::Query(QueryRequest::Get { reply, .. }) => {
+                drop(reply.send(Err(ClientError::Closed)));
+            }
+            Request::Query(QueryRequest::List { reply, .. }) => {
+                drop(reply.send(Err(ClientError::Closed)));
+            }
+            Request::Query(QueryRequest::Stats { reply }) => {
+                drop(reply.send(Err(ClientError::Closed)));
+            }
+            Request::Query(QueryRequest::History { reply, .. }) => {
+                drop(reply.send(Err(ClientError::Closed)));
+            }
+            Request::Snapshot { reply } => drop(reply.send(Err(StorageError::Closed))),
+            Request::Compact { reply } => drop(reply.send(Err(StorageError::Closed))),
+            Request::SnapshotWritten(_) | Request::Close => {}
+        }
+    }
+}
+
+/// What a client can get back instead of a reply.
+///
+/// Every way a store can be out of reach — closed, its server thread gone,
+/// a request dropped — is [`ClientError::Closed`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The request channel is full (only from the `try_*` methods).
+    #[error("the store is overloaded: its request queue is full, try again later")]
+    Overloaded,
+    /// The store was closed, or its server thread is gone.
+    #[error("the store is closed")]
+    Closed,
+    /// No ticket has this id (it was never created, or was deleted).
+    #[error("ticket {0} does not exist")]
+    NotFound(TicketId),
+    /// The ticket is not at the version the patch expected; nothing was written.
+    #[error(
+        "ticket {id} is at version {actual}, not the expected version {expected}; nothing was changed"
+    )]
+    Conflict {
+        /// The ticket.
+        id: TicketId,
+        /// The version the patch expected.
+        expected: u64,
+        /// The ticket's current version.
+        actual: u64,
+    },
+    /// The request failed validation.
+    #[error("invalid request: {0}")]
+    Invalid(#[from] TicketError),
+    /// The log could not be written or synced. The command was not
+    /// acknowledged; it may or may not be found after a reopen.
+    #[error("storage failure: {0}")]
+    Storage(#[from] StorageError),
+}
+
+impl From<Rejection> for ClientError {
+    fn from(rejection: Rejection) -> Self {
+        match rejection {
+            Rejection::NotFound(id) => ClientError::NotFound(id),
+            Rejection::Conflict {
+                id,
+                expected,
+                actual,
+            } => ClientError::Conflict {
+                id,
+                expected,
+                actual,
+            },
+            Rejection::Invalid(error) => ClientError::Invalid(error),
+        }
+    }
+}
