@@ -1023,6 +1023,29 @@ fn the_cli_with_server_prints_and_exits_as_it_does_locally() {
         };
         assert_eq!(remote, expected, "ticketlog {}", args.join(" "));
     }
+    // The local `--json` is the wire form: it matches the document's schemas.
+    let api = openapi();
+    for (args, schema) in [
+        (vec!["--json", "get", "1"], "Ticket"),
+        (vec!["--json", "list"], "Ticket"),
+        (vec!["--json", "history", "1"], "Event"),
+        (vec!["--json", "stats"], "Stats"),
+    ] {
+        let mut local_args = vec!["--dir", local_dir];
+        local_args.extend_from_slice(&args);
+        let (code, stdout, _) = cli(&local_args, None);
+        assert_eq!(code, Some(0));
+        assert!(!stdout.is_empty());
+        let schema = json!({ "$ref": format!("#/components/schemas/{schema}") });
+        for line in stdout.lines() {
+            let value: Value =
+                serde_json::from_str(&line.replace("<time>", "2026-01-02T03:04:05.678Z"))
+                    .unwrap_or_else(|e| panic!("{line}: {e}"));
+            if let Err(why) = check_schema(&api, &schema, &value, "$") {
+                panic!("ticketlog {}: {why}: {line}", args.join(" "));
+            }
+        }
+    }
     // Stats: the same counts (the local log also holds a seal per close).
     let (code, stdout, _) = cli(&["--server", &server.url, "stats"], None);
     assert_eq!(code, Some(0));
