@@ -19,6 +19,12 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Run add, get, list, update, delete, history and stats against a
+    /// running `ticketlog serve` at this URL (e.g. http://127.0.0.1:7878)
+    /// instead of opening --dir [default: $TICKETLOG_SERVER]
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+
     /// When commands are made durable: always (fdatasync before every
     /// acknowledgement), interval:MS (at most every MS milliseconds), or never
     #[arg(long, global = true, value_name = "MODE", default_value = "always", value_parser = parse_durability)]
@@ -60,6 +66,35 @@ pub enum CliCommand {
     /// The child process of crash-test (not for direct use)
     #[command(hide = true)]
     CrashTestWorker(CrashTestWorkerArgs),
+    /// Serve the store in --dir over HTTP/JSON until SIGINT or SIGTERM
+    #[cfg(feature = "serve")]
+    Serve(ServeArgs),
+}
+
+/// `ticketlog serve`
+#[cfg(feature = "serve")]
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port; the address bound is
+    /// printed on stdout)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    pub listen: String,
+    /// Require `Authorization: Bearer <token>` with the token in FILE
+    /// (its first line)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// Allow listening on an address other than loopback without a token
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
+    /// Most connections open at once; more wait to be accepted
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub connections_max: u32,
+    /// Longest time a request may take before it is answered 503
+    #[arg(long, value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub request_timeout_ms: u64,
+    /// Most `GET /events` streams open at once
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub sse_clients_max: u32,
 }
 
 /// The commands and queries that open the store, run one request, and close it.
@@ -218,6 +253,11 @@ pub enum Workload {
     /// Disk use after compaction of clients x ops tickets each updated 9
     /// times, against the snapshot size plus the segment limit
     CompactDisk,
+    /// Like insert, but over HTTP: an in-process `ticketlog serve` on
+    /// 127.0.0.1 and one keep-alive connection per client, each create
+    /// answered before the next
+    #[cfg(feature = "serve")]
+    HttpInsert,
 }
 
 impl Workload {
@@ -231,6 +271,8 @@ impl Workload {
             Workload::ReopenHistory => "reopen-history",
             Workload::SnapshotLatency => "snapshot-latency",
             Workload::CompactDisk => "compact-disk",
+            #[cfg(feature = "serve")]
+            Workload::HttpInsert => "http-insert",
         }
     }
 }

@@ -304,6 +304,8 @@ pub(crate) fn run(
         Workload::ReopenHistory => reopen_history(dir, durability, args, &mut fields)?,
         Workload::SnapshotLatency => snapshot_latency(dir, durability, args, &mut fields)?,
         Workload::CompactDisk => compact_disk(dir, args, &mut fields)?,
+        #[cfg(feature = "serve")]
+        Workload::HttpInsert => http_insert(dir, durability, args, &mut fields)?,
     }
     fields.insert("durable".into(), json!(durability == Durability::Always));
     fields.insert("durability".into(), json!(durability.to_string()));
@@ -413,6 +415,99 @@ fn insert(
     add_disk(fields, dir);
     fields.insert("ops_per_client".into(), json!(args.ops));
     fields.insert("pipeline".into(), json!(args.pipeline));
+    Ok(())
+}
+
+/// `insert` over HTTP: the same tickets, each client a thread with one
+/// keep-alive connection to an in-process server, each create answered
+/// (201) before the next; latencies are request to full reply.
+#[cfg(feature = "serve")]
+fn http_insert(
+    dir: &Path,
+    durability: Durability,
+    args: &BenchArgs,
+    fields: &mut Map<String, Value>,
+) -> Result<(), CliError> {
+    let store = open(dir, durability)?;
+    let config = crate::serve::ServeConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        token: None,
+        connections_max: args.clients as usize + 8,
+        request_timeout: Duration::from_secs(60),
+        sse_clients_max: 1,
+    };
+    let server = crate::serve::Background::start(store.client(), config)?;
+    let url = format!("http://{}/tickets", server.addr);
+    let total = u64::from(args.clients) * args.ops;
+    let next = AtomicU64::new(1);
+    let progress = Progress::start("http-insert", total);
+    let barrier = Barrier::new(args.clients as usize + 1);
+    let timed: Result<Timed, String> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..args.clients)
+            .map(|_| {
+                let (barrier, next, progress, url) = (&barrier, &next, &progress, &url);
+                scope.spawn(move || -> Result<Vec<u64>, String> {
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .timeout_global(Some(Duration::from_secs(60)))
+                        .build()
+                        .into();
+                    let mut latencies =
+                        Vec::with_capacity(args.ops.min(LATENCIES_PRESIZE_MAX) as usize);
+                    barrier.wait();
+                    for _ in 0..args.ops {
+                        let draft = generate(next.fetch_add(1, Ordering::Relaxed));
+                        let body = json!({
+                            "title": draft.title.as_str(),
+                            "description": draft.description.as_str(),
+                        })
+                        .to_string();
+                        let started = Instant::now();
+                        let mut reply = agent
+                            .post(url.as_str())
+                            .header("Content-Type", "application/json")
+                            .send(body.as_str())
+                            .map_err(|e| format!("POST /tickets: {e}"))?;
+                        let status = reply.status().as_u16();
+                        let _ = reply
+                            .body_mut()
+                            .read_to_string()
+                            .map_err(|e| format!("reading a reply: {e}"))?;
+                        if status != 201 {
+                            return Err(format!("POST /tickets answered {status}"));
+                        }
+                        latencies.push((started.elapsed().as_nanos() as u64) << 1 | 1);
+                        progress.tick();
+                    }
+                    Ok(latencies)
+                })
+            })
+            .collect();
+        let device_before = device_counters(dir);
+        barrier.wait();
+        let started = Instant::now();
+        let mut all = Vec::new();
+        for handle in handles {
+            all.extend(
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err("a client thread panicked".into()))?,
+            );
+        }
+        Ok(Timed {
+            secs: started.elapsed().as_secs_f64(),
+            latencies: Latencies(all),
+            device_before,
+            device_after: device_counters(dir),
+        })
+    });
+    progress.finish();
+    drop(server);
+    let timed = timed.map_err(CliError::Failed)?;
+    store.close()?;
+    add_latencies(fields, &timed, total);
+    add_disk(fields, dir);
+    fields.insert("ops_per_client".into(), json!(args.ops));
     Ok(())
 }
 

@@ -2,13 +2,16 @@
 //! run it against the library, print data to stdout and diagnostics to
 //! stderr. Every failure ends as one line on stderr and a non-zero exit.
 
-mod args;
+pub(crate) mod args;
 mod bench;
 mod crash_test;
 mod demo;
+pub(crate) mod json;
 mod load;
 mod output;
-mod progress;
+pub(crate) use output::Output;
+pub(crate) mod progress;
+mod remote;
 mod repair;
 
 use std::io;
@@ -20,16 +23,18 @@ use clap::error::ErrorKind;
 use ticketlog::inspect::{self, LogEntry};
 use ticketlog::{
     ClientError, Durability, ListQuery, OpenError, Options, StorageError, Store, TicketDraft,
-    TicketPatch,
+    TicketId, TicketPatch,
 };
 
 use args::{Cli, CliCommand, LogCommand, TicketCommand};
-use output::Output;
+use json::{HistoryJson, StatsJson, TicketJson};
 
 /// The data directory when neither `--dir` nor `$TICKETLOG_DIR` is given.
 const DIR_DEFAULT: &str = "ticketlog-data";
 /// The environment variable naming the data directory.
 const DIR_ENV: &str = "TICKETLOG_DIR";
+/// The environment variable naming a running server (as `--server` does).
+const SERVER_ENV: &str = "TICKETLOG_SERVER";
 
 /// Exit status of a command that failed (bad request, missing ticket, I/O).
 const EXIT_FAILURE: u8 = 1;
@@ -101,13 +106,34 @@ fn data_dir(cli_dir: Option<PathBuf>) -> PathBuf {
 
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let mut out = Output::new(cli.json);
+    let server = cli
+        .server
+        .clone()
+        .or_else(|| std::env::var(SERVER_ENV).ok().filter(|url| !url.is_empty()));
+    if cli.server.is_some() && !matches!(cli.command, CliCommand::Ticket(_)) {
+        return Err(CliError::Failed(
+            "--server applies to add, get, list, update, delete, history and stats".into(),
+        ));
+    }
     match cli.command {
-        CliCommand::Ticket(command) => run_ticket_command(
+        CliCommand::Ticket(command) => match server {
+            Some(server) => run_remote_command(&server, command, &mut out),
+            None => run_ticket_command(
+                &data_dir(cli.dir),
+                Options::default()
+                    .durability(cli.durability)
+                    .retention(cli.retention),
+                command,
+                &mut out,
+            ),
+        },
+        #[cfg(feature = "serve")]
+        CliCommand::Serve(serve_args) => crate::serve::run(
             &data_dir(cli.dir),
             Options::default()
                 .durability(cli.durability)
                 .retention(cli.retention),
-            command,
+            &serve_args,
             &mut out,
         ),
         CliCommand::Demo(demo_args) => {
@@ -136,64 +162,7 @@ fn run_ticket_command(
 ) -> Result<ExitCode, CliError> {
     let bars = progress::StepBars::start();
     let store = open_store_with(dir, bars.install(options))?;
-    let client = store.client();
     let outcome = match command {
-        TicketCommand::Add { title, description } => client
-            .create(TicketDraft { title, description })
-            .map_err(CliError::from)
-            .and_then(|ticket| Ok(out.ticket(&ticket)?)),
-        TicketCommand::Get { id } => match client.get(id) {
-            Ok(Some(ticket)) => out.ticket(&ticket).map_err(CliError::from),
-            Ok(None) => Err(ClientError::NotFound(id).into()),
-            Err(e) => Err(e.into()),
-        },
-        TicketCommand::List {
-            status,
-            after,
-            limit,
-        } => client
-            .list(ListQuery {
-                status,
-                after,
-                limit,
-            })
-            .map_err(CliError::from)
-            .and_then(|tickets| {
-                tickets
-                    .iter()
-                    .try_for_each(|ticket| out.ticket(ticket))
-                    .map_err(CliError::from)
-            }),
-        TicketCommand::Update {
-            id,
-            title,
-            description,
-            status,
-            expect_version,
-        } => client
-            .update(
-                id,
-                TicketPatch {
-                    title,
-                    description,
-                    status,
-                    expected_version: expect_version,
-                },
-            )
-            .map_err(CliError::from)
-            .and_then(|ticket| Ok(out.ticket(&ticket)?)),
-        TicketCommand::Delete { id } => client
-            .delete(id)
-            .map_err(CliError::from)
-            .and_then(|ticket| Ok(out.ticket(&ticket)?)),
-        TicketCommand::Stats => client
-            .stats()
-            .map_err(CliError::from)
-            .and_then(|stats| Ok(out.stats(&stats)?)),
-        TicketCommand::History { id } => client
-            .history_with_start(id)
-            .map_err(CliError::from)
-            .and_then(|history| Ok(out.history(id, &history)?)),
         TicketCommand::Snapshot => store
             .snapshot()
             .map_err(CliError::Snapshot)
@@ -202,6 +171,7 @@ fn run_ticket_command(
             .compact()
             .map_err(CliError::Snapshot)
             .and_then(|info| Ok(out.compaction(&info)?)),
+        command => run_on(&store.client(), command, out),
     };
     // Close even after a failed command, so the store shuts down cleanly; the
     // command's own error is the one worth reporting.
@@ -209,6 +179,124 @@ fn run_ticket_command(
     outcome?;
     closed?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs one command or query against a running `ticketlog serve`.
+fn run_remote_command(
+    server: &str,
+    command: TicketCommand,
+    out: &mut Output,
+) -> Result<ExitCode, CliError> {
+    if matches!(command, TicketCommand::Snapshot | TicketCommand::Compact) {
+        return Err(CliError::Failed(
+            "snapshot and compact run only on a store opened here, not with --server".into(),
+        ));
+    }
+    run_on(&remote::RemoteStore::new(server)?, command, out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where a ticket command runs: a store opened in this process, or a
+/// running `ticketlog serve`. Both answer in the wire types, so both print
+/// the same.
+pub(crate) trait TicketStore {
+    fn create(&self, draft: TicketDraft) -> Result<TicketJson, CliError>;
+    /// The ticket, or `ClientError::NotFound`.
+    fn get(&self, id: TicketId) -> Result<TicketJson, CliError>;
+    fn list(&self, query: ListQuery) -> Result<Vec<TicketJson>, CliError>;
+    fn update(&self, id: TicketId, patch: TicketPatch) -> Result<TicketJson, CliError>;
+    fn delete(&self, id: TicketId) -> Result<TicketJson, CliError>;
+    fn stats(&self) -> Result<StatsJson, CliError>;
+    fn history(&self, id: TicketId) -> Result<HistoryJson, CliError>;
+}
+
+impl TicketStore for ticketlog::Client {
+    fn create(&self, draft: TicketDraft) -> Result<TicketJson, CliError> {
+        Ok(TicketJson::from(&ticketlog::Client::create(self, draft)?))
+    }
+
+    fn get(&self, id: TicketId) -> Result<TicketJson, CliError> {
+        match ticketlog::Client::get(self, id)? {
+            Some(ticket) => Ok(TicketJson::from(&ticket)),
+            None => Err(ClientError::NotFound(id).into()),
+        }
+    }
+
+    fn list(&self, query: ListQuery) -> Result<Vec<TicketJson>, CliError> {
+        Ok(ticketlog::Client::list(self, query)?
+            .iter()
+            .map(TicketJson::from)
+            .collect())
+    }
+
+    fn update(&self, id: TicketId, patch: TicketPatch) -> Result<TicketJson, CliError> {
+        Ok(TicketJson::from(&ticketlog::Client::update(
+            self, id, patch,
+        )?))
+    }
+
+    fn delete(&self, id: TicketId) -> Result<TicketJson, CliError> {
+        Ok(TicketJson::from(&ticketlog::Client::delete(self, id)?))
+    }
+
+    fn stats(&self) -> Result<StatsJson, CliError> {
+        Ok(StatsJson::from(&ticketlog::Client::stats(self)?))
+    }
+
+    fn history(&self, id: TicketId) -> Result<HistoryJson, CliError> {
+        Ok(HistoryJson::new(id.get(), &self.history_with_start(id)?))
+    }
+}
+
+/// Runs a command that needs only a [`TicketStore`] and prints its outcome.
+fn run_on(
+    store: &impl TicketStore,
+    command: TicketCommand,
+    out: &mut Output,
+) -> Result<(), CliError> {
+    match command {
+        TicketCommand::Add { title, description } => {
+            out.ticket(&store.create(TicketDraft { title, description })?)?;
+        }
+        TicketCommand::Get { id } => out.ticket(&store.get(id)?)?,
+        TicketCommand::List {
+            status,
+            after,
+            limit,
+        } => {
+            for ticket in store.list(ListQuery {
+                status,
+                after,
+                limit,
+            })? {
+                out.ticket(&ticket)?;
+            }
+        }
+        TicketCommand::Update {
+            id,
+            title,
+            description,
+            status,
+            expect_version,
+        } => out.ticket(&store.update(
+            id,
+            TicketPatch {
+                title,
+                description,
+                status,
+                expected_version: expect_version,
+            },
+        )?)?,
+        TicketCommand::Delete { id } => out.ticket(&store.delete(id)?)?,
+        TicketCommand::Stats => out.stats(&store.stats()?)?,
+        TicketCommand::History { id } => out.history(&store.history(id)?)?,
+        TicketCommand::Snapshot | TicketCommand::Compact => {
+            return Err(CliError::Failed(
+                "snapshot and compact need the store itself".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Opens the store with default options but `durability`.

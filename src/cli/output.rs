@@ -1,11 +1,16 @@
-//! How the CLI prints: text for people, or one JSON object per line (keys are
-//! the Rust field names) for programs. Data goes to stdout only.
+//! How the CLI prints: text for people, or one JSON object per line for
+//! programs. Tickets, events and stats use the wire types of `json.rs` (the
+//! same JSON the HTTP server sends), and their text is printed from those
+//! too, so a local command and one run against `--server` print the same.
+//! Data goes to stdout only.
 
 use std::io::{self, Stdout, Write};
 
 use serde::Serialize;
 use ticketlog::inspect::{LogEntry, LogReport};
-use ticketlog::{Change, CompactInfo, Event, History, SnapshotInfo, Stats, Ticket, TicketId};
+use ticketlog::{Change, CompactInfo, SnapshotInfo};
+
+use super::json::{EventJson, HistoryJson, StatsJson, TicketJson};
 
 pub(crate) struct Output {
     json: bool,
@@ -39,7 +44,8 @@ impl Output {
         writeln!(stdout)
     }
 
-    pub fn ticket(&mut self, ticket: &Ticket) -> io::Result<()> {
+    /// A ticket: its wire form in JSON mode, else two indented lines under a heading.
+    pub fn ticket(&mut self, ticket: &TicketJson) -> io::Result<()> {
         if self.json {
             return self.json_line(ticket);
         }
@@ -47,7 +53,7 @@ impl Output {
             self.stdout.lock(),
             "#{} [{}] {} (version {})\n    {}\n    created {}, updated {}",
             ticket.id,
-            ticket.status,
+            ticket.status.as_str(),
             ticket.title,
             ticket.version,
             ticket.description,
@@ -56,14 +62,14 @@ impl Output {
         )
     }
 
-    pub fn stats(&mut self, stats: &Stats) -> io::Result<()> {
+    pub fn stats(&mut self, stats: &StatsJson) -> io::Result<()> {
         if self.json {
             return self.json_line(stats);
         }
         writeln!(
             self.stdout.lock(),
             "tickets: {} (todo {}, in-progress {}, done {})\nnext id: {}\nlog: {} records, {} bytes",
-            stats.tickets(),
+            stats.tickets,
             stats.todo,
             stats.in_progress,
             stats.done,
@@ -76,11 +82,11 @@ impl Output {
     /// A ticket's history: one line per event (in JSON, one object per
     /// event). When compaction removed its beginning, says where it starts
     /// (on stderr in JSON mode, so stdout stays one event per line).
-    pub fn history(&mut self, id: TicketId, history: &History) -> io::Result<()> {
-        if !history.is_complete() {
+    pub fn history(&mut self, history: &HistoryJson) -> io::Result<()> {
+        if !history.complete {
             let note = format!(
-                "history of ticket {id} starts at lsn {} (earlier segments were compacted)",
-                history.first_lsn
+                "history of ticket {} starts at lsn {} (earlier segments were compacted)",
+                history.ticket_id, history.first_lsn
             );
             if self.json {
                 eprintln!("ticketlog: {note}");
@@ -92,12 +98,10 @@ impl Output {
             if self.json {
                 self.json_line(event)?;
             } else {
+                let (lsn, version, at) = event.header();
                 writeln!(
                     self.stdout.lock(),
-                    "lsn={} version={} at={} {}",
-                    event.lsn,
-                    event.version,
-                    event.at,
+                    "lsn={lsn} version={version} at={at} {}",
                     describe_event(event)
                 )?;
             }
@@ -293,16 +297,12 @@ impl Output {
 
 /// What an event changed, in words: `created title=… description=…`,
 /// `updated title=… status=…` (only the fields it set), `deleted`.
-fn describe_event(event: &Event) -> String {
-    match &event.change {
-        Change::Created {
+fn describe_event(event: &EventJson) -> String {
+    match event {
+        EventJson::Created {
             title, description, ..
-        } => format!(
-            "created title={:?} description={:?}",
-            title.as_str(),
-            description.as_str()
-        ),
-        Change::Updated {
+        } => format!("created title={title:?} description={description:?}"),
+        EventJson::Updated {
             title,
             description,
             status,
@@ -310,17 +310,16 @@ fn describe_event(event: &Event) -> String {
         } => {
             let mut text = "updated".to_string();
             if let Some(title) = title {
-                text += &format!(" title={:?}", title.as_str());
+                text += &format!(" title={title:?}");
             }
             if let Some(description) = description {
-                text += &format!(" description={:?}", description.as_str());
+                text += &format!(" description={description:?}");
             }
             if let Some(status) = status {
-                text += &format!(" status={status}");
+                text += &format!(" status={}", status.as_str());
             }
             text
         }
-        Change::Deleted { .. } => "deleted".to_string(),
-        other => other.kind().to_string(),
+        EventJson::Deleted { .. } => "deleted".to_string(),
     }
 }

@@ -23,6 +23,7 @@ mod recovery;
 mod repair;
 mod retention;
 mod segments;
+mod serve;
 mod sim;
 mod sim_storage;
 mod snapshots;
