@@ -436,7 +436,12 @@ fn http_insert(
         request_timeout: Duration::from_secs(60),
         sse_clients_max: 1,
     };
-    let server = crate::serve::Background::start(store.client(), config)?;
+    let facts = crate::serve::StoreFacts::new(
+        store.recovery(),
+        durability,
+        ticketlog::Retention::default(),
+    );
+    let server = crate::serve::Background::start(store.client(), config, facts)?;
     let url = format!("http://{}/tickets", server.addr);
     let total = u64::from(args.clients) * args.ops;
     let next = AtomicU64::new(1);

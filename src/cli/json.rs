@@ -10,6 +10,8 @@
 //! `serve::routes` and validated by the library's own constructors.
 
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "serve")]
+use ticketlog::RecoveryReport;
 use ticketlog::{Change, Event, History, Stats, Status, Ticket};
 
 /// A ticket on the wire.
@@ -219,6 +221,10 @@ pub(crate) struct StatsJson {
     pub next_id: u64,
     pub log_bytes: u64,
     pub records: u64,
+    /// The LSN of the newest record (0: none yet), where it is known exactly
+    /// (`ticketlog serve` under `keep-all` retention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_lsn: Option<u64>,
 }
 
 impl From<&Stats> for StatsJson {
@@ -231,8 +237,120 @@ impl From<&Stats> for StatsJson {
             next_id: stats.next_id.get(),
             log_bytes: stats.log_bytes,
             records: stats.records,
+            last_lsn: None,
         }
     }
+}
+
+#[cfg(feature = "serve")]
+/// What the last open of the store found and did, on the wire (`GET
+/// /health`). Files are named without their directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecoveryJson {
+    /// Records replayed (those after the snapshot, if one was loaded).
+    pub records_replayed: u64,
+    /// Bytes of the log after recovery.
+    pub log_bytes: u64,
+    /// Segment files of the log.
+    pub segments: u64,
+    /// The LSN of the oldest record in the log: history starts here.
+    pub history_starts_at_lsn: u64,
+    /// The damaged or incomplete end of the log that was cut off, if any.
+    pub torn_tail: Option<TornTailJson>,
+    /// The snapshot the state was loaded from, if any.
+    pub snapshot: Option<SnapshotJson>,
+    /// Newer snapshots that failed a check and were skipped.
+    pub snapshots_rejected: Vec<RejectedSnapshotJson>,
+}
+
+#[cfg(feature = "serve")]
+/// A torn tail cut at open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TornTailJson {
+    pub offset: u64,
+    pub bytes: u64,
+    pub damage: String,
+}
+
+#[cfg(feature = "serve")]
+/// The snapshot an open loaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SnapshotJson {
+    pub file: String,
+    pub lsn: u64,
+    pub bytes: u64,
+    pub tickets: u64,
+}
+
+#[cfg(feature = "serve")]
+/// A snapshot an open skipped, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RejectedSnapshotJson {
+    pub file: String,
+    pub offset: u64,
+    pub damage: String,
+}
+
+#[cfg(feature = "serve")]
+/// The last part of `path` (a file name, never a directory of this machine).
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(feature = "serve")]
+impl From<&RecoveryReport> for RecoveryJson {
+    fn from(report: &RecoveryReport) -> Self {
+        RecoveryJson {
+            records_replayed: report.records_replayed,
+            log_bytes: report.log_bytes,
+            segments: report.segments,
+            history_starts_at_lsn: report.history_starts_at_lsn,
+            torn_tail: report.torn_tail.as_ref().map(|torn| TornTailJson {
+                offset: torn.offset,
+                bytes: torn.bytes,
+                damage: torn.damage.to_string(),
+            }),
+            snapshot: report.snapshot.as_ref().map(|snapshot| SnapshotJson {
+                file: file_name(&snapshot.path),
+                lsn: snapshot.lsn,
+                bytes: snapshot.bytes,
+                tickets: snapshot.tickets,
+            }),
+            snapshots_rejected: report
+                .snapshots_rejected
+                .iter()
+                .map(|rejected| RejectedSnapshotJson {
+                    file: file_name(&rejected.path),
+                    offset: rejected.offset,
+                    damage: rejected.damage.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `GET /health`: whether the store takes writes, how it was opened, and
+/// what its open's recovery did.
+#[cfg(feature = "serve")]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HealthJson {
+    /// `ok` or `refusing-writes`.
+    pub status: String,
+    /// Why the store refuses writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `always`, `interval:MS` or `never`.
+    pub durability: String,
+    /// `keep-all` or `compact`.
+    pub retention: String,
+    pub recovery: RecoveryJson,
 }
 
 /// A page of `GET /tickets`: the tickets, and the `after` of the next page

@@ -23,6 +23,7 @@ use ticketlog::Client;
 
 use super::config::{HEADER_BYTES_MAX, HEADER_READ_TIMEOUT, ServeConfig};
 use super::routes::{self, App};
+use super::store_facts::StoreFacts;
 
 /// How long the accept loop waits after a failed `accept` (e.g. out of file
 /// descriptors) before trying again, so it does not spin.
@@ -58,10 +59,11 @@ pub(crate) async fn serve_until(
     listener: TcpListener,
     client: Client,
     config: ServeConfig,
+    facts: StoreFacts,
     stop: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let (shutting_down_tx, shutting_down) = watch::channel(false);
-    let app = Arc::new(App::new(client, &config, shutting_down));
+    let app = Arc::new(App::new(client, &config, facts, shutting_down));
     let router = routes::router(Arc::clone(&app));
     let connections = Arc::new(Semaphore::new(config.connections_max.max(1)));
     let graceful = GracefulShutdown::new();

@@ -17,10 +17,12 @@
 mod auth;
 mod calls;
 mod config;
+mod console;
 mod error;
 mod events;
 mod http;
 mod routes;
+mod store_facts;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +36,7 @@ use crate::cli::args::ServeArgs;
 use crate::cli::{CliError, Output, open_store_with};
 
 pub(crate) use config::ServeConfig;
+pub(crate) use store_facts::StoreFacts;
 
 /// The OpenAPI 3.1 document of the HTTP interface, served at `GET /openapi.json`.
 pub(crate) const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
@@ -68,7 +71,9 @@ pub(crate) fn run(
     let local_addr = listener
         .local_addr()
         .map_err(|e| CliError::Failed(format!("reading the bound address: {e}")))?;
+    let (durability, retention) = (options.get_durability(), options.get_retention());
     let store = open_store_with(dir, options)?;
+    let facts = StoreFacts::new(store.recovery(), durability, retention);
     let url = format!("http://{local_addr}");
     if out.is_json() {
         out.json_line(&serde_json::json!({ "listening": url }))?;
@@ -89,6 +94,7 @@ pub(crate) fn run(
         listener,
         store.client(),
         config,
+        facts,
         stop.recv(),
     ));
     // Every connection is drained and every handler's client is dropped:
@@ -112,7 +118,11 @@ pub(crate) struct Background {
 
 impl Background {
     /// Serves `client` on `config.listen`; returns once the socket is bound.
-    pub fn start(client: ticketlog::Client, config: ServeConfig) -> Result<Background, CliError> {
+    pub fn start(
+        client: ticketlog::Client,
+        config: ServeConfig,
+        facts: StoreFacts,
+    ) -> Result<Background, CliError> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (bound_tx, bound) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -148,7 +158,7 @@ impl Background {
                     let stop = async {
                         let _ = stopped.await;
                     };
-                    if let Err(e) = http::serve_until(listener, client, config, stop).await {
+                    if let Err(e) = http::serve_until(listener, client, config, facts, stop).await {
                         eprintln!("ticketlog: serving: {e}");
                     }
                 });

@@ -29,8 +29,9 @@ use ticketlog::{
 use super::calls::StoreCalls;
 use super::config::{BODY_BYTES_MAX, ServeConfig};
 use super::error::ApiError;
-use super::{OPENAPI_JSON, auth, events};
-use crate::cli::json::{HistoryJson, PageJson, StatsJson, TicketJson, TicketsJson};
+use super::store_facts::StoreFacts;
+use super::{OPENAPI_JSON, auth, console, events};
+use crate::cli::json::{HealthJson, HistoryJson, PageJson, StatsJson, TicketJson, TicketsJson};
 
 /// The page size of `GET /tickets` when no `limit` is given.
 pub(crate) const PAGE_LIMIT_DEFAULT: usize = 100;
@@ -42,6 +43,8 @@ pub(crate) struct App {
     pub calls: StoreCalls,
     pub token: Option<String>,
     pub request_timeout: Duration,
+    /// How the store was opened and what its recovery did.
+    pub facts: StoreFacts,
     /// One permit per open `GET /events` stream.
     #[expect(
         dead_code,
@@ -60,19 +63,25 @@ pub(crate) struct App {
 pub(crate) type AppState = Arc<App>;
 
 impl App {
-    pub fn new(client: Client, config: &ServeConfig, shutting_down: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        client: Client,
+        config: &ServeConfig,
+        facts: StoreFacts,
+        shutting_down: watch::Receiver<bool>,
+    ) -> Self {
         App {
             calls: StoreCalls::new(client, config.blocking_calls_max()),
             token: config.token.clone(),
             request_timeout: config.request_timeout,
+            facts,
             sse_permits: Arc::new(Semaphore::new(config.sse_clients_max)),
             shutting_down,
         }
     }
 }
 
-/// Every route, with the token check and (except for the event stream) the
-/// request time limit.
+/// Every route: the API with the token check and (except for the event
+/// stream) the request time limit, and the console's files.
 pub(crate) fn router(app: AppState) -> Router {
     let timed = Router::new()
         .route("/tickets", post(create).get(list))
@@ -87,11 +96,14 @@ pub(crate) fn router(app: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route_layer(from_fn_with_state(Arc::clone(&app), time_limit));
     let streams = Router::new().route("/events", get(events::stream));
+    // The console's files hold no data and must load before the page can
+    // ask for a token: they are outside the token check.
     timed
         .merge(streams)
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(Arc::clone(&app), auth::require_token))
+        .merge(console::router())
         .with_state(app)
 }
 
@@ -353,18 +365,31 @@ async fn history(
 
 async fn stats(State(app): State<AppState>) -> Result<Response, ApiError> {
     let stats = app.calls.query(|client| client.stats()).await?;
-    Ok(axum::Json(StatsJson::from(&stats)).into_response())
+    let mut json = StatsJson::from(&stats);
+    json.last_lsn = app.facts.last_lsn(&stats);
+    Ok(axum::Json(json).into_response())
 }
 
 async fn health(State(app): State<AppState>) -> Response {
-    match app.calls.refusing_writes() {
-        None => axum::Json(serde_json::json!({ "status": "ok" })).into_response(),
-        Some(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({ "status": "refusing-writes", "reason": reason })),
-        )
-            .into_response(),
-    }
+    let refusing = app.calls.refusing_writes();
+    let status = if refusing.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = HealthJson {
+        status: if refusing.is_some() {
+            "refusing-writes"
+        } else {
+            "ok"
+        }
+        .to_owned(),
+        reason: refusing,
+        durability: app.facts.durability.clone(),
+        retention: app.facts.retention.to_string(),
+        recovery: app.facts.recovery.clone(),
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 async fn openapi() -> Response {

@@ -9,8 +9,9 @@ use std::time::Duration;
 use ticketlog::storage::{Fault, FaultKind, OpKind, SimStorage};
 use ticketlog::{Command, Options, Store, TicketDraft};
 
-use super::Background;
 use super::config::ServeConfig;
+use super::{Background, StoreFacts};
+use ticketlog::{Durability, Retention};
 
 /// A bound on every wait (a hang becomes a failure).
 const WAIT_LIMIT: Duration = Duration::from_secs(60);
@@ -30,7 +31,12 @@ impl InProcess {
             sse_clients_max: 8,
         };
         InProcess {
-            server: Background::start(store.client(), config).unwrap(),
+            server: Background::start(
+                store.client(),
+                config,
+                StoreFacts::new(store.recovery(), Durability::Always, Retention::KeepAll),
+            )
+            .unwrap(),
         }
     }
 

@@ -618,11 +618,21 @@ fn every_endpoint_and_error_class_over_http_and_rejections_write_nothing() {
         (&stats["tickets"], &stats["in_progress"], &stats["next_id"]),
         (&json!(2), &json!(1), &json!(5))
     );
+    // Under keep-all retention the last LSN is exact: the log starts at 1.
+    assert_eq!(stats["last_lsn"], stats["records"], "{stats:#}");
     let health = http.get("/health", "/health");
     assert_eq!(
         (health.status, health.json()["status"].clone()),
         (200, json!("ok"))
     );
+    let health = health.json();
+    assert_eq!(
+        (&health["durability"], &health["retention"]),
+        (&json!("always"), &json!("keep-all"))
+    );
+    assert_eq!(health["recovery"]["torn_tail"], Value::Null);
+    assert_eq!(health["recovery"]["snapshot"], Value::Null);
+    assert_eq!(health["recovery"]["records_replayed"], 0);
     let served = http.get("/openapi.json", "/openapi.json");
     assert_eq!(served.json(), openapi());
 
@@ -1135,4 +1145,124 @@ fn if_match_lets_exactly_one_of_racing_updates_and_deletes_win() {
     }
     let (status, stderr) = server.stop("TERM");
     assert!(status.success(), "{stderr}");
+}
+
+#[test]
+fn health_reports_the_last_opens_recovery_and_stats_the_last_lsn_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--durability", "interval:50"]);
+    let http = Http::new(&server);
+    for i in 0..3 {
+        let body = json!({"title": format!("t{i}"), "description": "d"}).to_string();
+        assert_eq!(http.post("/tickets", &body).status, 201);
+    }
+    let stats = http.get("/stats", "/stats").json();
+    assert_eq!(stats["last_lsn"], 3);
+    let health = http.get("/health", "/health").json();
+    assert_eq!(health["durability"], "interval:50");
+    let (status, stderr) = server.stop("TERM");
+    assert!(status.success(), "{stderr}");
+
+    // A torn tail: half a record's worth of garbage after the last record.
+    let segment = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "wal"))
+        .expect("a log segment");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let good_len = bytes.len() as u64;
+    bytes.extend_from_slice(&[0xAB; 13]);
+    std::fs::write(&segment, bytes).unwrap();
+
+    let server = Server::start(dir.path(), &[]);
+    let http = Http::new(&server);
+    let health = http.get("/health", "/health").json();
+    let recovery = &health["recovery"];
+    // Every record was replayed (closing may have added one of its own).
+    let replayed = recovery["records_replayed"].as_u64().unwrap();
+    assert!(replayed >= 3, "{health:#}");
+    assert_eq!(recovery["torn_tail"]["offset"], good_len, "{health:#}");
+    assert_eq!(recovery["torn_tail"]["bytes"], 13, "{health:#}");
+    assert_eq!(health["durability"], "always");
+    let stats = http.get("/stats", "/stats").json();
+    assert_eq!(stats["last_lsn"], replayed);
+    let created = http.post("/tickets", r#"{"title":"t","description":"d"}"#);
+    assert_eq!(created.status, 201);
+    assert_eq!(
+        http.get("/stats", "/stats").json()["last_lsn"],
+        replayed + 1
+    );
+}
+
+#[test]
+fn the_console_is_served_at_the_root_with_its_types_and_a_strict_policy_and_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "let-me-in\n").unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--token-file", token_file.to_str().unwrap()],
+    );
+    let agent = agent();
+    for (path, content_type, contains) in [
+        (
+            "/",
+            "text/html; charset=utf-8",
+            "<script src=\"/console/app.js\"",
+        ),
+        (
+            "/console/app.js",
+            "text/javascript; charset=utf-8",
+            "EventSource",
+        ),
+        ("/console/app.css", "text/css; charset=utf-8", ".board"),
+        ("/console/icon.svg", "image/svg+xml", "<svg"),
+    ] {
+        let reply = send(&agent, "GET", &format!("{}{path}", server.url), None, &[]).unwrap();
+        assert_eq!(reply.status, 200, "{path}: {reply:#?}");
+        assert_eq!(reply.header("content-type"), Some(content_type), "{path}");
+        assert!(reply.body.contains(contains), "{path}");
+        let policy = reply.header("content-security-policy").unwrap_or("");
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(policy.contains(directive), "{path}: {policy}");
+        }
+        assert!(!policy.contains("unsafe"), "{path}: {policy}");
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+    }
+    // The page has no inline script or style for the policy to refuse.
+    let page = send(&agent, "GET", &format!("{}/", server.url), None, &[]).unwrap();
+    assert!(!page.body.contains("<script>") && !page.body.contains("style="));
+    assert!(!page.body.contains("http://") && !page.body.contains("https://"));
+    // The API still needs the token; an unknown console file is a 404.
+    let api = send(&agent, "GET", &format!("{}/stats", server.url), None, &[]).unwrap();
+    assert_eq!(api.status, 401);
+    let missing = send(
+        &agent,
+        "GET",
+        &format!("{}/console/nope.js", server.url),
+        None,
+        &[("Authorization", "Bearer let-me-in")],
+    )
+    .unwrap();
+    assert_eq!(
+        (missing.status, missing.error_code()),
+        (404, "not_found".into())
+    );
+    let head = send(&agent, "HEAD", &format!("{}/", server.url), None, &[]).unwrap();
+    assert_eq!(head.status, 200);
+    let post = send(
+        &agent,
+        "POST",
+        &format!("{}/", server.url),
+        Some("x"),
+        &[("Authorization", "Bearer let-me-in")],
+    )
+    .unwrap();
+    assert_eq!(post.status, 405);
 }
