@@ -13,7 +13,6 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::task::{Context, Poll};
 
-use crate::api::subscription::Subscription;
 use crate::domain::command::{Applied, Command, ListQuery, Operation, Stats};
 use crate::domain::event::Event;
 use crate::domain::event::Position;
@@ -152,24 +151,6 @@ impl Client {
             WhenFull::Wait,
         )?;
         Ok(history::read_history(source, id)?)
-    }
-
-    /// Every committed event of every ticket, in log order, from the record
-    /// at `from_lsn` on (0 or 1: from the first record): first caught up
-    /// from the log, then live. Only what is durable under the store's
-    /// durability mode is delivered. See [`Subscription`].
-    ///
-    /// Fails with [`ClientError::Compacted`] if compaction removed records
-    /// at or after `from_lsn`.
-    pub fn subscribe(&self, from_lsn: u64) -> Result<Subscription, ClientError> {
-        Subscription::start(self.clone(), Position::before_lsn(from_lsn))
-    }
-
-    /// Every committed event after `position` (an [`Event::position`] seen
-    /// earlier, perhaps before a restart): resumes without a gap or a
-    /// duplicate.
-    pub fn subscribe_after(&self, position: Position) -> Result<Subscription, ClientError> {
-        Subscription::start(self.clone(), Some(position))
     }
 
     /// Asks the server for a live feed and a reader of the log up to it.

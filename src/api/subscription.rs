@@ -179,7 +179,7 @@ impl Subscription {
                 self.catch_up = None;
                 Step::Continue
             }
-            Taken::Item(FeedItem::Failed(error)) => self.end(error),
+            Taken::Item(FeedItem::Failed(error)) => self.end(ClientError::Storage(error)),
             Taken::TimedOut => Step::TimedOut,
             // The catch-up thread stopped without finishing: start over.
             Taken::Ended { .. } => {
@@ -300,6 +300,26 @@ impl Drop for Subscription {
         // The server drops a feed whose reader is gone at its next batch,
         // and a catch-up thread stops at its next event.
         self.drop_feeds();
+    }
+}
+
+impl Client {
+    /// Every committed event of every ticket, in log order, from the record
+    /// at `from_lsn` on (0 or 1: from the first record): first caught up
+    /// from the log, then live. Only what is durable under the store's
+    /// durability mode is delivered. See [`Subscription`].
+    ///
+    /// Fails with [`ClientError::Compacted`] if compaction removed records
+    /// at or after `from_lsn`.
+    pub fn subscribe(&self, from_lsn: u64) -> Result<Subscription, ClientError> {
+        Subscription::start(self.clone(), Position::before_lsn(from_lsn))
+    }
+
+    /// Every committed event after `position` (an [`Event::position`] seen
+    /// earlier, perhaps before a restart): resumes without a gap or a
+    /// duplicate.
+    pub fn subscribe_after(&self, position: Position) -> Result<Subscription, ClientError> {
+        Subscription::start(self.clone(), Some(position))
     }
 }
 

@@ -23,7 +23,6 @@ use std::time::Instant;
 
 use crate::domain::codec;
 use crate::domain::event::{Event, Position};
-use crate::engine::request::ClientError;
 use crate::error::{Damage, StorageError};
 use crate::log::LogReader;
 
@@ -38,7 +37,7 @@ pub(crate) enum FeedItem {
     /// A catch-up read reached the end of what its reader could see.
     CaughtUp,
     /// A catch-up read failed.
-    Failed(ClientError),
+    Failed(StorageError),
 }
 
 /// What taking from a feed found.
@@ -311,7 +310,7 @@ pub(crate) fn catch_up(mut reader: Box<dyn LogReader>, after: Option<Position>, 
     });
     let last = match result {
         Ok(()) => FeedItem::CaughtUp,
-        Err(error) => FeedItem::Failed(error.into()),
+        Err(error) => FeedItem::Failed(error),
     };
     let _ = feed.push_wait(last);
 }

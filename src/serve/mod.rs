@@ -101,6 +101,25 @@ pub(crate) fn run(
     Ok(ExitCode::SUCCESS)
 }
 
+/// [`Background::start`] on 127.0.0.1 with room for `connections`, as
+/// `cli::Services::background` wants it.
+pub(crate) fn background(
+    client: ticketlog::Client,
+    connections: usize,
+) -> Result<crate::cli::Running, CliError> {
+    let server = Background::start(
+        client,
+        ServeConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+            connections_max: connections,
+            request_timeout: std::time::Duration::from_secs(60),
+            sse_clients_max: 1,
+        },
+    )?;
+    Ok((server.addr, Box::new(server)))
+}
+
 /// A server run on its own runtime thread, in this process, on a real
 /// socket: for `bench --workload http-insert` and the in-process tests.
 /// Stopped (drained) and joined on drop.
