@@ -23,9 +23,10 @@ pub mod testing;
 pub use api::client::{Client, PendingReply};
 pub use api::inspect;
 pub use api::store::Store;
+pub use api::subscription::{NextEvent, Subscription};
 pub use domain::change::Change;
 pub use domain::command::{CREATE_MANY_MAX, Command, ListQuery, Stats};
-pub use domain::event::Event;
+pub use domain::event::{Event, Position, PositionError};
 pub use domain::rejection::TicketError;
 pub use domain::ticket::{
     DESCRIPTION_BYTES_MAX, Status, TITLE_BYTES_MAX, Ticket, TicketDescription, TicketDraft,

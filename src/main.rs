@@ -7,5 +7,11 @@ mod cli;
 mod serve;
 
 fn main() -> std::process::ExitCode {
+    #[cfg(feature = "serve")]
+    return cli::main(cli::Services {
+        serve: serve::run,
+        background: serve::background,
+    });
+    #[cfg(not(feature = "serve"))]
     cli::main()
 }

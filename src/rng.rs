@@ -42,7 +42,7 @@ impl Rng {
 
 #[cfg(test)]
 mod tests {
-    use super::Rng;
+    use crate::rng::Rng;
 
     #[test]
     fn the_sequence_is_splitmix64_from_the_raw_seed() {

@@ -6,15 +6,20 @@
 //! store, a stopped server thread, or a dropped request all come back as
 //! [`ClientError::Closed`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::task::{Context, Poll};
 
 use crate::domain::command::{Applied, Command, ListQuery, Operation, Stats};
 use crate::domain::event::Event;
+use crate::domain::event::Position;
 use crate::domain::ticket::{Ticket, TicketDraft, TicketId, TicketPatch};
 use crate::engine::history::{self, History};
-use crate::engine::request::{ClientError, QueryRequest, ReplyTo, Request};
+use crate::engine::reply::{ReplyReceiver, reply_channel};
+use crate::engine::request::{ClientError, QueryRequest, ReplyTo, Request, Subscribed};
 use crate::engine::server::Shared;
 
 /// A handle for talking to a [`Store`](crate::Store) from any thread.
@@ -148,6 +153,14 @@ impl Client {
         Ok(history::read_history(source, id)?)
     }
 
+    /// Asks the server for a live feed and a reader of the log up to it.
+    pub(crate) fn request_feed(
+        &self,
+        after: Option<Position>,
+    ) -> Result<ReplyReceiver<Result<Subscribed, ClientError>>, ClientError> {
+        self.send(|reply| Request::Subscribe { after, reply }, WhenFull::Wait)
+    }
+
     /// Sends a command without waiting for its reply, so one thread can keep
     /// many commands in flight; waits only for room in the request channel.
     /// Commands from one client are applied in the order they were submitted.
@@ -175,20 +188,20 @@ impl Client {
         when_full: WhenFull,
     ) -> Result<T, ClientError> {
         self.send(request, when_full)?
-            .recv()
-            .map_err(|_| ClientError::Closed)?
+            .wait()
+            .ok_or(ClientError::Closed)?
     }
 
     fn send<T>(
         &self,
         request: impl FnOnce(ReplyTo<T>) -> Request,
         when_full: WhenFull,
-    ) -> Result<Receiver<Result<T, ClientError>>, ClientError> {
+    ) -> Result<ReplyReceiver<Result<T, ClientError>>, ClientError> {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(ClientError::Closed);
         }
-        // Capacity 1: the server sends exactly one reply and never waits on it.
-        let (reply, answer) = mpsc::sync_channel(1);
+        // The server sends exactly one reply and never waits on it.
+        let (reply, answer) = reply_channel();
         let request = request(reply);
         match when_full {
             WhenFull::Wait => self
@@ -226,11 +239,44 @@ fn many(applied: Applied) -> Vec<Ticket> {
     }
 }
 
-/// The reply to a [`Client::submit`]ted command, to be waited for later.
+/// The reply to a [`Client::submit`]ted command, to be waited for later:
+/// by blocking ([`Self::wait`]) or, in async code, by `.await`ing it — it is
+/// a [`Future`] that any executor can poll (the library runs no runtime;
+/// the server thread wakes the task when the reply is durable).
+///
+/// ```
+/// use ticketlog::{Command, Options, Store, TicketDraft};
+/// # use std::task::{Context, Poll, Wake, Waker};
+/// # use std::sync::Arc;
+/// # struct Thread(std::thread::Thread);
+/// # impl Wake for Thread { fn wake(self: Arc<Self>) { self.0.unpark() } }
+/// # /// A minimal executor: poll, park until woken, repeat.
+/// # fn block_on<F: std::future::Future>(future: F) -> F::Output {
+/// #     let mut future = std::pin::pin!(future);
+/// #     let waker = Waker::from(Arc::new(Thread(std::thread::current())));
+/// #     let mut cx = Context::from_waker(&waker);
+/// #     loop {
+/// #         if let Poll::Ready(out) = future.as_mut().poll(&mut cx) { return out; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path(), Options::default())?;
+/// let client = store.client();
+/// let pending = client.submit(Command::Create(TicketDraft {
+///     title: "Async".try_into()?,
+///     description: "Awaited, not blocked on.".try_into()?,
+/// }))?;
+/// // In a tokio or async-std task this is just `pending.await?`.
+/// let ticket = block_on(async { pending.await })?;
+/// assert_eq!(ticket.version, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[must_use = "a submitted command's outcome is only known by waiting for it"]
 pub struct PendingReply<T> {
-    answer: Receiver<Result<Applied, ClientError>>,
+    answer: ReplyReceiver<Result<Applied, ClientError>>,
     unwrap: fn(Applied) -> T,
 }
 
@@ -238,8 +284,40 @@ impl<T> PendingReply<T> {
     /// Blocks until the server answers. If the server drops the request
     /// unanswered (it stopped), this returns [`ClientError::Closed`] instead of hanging.
     pub fn wait(self) -> Result<T, ClientError> {
-        let applied = self.answer.recv().map_err(|_| ClientError::Closed)??;
+        let applied = self.answer.wait().ok_or(ClientError::Closed)??;
         Ok((self.unwrap)(applied))
+    }
+}
+
+impl<T> PendingReply<T> {
+    /// Waits at most `timeout`: `Err(self)` (still pending, wait again
+    /// later) if the server has not answered by then.
+    pub fn wait_timeout(
+        self,
+        timeout: std::time::Duration,
+    ) -> Result<Result<T, ClientError>, Self> {
+        match self.answer.wait_timeout(timeout) {
+            Err(answer) => Err(PendingReply {
+                answer,
+                unwrap: self.unwrap,
+            }),
+            Ok(None) => Ok(Err(ClientError::Closed)),
+            Ok(Some(result)) => Ok(result.map(self.unwrap)),
+        }
+    }
+}
+
+impl<T> Future for PendingReply<T> {
+    type Output = Result<T, ClientError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match this.answer.poll_reply(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(Err(ClientError::Closed)),
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Err(error)),
+            Poll::Ready(Some(Ok(applied))) => Poll::Ready(Ok((this.unwrap)(applied))),
+        }
     }
 }
 

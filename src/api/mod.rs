@@ -5,3 +5,4 @@
 pub mod client;
 pub mod inspect;
 pub mod store;
+pub mod subscription;

@@ -17,6 +17,7 @@ use crate::engine::request::Request;
 use crate::engine::restore::{self, Purpose, RecoveryReport};
 use crate::engine::retention::CompactInfo;
 use crate::engine::server::{Server, Shared, Snapshots};
+use crate::engine::subscription::Subscribers;
 use crate::error::{OpenError, StorageError};
 use crate::log::Access;
 use crate::log::local::{LocalOpening, LocalOptions};
@@ -112,6 +113,7 @@ impl Store {
                 restored.on_disk,
                 recovery.snapshot.clone(),
             ),
+            subscribers: Subscribers::default(),
             shared: Arc::clone(&shared),
         };
         let server = thread::Builder::new()

@@ -429,20 +429,11 @@ fn http_insert(
     fields: &mut Map<String, Value>,
 ) -> Result<(), CliError> {
     let store = open(dir, durability)?;
-    let config = crate::serve::ServeConfig {
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        token: None,
-        connections_max: args.clients as usize + 8,
-        request_timeout: Duration::from_secs(60),
-        sse_clients_max: 1,
-    };
-    let facts = crate::serve::StoreFacts::new(
-        store.recovery(),
-        durability,
-        ticketlog::Retention::default(),
-    );
-    let server = crate::serve::Background::start(store.client(), config, facts)?;
-    let url = format!("http://{}/tickets", server.addr);
+    let background = crate::cli::services()
+        .ok_or_else(|| CliError::Failed("this build has no HTTP server".into()))?
+        .background;
+    let (addr, server) = background(store.client(), args.clients as usize + 8)?;
+    let url = format!("http://{addr}/tickets");
     let total = u64::from(args.clients) * args.ops;
     let next = AtomicU64::new(1);
     let progress = Progress::start("http-insert", total);

@@ -221,10 +221,8 @@ pub(crate) struct StatsJson {
     pub next_id: u64,
     pub log_bytes: u64,
     pub records: u64,
-    /// The LSN of the newest record (0: none yet), where it is known exactly
-    /// (`ticketlog serve` under `keep-all` retention).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_lsn: Option<u64>,
+    /// The LSN of the newest record (0: none yet).
+    pub last_lsn: u64,
 }
 
 impl From<&Stats> for StatsJson {
@@ -237,7 +235,7 @@ impl From<&Stats> for StatsJson {
             next_id: stats.next_id.get(),
             log_bytes: stats.log_bytes,
             records: stats.records,
-            last_lsn: None,
+            last_lsn: stats.last_lsn,
         }
     }
 }
@@ -346,11 +344,16 @@ pub(crate) struct HealthJson {
     /// Why the store refuses writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// `always`, `interval:MS` or `never`.
-    pub durability: String,
-    /// `keep-all` or `compact`.
-    pub retention: String,
-    pub recovery: RecoveryJson,
+    /// `always`, `interval:MS` or `never` (absent from a server started
+    /// without its store's settings, as `bench` starts one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability: Option<String>,
+    /// `keep-all` or `compact` (absent as `durability` is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<String>,
+    /// What the open's recovery did (absent as `durability` is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryJson>,
 }
 
 /// A page of `GET /tickets`: the tickets, and the `after` of the next page

@@ -65,7 +65,47 @@ pub(crate) enum CliError {
 }
 
 /// Parses the command line, runs it, and turns the outcome into an exit status.
+/// What the binary's optional parts give the CLI, set once by `main.rs`:
+/// `serve/` builds on `cli/`, so `cli/` reaches the server only through
+/// these (dependencies run one way).
+#[cfg(feature = "serve")]
+pub struct Services {
+    /// `ticketlog serve`.
+    pub serve: fn(&Path, Options, &args::ServeArgs, &mut Output) -> Result<ExitCode, CliError>,
+    /// Serves `client` on 127.0.0.1 (an ephemeral port) in this process
+    /// with room for `connections` connections; returns the address and a
+    /// handle that stops the server when dropped (`bench --workload http-insert`).
+    pub background: fn(ticketlog::Client, usize) -> Result<Running, CliError>,
+}
+
+/// A server running in this process: its address, and a handle that stops
+/// it when dropped.
+#[cfg(feature = "serve")]
+pub type Running = (std::net::SocketAddr, Box<dyn Send>);
+
+#[cfg(feature = "serve")]
+static SERVICES: std::sync::OnceLock<Services> = std::sync::OnceLock::new();
+
+/// The services `main` installed.
+#[cfg(feature = "serve")]
+pub(crate) fn services() -> Option<&'static Services> {
+    SERVICES.get()
+}
+
+/// Runs the CLI with the HTTP server's `services`.
+#[cfg(feature = "serve")]
+pub fn main(services: Services) -> ExitCode {
+    let _ = SERVICES.set(services);
+    run_main()
+}
+
+/// Runs the CLI (built without the HTTP server).
+#[cfg(not(feature = "serve"))]
 pub fn main() -> ExitCode {
+    run_main()
+}
+
+fn run_main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -128,14 +168,19 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             ),
         },
         #[cfg(feature = "serve")]
-        CliCommand::Serve(serve_args) => crate::serve::run(
-            &data_dir(cli.dir),
-            Options::default()
-                .durability(cli.durability)
-                .retention(cli.retention),
-            &serve_args,
-            &mut out,
-        ),
+        CliCommand::Serve(serve_args) => {
+            let serve = services()
+                .ok_or_else(|| CliError::Failed("this build has no HTTP server".into()))?
+                .serve;
+            serve(
+                &data_dir(cli.dir),
+                Options::default()
+                    .durability(cli.durability)
+                    .retention(cli.retention),
+                &serve_args,
+                &mut out,
+            )
+        }
         CliCommand::Demo(demo_args) => {
             demo::run(cli.dir.as_deref(), cli.durability, &demo_args, &mut out)
         }

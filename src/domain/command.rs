@@ -51,6 +51,12 @@ pub struct Stats {
     pub log_bytes: u64,
     /// Records in the log.
     pub records: u64,
+    /// The LSN of the last record (0 for an empty log): two copies of a
+    /// store at the same `last_lsn` hold the same state.
+    pub last_lsn: u64,
+    /// The state digest (see docs/FORMAT.md, "State digest"): equal for
+    /// equal states, so two copies can be compared.
+    pub digest: u64,
 }
 
 impl Stats {

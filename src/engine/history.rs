@@ -66,10 +66,10 @@ pub(crate) fn read_history(
                     damage: Damage::Undecodable(reason),
                 })?;
             events.extend(
-                changes
-                    .into_iter()
-                    .filter(|change| change.ticket_id() == Some(id))
-                    .filter_map(|change| Event::from_change(record.lsn, change)),
+                (0u32..)
+                    .zip(changes)
+                    .filter(|(_, change)| change.ticket_id() == Some(id))
+                    .filter_map(|(index, change)| Event::from_change(record.lsn, index, change)),
             );
         }
         Ok(ControlFlow::Continue(()))

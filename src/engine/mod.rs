@@ -4,7 +4,9 @@
 //! (history).
 
 pub mod history;
+pub mod reply;
 pub mod request;
 pub mod restore;
 pub mod retention;
 pub mod server;
+pub mod subscription;

@@ -2,18 +2,26 @@
 //! that carries each operation or query with its own reply channel, and
 //! [`ClientError`], what a request can come back with instead of a reply.
 
+use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
 use crate::domain::command::{Applied, ListQuery, Operation, Stats};
+use crate::domain::event::Position;
 use crate::domain::rejection::{Rejection, TicketError};
 use crate::domain::ticket::{Ticket, TicketId};
+use crate::engine::reply::ReplySender;
 use crate::engine::retention::CompactInfo;
+use crate::engine::subscription::Feed;
 use crate::error::StorageError;
 use crate::log::LogReader;
 use crate::snapshot::SnapshotInfo;
 
 /// Where the server sends one reply. Each request carries its own.
-pub(crate) type ReplyTo<T> = SyncSender<Result<T, ClientError>>;
+pub(crate) type ReplyTo<T> = ReplySender<Result<T, ClientError>>;
+
+/// What a new subscriber gets: a reader of the log up to where its live
+/// feed starts, and the feed.
+pub(crate) type Subscribed = (Box<dyn LogReader>, Arc<Feed>);
 
 /// What travels over the request channel to the server thread.
 pub(crate) enum Request {
@@ -31,6 +39,12 @@ pub(crate) enum Request {
     /// Sent by `Store::compact`: take a snapshot, then remove what it covers.
     Compact {
         reply: SyncSender<Result<CompactInfo, StorageError>>,
+    },
+    /// Sent by `Client::subscribe`: register a live feed between batches
+    /// and hand back a reader for the catch-up.
+    Subscribe {
+        after: Option<Position>,
+        reply: ReplyTo<Subscribed>,
     },
     /// Sent by the snapshot helper thread when its snapshot is durable (or failed).
     SnapshotWritten(Result<SnapshotInfo, StorageError>),
@@ -77,6 +91,7 @@ impl Request {
             Request::Query(QueryRequest::History { reply, .. }) => {
                 drop(reply.send(Err(ClientError::Closed)));
             }
+            Request::Subscribe { reply, .. } => drop(reply.send(Err(ClientError::Closed))),
             Request::Snapshot { reply } => drop(reply.send(Err(StorageError::Closed))),
             Request::Compact { reply } => drop(reply.send(Err(StorageError::Closed))),
             Request::SnapshotWritten(_) | Request::Close => {}
@@ -111,6 +126,16 @@ pub enum ClientError {
         expected: u64,
         /// The ticket's current version.
         actual: u64,
+    },
+    /// A subscription asked for events the log no longer holds: compaction
+    /// removed everything before `oldest_lsn`. Resume from there (or from a
+    /// snapshot of the state) instead.
+    #[error(
+        "the log no longer holds the events asked for: it starts at LSN {oldest_lsn} after compaction"
+    )]
+    Compacted {
+        /// The LSN of the oldest record still in the log.
+        oldest_lsn: u64,
     },
     /// The request failed validation.
     #[error("invalid request: {0}")]

@@ -37,10 +37,12 @@ use std::time::Instant;
 
 use crate::domain::codec;
 use crate::domain::command::{Applied, Operation};
+use crate::domain::event::{Event, Position};
 use crate::domain::ticket::TicketId;
 use crate::domain::time::Timestamp;
-use crate::engine::request::{ClientError, QueryRequest, ReplyTo, Request};
+use crate::engine::request::{ClientError, QueryRequest, ReplyTo, Request, Subscribed};
 use crate::engine::retention::{self, CompactInfo, DiskSnapshot};
+use crate::engine::subscription::{self, Feed, Subscribers};
 use crate::error::StorageError;
 use crate::log::{CommandLog, Flush, LogReader, RECORD_PAYLOAD_BYTES_MAX, RecordBatch};
 use crate::options::{Durability, Retention};
@@ -87,6 +89,7 @@ pub(crate) struct Server {
     /// The LSN of the last digest record (or of what a snapshot covered).
     pub last_digest_lsn: u64,
     pub snapshots: Snapshots,
+    pub subscribers: Subscribers,
     pub shared: Arc<Shared>,
 }
 
@@ -170,6 +173,10 @@ struct Batch {
     deferred: Vec<Deferred>,
     undo: Vec<Undo>,
     touched: HashSet<TicketId>,
+    /// The batch's events, collected only while someone subscribes.
+    events: Vec<Event>,
+    /// Subscriptions that arrived during the batch: registered after it.
+    subscribes: Vec<(Option<Position>, ReplyTo<Subscribed>)>,
 }
 
 impl Default for Batch {
@@ -179,6 +186,8 @@ impl Default for Batch {
             deferred: Vec::new(),
             undo: Vec::new(),
             touched: HashSet::new(),
+            events: Vec::new(),
+            subscribes: Vec::new(),
         }
     }
 }
@@ -232,6 +241,12 @@ impl Server {
         }
         for waiter in self.snapshots.queued.drain(..) {
             waiter.fail(StorageError::Closed);
+        }
+        // Every subscription ends with `Closed` once it has read what was
+        // committed.
+        self.subscribers.close_all();
+        for (_, reply) in batch.subscribes.drain(..) {
+            let _ = reply.send(Err(ClientError::Closed));
         }
         while let Ok(request) = self.requests.try_recv() {
             request.reject_closed();
@@ -456,6 +471,9 @@ impl Server {
             Request::Compact { reply } => {
                 self.snapshots.queued.push(SnapshotWaiter::Compact(reply));
             }
+            // Registered after the batch commits, so the live feed starts
+            // exactly where the reader handed back ends.
+            Request::Subscribe { after, reply } => batch.subscribes.push((after, reply)),
             Request::SnapshotWritten(result) => {
                 debug_assert!(self.snapshots.written.is_none());
                 self.snapshots.written = Some(result);
@@ -483,6 +501,14 @@ impl Server {
         }
         // Encode first: if that fails, nothing has been applied.
         batch.records.push_with(|out| encode_record(changes, out))?;
+        if self.subscribers.any() {
+            let lsn = self.log.next_lsn() + batch.records.len() as u64 - 1;
+            batch.events.extend(
+                (0u32..)
+                    .zip(changes)
+                    .filter_map(|(index, change)| Event::from_change(lsn, index, change.clone())),
+            );
+        }
         let mut tickets = Vec::with_capacity(if one { 0 } else { changes.len() });
         let mut last = None;
         for change in decision.into_changes() {
@@ -560,6 +586,7 @@ impl Server {
             for change in batch.undo.drain(..).rev() {
                 self.state.undo(change);
             }
+            batch.events.clear();
             for reply in &mut batch.deferred {
                 if let Deferred::Operation(_, result) = reply {
                     *result = Err(error.clone().into());
@@ -568,6 +595,15 @@ impl Server {
         }
         batch.undo.clear();
         batch.touched.clear();
+        if !batch.events.is_empty() {
+            // Durable as the mode promises (the append returned): now, and
+            // only now, subscribers see it.
+            self.subscribers.fan_out(&batch.events);
+            batch.events.clear();
+        }
+        for (after, reply) in batch.subscribes.drain(..) {
+            let _ = reply.send(self.subscribe(after));
+        }
         // A client that stopped waiting dropped its receiver: not an error.
         for reply in batch.deferred.drain(..) {
             match reply {
@@ -583,6 +619,20 @@ impl Server {
             // failure poisons the log, and the next command reports it.
             let _ = self.log.between_batches();
         }
+    }
+
+    /// Registers a live feed for a subscriber resuming after `after`, with a
+    /// reader of everything appended so far for its catch-up. Between
+    /// batches: the reader ends exactly where the feed's first event is.
+    fn subscribe(&mut self, after: Option<Position>) -> Result<Subscribed, ClientError> {
+        let oldest_lsn = self.log.first_lsn();
+        if subscription::first_needed_lsn(after) < oldest_lsn {
+            return Err(ClientError::Compacted { oldest_lsn });
+        }
+        let reader = self.log.reader()?;
+        let (feed, writer) = Feed::new();
+        self.subscribers.add(writer);
+        Ok((reader, feed))
     }
 
     /// A reader of the log, for a history read on the client's thread. A
@@ -608,6 +658,7 @@ impl Server {
                 let size = self.log.size();
                 stats.log_bytes = size.bytes;
                 stats.records = size.records;
+                stats.last_lsn = self.log.next_lsn() - 1;
                 let _ = reply.send(Ok(stats));
             }
             QueryRequest::History { id, reply } => {

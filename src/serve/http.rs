@@ -59,7 +59,7 @@ pub(crate) async fn serve_until(
     listener: TcpListener,
     client: Client,
     config: ServeConfig,
-    facts: StoreFacts,
+    facts: Option<StoreFacts>,
     stop: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let (shutting_down_tx, shutting_down) = watch::channel(false);

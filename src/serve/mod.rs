@@ -73,7 +73,7 @@ pub(crate) fn run(
         .map_err(|e| CliError::Failed(format!("reading the bound address: {e}")))?;
     let (durability, retention) = (options.get_durability(), options.get_retention());
     let store = open_store_with(dir, options)?;
-    let facts = StoreFacts::new(store.recovery(), durability, retention);
+    let facts = Some(StoreFacts::new(store.recovery(), durability, retention));
     let url = format!("http://{local_addr}");
     if out.is_json() {
         out.json_line(&serde_json::json!({ "listening": url }))?;
@@ -107,6 +107,26 @@ pub(crate) fn run(
     Ok(ExitCode::SUCCESS)
 }
 
+/// [`Background::start`] on 127.0.0.1 with room for `connections`, as
+/// `cli::Services::background` wants it.
+pub(crate) fn background(
+    client: ticketlog::Client,
+    connections: usize,
+) -> Result<crate::cli::Running, CliError> {
+    let server = Background::start(
+        client,
+        ServeConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+            connections_max: connections,
+            request_timeout: std::time::Duration::from_secs(60),
+            sse_clients_max: 1,
+        },
+        None,
+    )?;
+    Ok((server.addr, Box::new(server)))
+}
+
 /// A server run on its own runtime thread, in this process, on a real
 /// socket: for `bench --workload http-insert` and the in-process tests.
 /// Stopped (drained) and joined on drop.
@@ -118,10 +138,11 @@ pub(crate) struct Background {
 
 impl Background {
     /// Serves `client` on `config.listen`; returns once the socket is bound.
+    /// `facts` (how the store was opened) are reported by `GET /health`.
     pub fn start(
         client: ticketlog::Client,
         config: ServeConfig,
-        facts: StoreFacts,
+        facts: Option<StoreFacts>,
     ) -> Result<Background, CliError> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (bound_tx, bound) = std::sync::mpsc::channel();

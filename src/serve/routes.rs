@@ -44,7 +44,7 @@ pub(crate) struct App {
     pub token: Option<String>,
     pub request_timeout: Duration,
     /// How the store was opened and what its recovery did.
-    pub facts: StoreFacts,
+    pub facts: Option<StoreFacts>,
     /// One permit per open `GET /events` stream.
     #[expect(
         dead_code,
@@ -66,7 +66,7 @@ impl App {
     pub fn new(
         client: Client,
         config: &ServeConfig,
-        facts: StoreFacts,
+        facts: Option<StoreFacts>,
         shutting_down: watch::Receiver<bool>,
     ) -> Self {
         App {
@@ -365,9 +365,7 @@ async fn history(
 
 async fn stats(State(app): State<AppState>) -> Result<Response, ApiError> {
     let stats = app.calls.query(|client| client.stats()).await?;
-    let mut json = StatsJson::from(&stats);
-    json.last_lsn = app.facts.last_lsn(&stats);
-    Ok(axum::Json(json).into_response())
+    Ok(axum::Json(StatsJson::from(&stats)).into_response())
 }
 
 async fn health(State(app): State<AppState>) -> Response {
@@ -385,9 +383,9 @@ async fn health(State(app): State<AppState>) -> Response {
         }
         .to_owned(),
         reason: refusing,
-        durability: app.facts.durability.clone(),
-        retention: app.facts.retention.to_string(),
-        recovery: app.facts.recovery.clone(),
+        durability: app.facts.as_ref().map(|facts| facts.durability.clone()),
+        retention: app.facts.as_ref().map(|facts| facts.retention.clone()),
+        recovery: app.facts.as_ref().map(|facts| facts.recovery.clone()),
     };
     (status, axum::Json(body)).into_response()
 }

@@ -34,7 +34,11 @@ impl InProcess {
             server: Background::start(
                 store.client(),
                 config,
-                StoreFacts::new(store.recovery(), Durability::Always, Retention::KeepAll),
+                Some(StoreFacts::new(
+                    store.recovery(),
+                    Durability::Always,
+                    Retention::KeepAll,
+                )),
             )
             .unwrap(),
         }

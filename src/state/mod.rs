@@ -511,6 +511,8 @@ impl State {
             next_id: self.next_id(),
             log_bytes: 0,
             records: 0,
+            last_lsn: 0,
+            digest: self.digest(),
         }
     }
 

@@ -19,3 +19,7 @@ pub mod fuzz;
 pub mod model;
 
 pub use faults::FaultyStorage;
+
+/// The most events one subscription feed holds before the server counts its
+/// subscriber as lagging (tests count against it).
+pub const FEED_EVENTS_MAX: usize = crate::engine::subscription::FEED_EVENTS_MAX;

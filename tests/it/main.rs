@@ -28,4 +28,5 @@ mod sim;
 mod sim_storage;
 mod snapshots;
 mod storage_faults;
+mod subscriptions;
 mod tidy;

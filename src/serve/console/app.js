@@ -21,6 +21,7 @@
   const TOKEN_KEY = 'ticketlog-console-token';
   const RECONNECT_MIN_MS = 500;
   const RECONNECT_MAX_MS = 15000;
+  const LAST_INDEX = 4294967295;
 
   const $ = (id) => document.getElementById(id);
   const utf8 = new TextEncoder();
@@ -761,7 +762,7 @@
       ...row('writes', 'Writes', refusing ? `refused: ${health.reason || 'the store failed in storage'}` : 'accepted'),
       ...row('durability', 'Durability', health.durability || '(not reported)'),
       ...row('retention', 'Retention', health.retention || '(not reported)'),
-      ...row('last_lsn', 'Last LSN', stats.last_lsn === undefined ? '(not reported under this retention)' : String(stats.last_lsn)),
+      ...row('last_lsn', 'Last LSN', stats.last_lsn === undefined ? '(not reported)' : String(stats.last_lsn)),
       ...row('tickets', 'Tickets', String(stats.tickets)),
       ...row('todo', 'To do', String(stats.todo)),
       ...row('in_progress', 'In progress', String(stats.in_progress)),
@@ -892,8 +893,10 @@
 
   function eventsUrl() {
     const query = new URLSearchParams();
+    // `from` is the position to start after; EventSource's own reconnects
+    // send Last-Event-ID, which the server prefers.
     if (state.live.lastId) query.set('from', state.live.lastId);
-    else if (state.live.startLsn !== undefined) query.set('from', String(state.live.startLsn));
+    else if (state.live.startAfter) query.set('from', state.live.startAfter);
     const text = query.toString();
     return text ? `/events?${text}` : '/events';
   }
@@ -1036,8 +1039,10 @@
       reportFailure(error);
       if (error.status === 401) return;
     }
-    // Follow events from just after what the board is about to show.
-    if (stats && stats.last_lsn !== undefined && !state.live.lastId) state.live.startLsn = stats.last_lsn + 1;
+    // Follow events from just after what the board is about to show: the
+    // position after every event of the record at last_lsn (an event's
+    // index within its record is a u32).
+    if (stats && stats.last_lsn > 0 && !state.live.lastId) state.live.startAfter = `${stats.last_lsn}.${LAST_INDEX}`;
     connectLive();
     try {
       await loadBoard();
