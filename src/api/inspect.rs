@@ -50,6 +50,10 @@ pub struct LogReport {
     pub next_id: TicketId,
     /// Live tickets after replay.
     pub tickets: u64,
+    /// Another process held the store open while it was read
+    /// ([`read_log_live`]): the report covers the log as it stood then, and
+    /// a torn tail is a write in progress rather than damage.
+    pub live: bool,
 }
 
 /// Reads and checks the log in `dir` without changing anything on disk,
@@ -86,6 +90,21 @@ pub fn read_log_with(
 ) -> Result<LogReport, OpenError> {
     let opening = LocalOpening::open(Arc::clone(&storage), dir, read_only())?;
     inspect(&storage, dir, opening, lsns, &mut on_entry)
+}
+
+/// Like [`read_log_range`], but a store that another process holds open is
+/// read anyway, without its lock ([`LogReport::live`] says so): only the
+/// whole, checksummed records there now, nothing cut or written.
+pub fn read_log_live(
+    dir: &Path,
+    lsns: RangeInclusive<u64>,
+    mut on_entry: impl FnMut(&LogEntry),
+) -> Result<LogReport, OpenError> {
+    let storage: Arc<dyn Storage> = Arc::new(FileSystem);
+    let (opening, live) = LocalOpening::open_live(Arc::clone(&storage), dir, read_only())?;
+    let mut report = inspect(&storage, dir, opening, lsns, &mut on_entry)?;
+    report.live = live;
+    Ok(report)
 }
 
 fn read_only() -> LocalOptions {
@@ -133,6 +152,7 @@ fn inspect(
         snapshots: restored.checks,
         next_id: stats.next_id,
         tickets: stats.tickets(),
+        live: false,
     })
 }
 

@@ -14,13 +14,13 @@ use std::thread::{self, JoinHandle};
 use crate::api::client::Client;
 use crate::domain::codec;
 use crate::engine::request::Request;
-use crate::engine::restore::{self, Purpose, RecoveryReport};
+use crate::engine::restore::{self, Purpose, RecoveryReport, Restored};
 use crate::engine::retention::CompactInfo;
 use crate::engine::server::{Server, Shared, Snapshots};
 use crate::engine::subscription::Subscribers;
 use crate::error::{OpenError, StorageError};
-use crate::log::Access;
 use crate::log::local::{LocalOpening, LocalOptions};
+use crate::log::{Access, Recovery};
 use crate::options::Options;
 use crate::snapshot::SnapshotInfo;
 use crate::storage::Storage;
@@ -88,8 +88,56 @@ impl Store {
             Purpose::Serve {
                 recovery: options.get_recovery(),
                 progress: options.progress_ref(),
+                read_only: false,
             },
         )?;
+        Store::start(storage, dir, &options, restored)
+    }
+
+    /// Opens the store in `dir` read-only, for looking at it while another
+    /// process may have it open: takes no writer lock when one is held,
+    /// reads only the whole, checksummed records there now, and never cuts,
+    /// creates or writes anything. Queries and history work; commands,
+    /// snapshots and compaction fail with [`StorageError::ReadOnly`].
+    /// [`RecoveryReport::live`] says whether another process held the store
+    /// (then a torn tail is a write in progress, reported in
+    /// [`RecoveryReport::torn_tail`] and left alone); the client's
+    /// [`Stats::last_lsn`](crate::Stats::last_lsn) says how far it read.
+    pub fn open_read_only(dir: impl AsRef<Path>, options: Options) -> Result<Store, OpenError> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        let storage = options.storage_ref().clone();
+        let (log, live) = LocalOpening::open_live(
+            Arc::clone(&storage),
+            &dir,
+            LocalOptions {
+                segment_bytes: options.get_segment_bytes(),
+                recovery: Recovery::TruncateTornTail,
+                access: Access::ReadOnly,
+                seal_payload: codec::EMPTY_PAYLOAD,
+            },
+        )?;
+        let mut restored = restore::restore(
+            &storage,
+            &dir,
+            Box::new(log),
+            Purpose::Serve {
+                recovery: Recovery::TruncateTornTail,
+                progress: options.progress_ref(),
+                read_only: true,
+            },
+        )?;
+        restored.report.live = live;
+        Store::start(storage, dir, &options, restored)
+    }
+
+    /// Starts the server thread over what opening restored.
+    fn start(
+        storage: Arc<dyn Storage>,
+        dir: PathBuf,
+        options: &Options,
+        restored: Restored,
+    ) -> Result<Store, OpenError> {
         let recovery = restored.report;
 
         let (requests, receiver) = mpsc::sync_channel(options.get_channel_capacity());

@@ -206,7 +206,27 @@ fn run_ticket_command(
     out: &mut Output,
 ) -> Result<ExitCode, CliError> {
     let bars = progress::StepBars::start();
-    let store = open_store_with(dir, bars.install(options))?;
+    let reads_only = matches!(
+        command,
+        TicketCommand::Get { .. }
+            | TicketCommand::List { .. }
+            | TicketCommand::Stats
+            | TicketCommand::History { .. }
+    );
+    let options = bars.install(options);
+    let store = match open_store_with(dir, options.clone()) {
+        // Another process has the store open: a read looks at it read-only.
+        Err(CliError::Open(OpenError::AlreadyOpen { .. })) if reads_only => {
+            let store = Store::open_read_only(dir, options)?;
+            let read_to = store.client().stats()?.last_lsn;
+            eprintln!(
+                "ticketlog: {} is open in another process: read it read-only, up to LSN {read_to}",
+                dir.display()
+            );
+            store
+        }
+        opened => opened?,
+    };
     let outcome = match command {
         TicketCommand::Snapshot => store
             .snapshot()
@@ -385,10 +405,10 @@ fn run_log(dir: &Path, command: LogCommand, out: &mut Output) -> Result<ExitCode
         LogCommand::Repair {
             drop_after_corruption,
         } => return repair::run(dir, drop_after_corruption, out),
-        LogCommand::Verify => inspect::read_log(dir, |_| {}),
+        LogCommand::Verify => inspect::read_log_live(dir, 1..=u64::MAX, |_| {}),
         LogCommand::Dump { from_lsn, to_lsn } => {
             let lsns = from_lsn.unwrap_or(1)..=to_lsn.unwrap_or(u64::MAX);
-            inspect::read_log_range(dir, lsns, |entry: &LogEntry| {
+            inspect::read_log_live(dir, lsns, |entry: &LogEntry| {
                 if output_error.is_none()
                     && let Err(e) = out.log_entry(entry)
                 {
@@ -401,6 +421,29 @@ fn run_log(dir: &Path, command: LogCommand, out: &mut Output) -> Result<ExitCode
         return Err(e.into());
     }
     match report {
+        Ok(report) if report.live => {
+            // Another process is writing: what was read is a moment of the
+            // log, and its end may be a write in progress, not damage.
+            if is_verify {
+                out.log_report(&report)?;
+            }
+            eprintln!(
+                "ticketlog: {} is open in another process: read it read-only, up to LSN {}{}",
+                dir.display(),
+                report.scan.next_lsn - 1,
+                if report.scan.torn_tail.is_some() {
+                    " (a write was in progress at the end)"
+                } else {
+                    ""
+                }
+            );
+            let damaged_snapshot = report.snapshots.iter().any(|c| c.result.is_err());
+            Ok(ExitCode::from(if damaged_snapshot {
+                EXIT_CORRUPT
+            } else {
+                0
+            }))
+        }
         Ok(report) => {
             if is_verify {
                 out.log_report(&report)?;

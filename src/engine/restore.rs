@@ -53,6 +53,10 @@ pub struct RecoveryReport {
     /// The LSN of the oldest record still in the log: 1 unless compaction
     /// removed segments. History starts here.
     pub history_starts_at_lsn: u64,
+    /// Opened read-only while another process held the store open
+    /// ([`Store::open_read_only`](crate::Store::open_read_only)): the state
+    /// is the log as it stood then, and a torn tail is a write in progress.
+    pub live: bool,
 }
 
 impl RecoveryReport {
@@ -102,6 +106,8 @@ pub(crate) enum Purpose<'a> {
     Serve {
         recovery: Recovery,
         progress: Option<&'a ProgressFn>,
+        /// The log was opened read-only: nothing in the directory changes.
+        read_only: bool,
     },
     /// To inspect: check everything, hand every good record to `on_entry`.
     Inspect {
@@ -139,6 +145,13 @@ pub(crate) fn restore(
         purpose,
         Purpose::Serve {
             recovery: Recovery::Strict,
+            ..
+        }
+    );
+    let purpose_read_only = matches!(
+        purpose,
+        Purpose::Serve {
+            read_only: true,
             ..
         }
     );
@@ -337,7 +350,8 @@ pub(crate) fn restore(
 
     // A leftover temporary file is a snapshot write that never finished:
     // never read, so removing it loses nothing. Best effort (it is harmless).
-    if !strict && !inspecting {
+    let read_only = purpose_read_only;
+    if !strict && !inspecting && !read_only {
         for temp in temps {
             let _ = storage.remove_file(&temp);
         }
@@ -369,6 +383,7 @@ pub(crate) fn restore(
         snapshot,
         snapshots_rejected: rejected,
         history_starts_at_lsn: log.first_lsn(),
+        live: false,
     };
     Ok(Restored {
         state,

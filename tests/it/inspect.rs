@@ -137,3 +137,69 @@ fn verify_refuses_a_store_that_is_open_and_dump_of_a_torn_tail_cuts_nothing() {
         "nothing was cut"
     );
 }
+
+#[test]
+fn a_read_only_open_of_a_live_store_reads_what_is_committed_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = crate::common::open(dir.path());
+    let client = writer.client();
+    let first = client.create(draft("first")).unwrap();
+    client.create(draft("second")).unwrap();
+    let snapshot_of_files = || {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot_of_files();
+
+    let reader = Store::open_read_only(dir.path(), Options::default()).unwrap();
+    assert!(reader.recovery().live, "the writer holds the lock");
+    let view = reader.client();
+    assert_eq!(view.get(first.id).unwrap().unwrap().title, first.title);
+    assert_eq!(view.stats().unwrap().last_lsn, 2);
+    assert_eq!(view.history(first.id).unwrap().len(), 1);
+    assert!(matches!(
+        view.create(draft("refused")),
+        Err(ticketlog::ClientError::Storage(
+            ticketlog::StorageError::ReadOnly { .. }
+        ))
+    ));
+    assert!(
+        reader.snapshot().is_err(),
+        "no snapshot from a read-only store"
+    );
+    // The writer goes on; the reader's view is the log as it stood.
+    client.create(draft("third")).unwrap();
+    assert_eq!(view.stats().unwrap().tickets(), 2);
+    reader.close().unwrap();
+
+    // Verify and dump of the live store work, and say so.
+    let report = inspect::read_log_live(dir.path(), 1..=u64::MAX, |_| {}).unwrap();
+    assert!(report.live);
+    assert_eq!(report.tickets, 3);
+    writer.close().unwrap();
+    // Nothing the reader did changed a byte (the writer's third create and
+    // close appended; compare the prefix that existed before).
+    let after = snapshot_of_files();
+    assert_eq!(after.len(), before.len(), "no file created or removed");
+    for ((name, old), (_, new)) in before.iter().zip(&after) {
+        assert!(
+            new.starts_with(old),
+            "{name} was rewritten, not only appended to"
+        );
+    }
+    // Without another holder it is not live.
+    let reader = Store::open_read_only(dir.path(), Options::default()).unwrap();
+    assert!(!reader.recovery().live);
+    assert_eq!(reader.client().stats().unwrap().tickets(), 3);
+    reader.close().unwrap();
+}

@@ -124,6 +124,46 @@ impl LocalOpening {
         })
     }
 
+    /// Like [`Self::open`] under [`Access::ReadOnly`], but a directory that
+    /// another store holds open is read anyway, without its lock: only the
+    /// whole, checksummed records there now are read, nothing is cut or
+    /// written, and a torn tail is a write in progress. Returns whether the
+    /// store was live (its lock held by another).
+    pub fn open_live(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        options: LocalOptions,
+    ) -> Result<(LocalOpening, bool), OpenError> {
+        debug_assert_eq!(options.access, Access::ReadOnly);
+        let lock_path = dir.join(LOCK_FILE_NAME);
+        let (lock, live) = if storage
+            .exists(&lock_path)
+            .map_err(|e| OpenError::io("stat", &lock_path, e))?
+        {
+            match storage
+                .try_lock(&lock_path)
+                .map_err(|e| OpenError::io("lock", &lock_path, e))?
+            {
+                Some(lock) => (Some(lock), false),
+                None => (None, true),
+            }
+        } else {
+            (None, false)
+        };
+        let segments = segment::list_segments(storage.as_ref(), dir)
+            .map_err(|e| OpenError::io("list directory", dir, e))?;
+        Ok((
+            LocalOpening {
+                storage,
+                dir: dir.to_path_buf(),
+                segments,
+                options,
+                lock,
+            },
+            live,
+        ))
+    }
+
     /// Like [`Self::open`] under [`Access::ReadOnly`], for a caller that
     /// already holds the directory's lock ([`lock_directory`]) and keeps it
     /// while it goes on to change the directory offline.
