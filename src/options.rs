@@ -135,6 +135,129 @@ impl FromStr for Durability {
     }
 }
 
+/// Default time an append to a replicated log may stay in doubt (no
+/// acknowledgement, no answer to the read-back) before its commands get
+/// [`StorageError::Unavailable`](crate::StorageError::Unavailable): 15 s,
+/// longer than a NATS leader election (4–9 s).
+pub const IN_DOUBT_DEADLINE_DEFAULT: Duration = Duration::from_secs(15);
+/// Default largest JetStream message (one batch, or a part of one): 1 MiB,
+/// the NATS server's default `max_payload`.
+pub const JETSTREAM_MESSAGE_BYTES_DEFAULT: usize = 1 << 20;
+
+/// Where a store keeps its command log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogBackend {
+    /// Segment files in the data directory (the default): one host.
+    #[default]
+    Local,
+    /// A NATS JetStream stream, replicated on three servers and shared by
+    /// every host that opens it (feature `jetstream`; see
+    /// docs/REPLICATION.md). The data directory still holds the lock and
+    /// this host's snapshots.
+    JetStream(JetStreamOptions),
+}
+
+/// Which NATS servers and stream hold a [`LogBackend::JetStream`] log.
+///
+/// ```
+/// use ticketlog::{JetStreamOptions, LogBackend, Options};
+///
+/// let log = JetStreamOptions::new(["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"], "TICKETS");
+/// let options = Options::default().log_backend(LogBackend::JetStream(log));
+/// assert!(matches!(options.get_log_backend(), LogBackend::JetStream(_)));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JetStreamOptions {
+    servers: Vec<String>,
+    stream: String,
+    in_doubt_deadline: Duration,
+    message_bytes_max: usize,
+}
+
+impl JetStreamOptions {
+    /// The servers' URLs (give all three: the client moves to another when
+    /// one is lost) and the stream's name (letters, digits, `-` and `_`).
+    pub fn new(
+        servers: impl IntoIterator<Item = impl Into<String>>,
+        stream: impl Into<String>,
+    ) -> Self {
+        JetStreamOptions {
+            servers: servers.into_iter().map(Into::into).collect(),
+            stream: stream.into(),
+            in_doubt_deadline: IN_DOUBT_DEADLINE_DEFAULT,
+            message_bytes_max: JETSTREAM_MESSAGE_BYTES_DEFAULT,
+        }
+    }
+
+    /// How long an append may stay in doubt before its commands get
+    /// `Unavailable` (default [`IN_DOUBT_DEADLINE_DEFAULT`]). Also bounds
+    /// each wait of opening and of catching up.
+    pub fn in_doubt_deadline(mut self, deadline: Duration) -> Self {
+        self.in_doubt_deadline = deadline;
+        self
+    }
+
+    /// The stream's largest message, `max_msg_size` (default
+    /// [`JETSTREAM_MESSAGE_BYTES_DEFAULT`]; 4 KiB to 1 MiB). A batch that
+    /// would be larger is split; one command too large for it is refused
+    /// with [`StorageError::RecordTooLarge`](crate::StorageError::RecordTooLarge).
+    /// Part of the stream's configuration: every host must use the same.
+    pub fn message_bytes_max(mut self, bytes: usize) -> Self {
+        self.message_bytes_max = bytes;
+        self
+    }
+
+    /// The server URLs.
+    pub fn get_servers(&self) -> &[String] {
+        &self.servers
+    }
+
+    /// The stream's name.
+    pub fn get_stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The in-doubt deadline.
+    pub fn get_in_doubt_deadline(&self) -> Duration {
+        self.in_doubt_deadline
+    }
+
+    /// The largest message.
+    pub fn get_message_bytes_max(&self) -> usize {
+        self.message_bytes_max
+    }
+
+    fn validate(&self) -> Result<(), OpenError> {
+        let invalid = |what: String| Err(OpenError::InvalidOptions(what));
+        if self.servers.is_empty() {
+            return invalid("a JetStream log needs at least one server URL".into());
+        }
+        if self.stream.is_empty()
+            || self.stream.len() > 64
+            || !self
+                .stream
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return invalid(format!(
+                "stream name {:?} is not valid: 1 to 64 letters, digits, '-' or '_'",
+                self.stream
+            ));
+        }
+        if self.in_doubt_deadline.is_zero() {
+            return invalid("the in-doubt deadline must be longer than zero".into());
+        }
+        if !(4 << 10..=1 << 20).contains(&self.message_bytes_max) {
+            return invalid(format!(
+                "message_bytes_max {} is not between 4 KiB and 1 MiB",
+                self.message_bytes_max
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// How to open a [`Store`](crate::Store).
 ///
 /// ```
@@ -154,6 +277,7 @@ pub struct Options {
     progress: Option<ProgressFn>,
     storage: Arc<dyn Storage>,
     recovery: Recovery,
+    log_backend: LogBackend,
 }
 
 impl Default for Options {
@@ -170,6 +294,7 @@ impl Default for Options {
             progress: None,
             storage: Arc::new(FileSystem),
             recovery: Recovery::default(),
+            log_backend: LogBackend::Local,
         }
     }
 }
@@ -191,6 +316,7 @@ impl fmt::Debug for Options {
             .field("progress", &self.progress.is_some())
             .field("storage", &self.storage)
             .field("recovery", &self.recovery)
+            .field("log_backend", &self.log_backend)
             .finish()
     }
 }
@@ -286,6 +412,17 @@ impl Options {
         self
     }
 
+    /// Where the command log is kept (default [`LogBackend::Local`]).
+    pub fn log_backend(mut self, backend: LogBackend) -> Self {
+        self.log_backend = backend;
+        self
+    }
+
+    /// The log backend.
+    pub fn get_log_backend(&self) -> &LogBackend {
+        &self.log_backend
+    }
+
     /// The recovery mode.
     pub fn get_recovery(&self) -> Recovery {
         self.recovery
@@ -354,6 +491,9 @@ impl Options {
             return Err(OpenError::InvalidOptions(
                 "a durability interval must be longer than zero".into(),
             ));
+        }
+        if let LogBackend::JetStream(jetstream) = &self.log_backend {
+            jetstream.validate()?;
         }
         Ok(())
     }

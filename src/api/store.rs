@@ -18,9 +18,9 @@ use crate::engine::restore::{self, Purpose, RecoveryReport};
 use crate::engine::retention::CompactInfo;
 use crate::engine::server::{Server, Shared, Snapshots};
 use crate::error::{OpenError, StorageError};
-use crate::log::Access;
 use crate::log::local::{LocalOpening, LocalOptions};
-use crate::options::Options;
+use crate::log::{Access, OpeningLog};
+use crate::options::{LogBackend, Options};
 use crate::snapshot::SnapshotInfo;
 use crate::storage::Storage;
 
@@ -69,21 +69,29 @@ impl Store {
         }
         // Locks the directory (the log holds the lock from here until the
         // server thread drops it) and lists what the log holds.
-        let log = LocalOpening::open(
-            Arc::clone(&storage),
-            &dir,
-            LocalOptions {
-                segment_bytes: options.get_segment_bytes(),
-                recovery: options.get_recovery(),
-                access: Access::ReadWrite,
-                seal_payload: codec::EMPTY_PAYLOAD,
-            },
-        )?;
+        let log: Box<dyn OpeningLog> = match options.get_log_backend() {
+            LogBackend::Local => Box::new(LocalOpening::open(
+                Arc::clone(&storage),
+                &dir,
+                LocalOptions {
+                    segment_bytes: options.get_segment_bytes(),
+                    recovery: options.get_recovery(),
+                    access: Access::ReadWrite,
+                    seal_payload: codec::EMPTY_PAYLOAD,
+                },
+            )?),
+            #[cfg(feature = "jetstream")]
+            LogBackend::JetStream(jetstream) => Box::new(
+                crate::log::jetstream::JetStreamOpening::open(storage.as_ref(), &dir, jetstream)?,
+            ),
+            #[cfg(not(feature = "jetstream"))]
+            LogBackend::JetStream(_) => return Err(OpenError::BackendNotBuilt("jetstream")),
+        };
 
         let restored = restore::restore(
             &storage,
             &dir,
-            Box::new(log),
+            log,
             Purpose::Serve {
                 recovery: options.get_recovery(),
                 progress: options.progress_ref(),
@@ -93,9 +101,16 @@ impl Store {
 
         let (requests, receiver) = mpsc::sync_channel(options.get_channel_capacity());
         let shared = Arc::new(Shared::default());
+        let mut log = restored.log;
+        // A shared log wakes the idle server when other hosts append. If the
+        // queue is full the server is busy and catches up after that batch.
+        let wake_requests = requests.clone();
+        log.set_waker(Box::new(move || {
+            let _ = wake_requests.try_send(Request::LogAdvanced);
+        }));
         let server = Server {
             state: restored.state,
-            log: restored.log,
+            log,
             storage: Arc::clone(&storage),
             dir: dir.clone(),
             requests: receiver,

@@ -36,6 +36,9 @@ pub(crate) enum Request {
     SnapshotWritten(Result<SnapshotInfo, StorageError>),
     /// Sent by `Store::close`: answer what came before, refuse what comes after.
     Close,
+    /// Sent by a shared log (from its own thread): other hosts' records
+    /// have arrived. Only wakes the server, which catches up between batches.
+    LogAdvanced,
 }
 
 /// A query with its reply channel.
@@ -79,7 +82,7 @@ impl Request {
             }
             Request::Snapshot { reply } => drop(reply.send(Err(StorageError::Closed))),
             Request::Compact { reply } => drop(reply.send(Err(StorageError::Closed))),
-            Request::SnapshotWritten(_) | Request::Close => {}
+            Request::SnapshotWritten(_) | Request::Close | Request::LogAdvanced => {}
         }
     }
 }
