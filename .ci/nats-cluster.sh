@@ -46,9 +46,14 @@ node_pid() {
 }
 
 node_alive() {
-    local pid
+    local pid state
     pid="$(node_pid "$1" "$2" || true)"
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+    # A killed node whose parent has not reaped it yet is a zombie: dead.
+    if [[ -r "/proc/$pid/stat" ]]; then
+        state="$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)"
+        [[ "$state" != "Z" ]]
+    fi
 }
 
 write_configs() {

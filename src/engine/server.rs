@@ -58,7 +58,7 @@ const BATCH_BYTES_MAX: usize = 4 << 20;
 
 /// How many times a batch is decided again after another host appended to a
 /// shared log first, before its commands get [`StorageError::Contended`].
-const FENCED_ATTEMPTS_MAX: u32 = 16;
+const FENCED_ATTEMPTS_MAX: u32 = 64;
 
 /// State shared between the store handle, its clients and the server thread.
 #[derive(Debug, Default)]
@@ -191,6 +191,8 @@ struct BatchOp {
     undo_before: usize,
     /// Whether it added a record (the one at `records_before`).
     wrote: bool,
+    /// The state's last timestamp before it was decided.
+    last_at_before: Timestamp,
 }
 
 impl Default for Batch {
@@ -455,6 +457,7 @@ impl Server {
             Request::Operation { operation, reply } => {
                 let records_before = batch.records.len();
                 let undo_before = batch.undo.len();
+                let last_at_before = self.state.last_at();
                 let kept = self.log.is_shared().then(|| operation.clone());
                 let result = self.execute(operation, batch);
                 if batch.records.is_empty() {
@@ -468,6 +471,7 @@ impl Server {
                         records_before,
                         undo_before,
                         wrote: batch.records.len() > records_before,
+                        last_at_before,
                     });
                     batch.deferred.push(Deferred::Operation(reply, result));
                 }
@@ -603,6 +607,13 @@ impl Server {
             for change in batch.undo.drain(..).rev() {
                 self.state.undo(change);
             }
+            // A shared log goes on after a failed append (the next record
+            // may be another host's, with an earlier timestamp).
+            if let Some(first) = batch.ops.first()
+                && self.log.is_shared()
+            {
+                self.state.rewind_last_at(first.last_at_before);
+            }
             for op in &batch.ops {
                 if let Some(Deferred::Operation(_, result)) = batch.deferred.get_mut(op.deferred) {
                     *result = Err(error.clone().into());
@@ -685,6 +696,9 @@ impl Server {
             for change in batch.undo.drain(..).rev() {
                 self.state.undo(change);
             }
+            if let Some(first) = batch.ops.first() {
+                self.state.rewind_last_at(first.last_at_before);
+            }
             batch.records.clear();
             batch.touched.clear();
             self.catch_up();
@@ -692,6 +706,7 @@ impl Server {
             for op in &mut ops {
                 op.records_before = batch.records.len();
                 op.undo_before = batch.undo.len();
+                op.last_at_before = self.state.last_at();
                 let Some(operation) = op.operation.clone() else {
                     continue; // checked above: every operation was kept
                 };

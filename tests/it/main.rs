@@ -14,6 +14,8 @@ mod fixture;
 mod fuzz_corpus;
 mod history;
 mod io_sweep;
+#[cfg(feature = "jetstream")]
+mod jetstream;
 mod kill;
 mod lifecycle;
 mod model;

@@ -327,6 +327,7 @@ impl Io {
             let target = expected_last + 1;
             let mut pause = Duration::from_millis(20);
             let mut cause = String::from("no answer yet");
+            let mut sent = 0u32;
             loop {
                 let elapsed = started.elapsed();
                 if elapsed >= self.deadline {
@@ -371,11 +372,17 @@ impl Io {
                         );
                     }
                     Ok(Err(error)) if error.kind() == PublishErrorKind::WrongLastSequence => {
+                        // The server refused this copy; with no earlier copy
+                        // in flight, nothing of it is in the stream.
+                        if sent == 0 {
+                            return Published::Fenced;
+                        }
                         cause = "another batch got in first".into();
                     }
                     Ok(Err(error)) => cause = error.to_string(),
                     Err(_) => cause = format!("no acknowledgement within {REQUEST_TIMEOUT:?}"),
                 }
+                sent += 1;
                 // In doubt (or fenced): what does the stream hold at `target`?
                 match read_back(&self.context, &self.stream, target).await {
                     Ok(ReadBack::Found(stored)) if stored == frame => {
@@ -418,9 +425,10 @@ impl Io {
         ));
         let result = (|| {
             loop {
+                // The timer is made inside the runtime, which it needs.
                 let item = self
                     .runtime
-                    .block_on(tokio::time::timeout(self.deadline, rx.recv()))
+                    .block_on(async { tokio::time::timeout(self.deadline, rx.recv()).await })
                     .map_err(|_| format!("no message within {:?}", self.deadline))?;
                 match item {
                     Some(TailItem::Message { seq, payload }) => {
@@ -459,10 +467,16 @@ impl Io {
         }
     }
 
+    /// Sleeps on the runtime's timer (the server thread between batches).
+    pub fn pause(&self, duration: Duration) {
+        self.runtime
+            .block_on(async { tokio::time::sleep(duration).await });
+    }
+
     /// Waits at most `wait` for the tail's next message.
     pub fn next_tail(&self, tail: &mut Tail, wait: Duration) -> Option<TailItem> {
         self.runtime
-            .block_on(tokio::time::timeout(wait, tail.rx.recv()))
+            .block_on(async { tokio::time::timeout(wait, tail.rx.recv()).await })
             .ok()
             .flatten()
     }

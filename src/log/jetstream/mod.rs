@@ -33,7 +33,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -201,6 +201,8 @@ impl OpeningLog for JetStreamOpening {
             fenced_at: None,
             poisoned: None,
             frame_bytes_max: self.frame_bytes_max,
+            lost_last_race: false,
+            others_writing: false,
             _lock: self.lock,
         };
         Ok((
@@ -254,6 +256,10 @@ pub struct JetStreamLog {
     fenced_at: Option<u64>,
     poisoned: Option<StorageError>,
     frame_bytes_max: usize,
+    /// Whether the last append lost the race (so the next goes at once).
+    lost_last_race: bool,
+    /// Whether another host appended since this host's last append.
+    others_writing: bool,
     // Held while the log is open, like the local log's.
     _lock: Box<dyn StorageLock>,
 }
@@ -269,6 +275,16 @@ impl JetStreamLog {
             self.poisoned = Some(error.clone());
         }
         error
+    }
+
+    /// A pseudo-random pause up to `max` microseconds (xorshift on the
+    /// host id and counter: fairness needs no better randomness).
+    fn jitter_micros(&self, max: u64) -> u64 {
+        let mut x = self.host ^ self.counter.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % max.max(1)
     }
 
     fn next_batch_id(&mut self) -> BatchId {
@@ -332,6 +348,7 @@ impl JetStreamLog {
             lsn += 1;
         }
         let applied = lsn - self.next_lsn;
+        self.others_writing = true;
         self.next_lsn = lsn;
         self.applied_seq = seq;
         self.bytes += payload.len() as u64;
@@ -399,6 +416,14 @@ impl CommandLog for JetStreamLog {
             });
         }
         let frames = self.frames(batch)?;
+        // Fairness under contention: a host that just won is ready with its
+        // next batch before the loser has caught up, so it would win every
+        // time. While others write, a host that did not just lose waits a
+        // little, at random, so the one that lost goes first.
+        if self.others_writing && !self.lost_last_race {
+            self.io
+                .pause(Duration::from_micros(self.jitter_micros(2_000)));
+        }
         let mut appended = 0;
         for records in frames {
             let batch_id = self.next_batch_id();
@@ -425,8 +450,11 @@ impl CommandLog for JetStreamLog {
                     self.bytes += len as u64;
                     self.own.push_back((seq, crc, len));
                     appended += count;
+                    self.lost_last_race = false;
+                    self.others_writing = false;
                 }
                 Published::Fenced => {
+                    self.lost_last_race = true;
                     self.fenced_at = Some(self.applied_seq + 1);
                     return Err(StorageError::Fenced { appended });
                 }
