@@ -574,3 +574,47 @@ fn a_stopped_cluster_gives_unavailable_within_the_deadline_and_never_a_false_ack
     let reopened = open(other.path(), &cluster.urls, &stream);
     assert_all_present(&reopened, &[before, after]);
 }
+
+#[test]
+fn the_cli_on_two_directories_shares_one_stream() {
+    let Some(urls) = shared_cluster("cli_shares_a_stream") else {
+        return;
+    };
+    let stream = stream_name("cli");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ticketlog = |dir: &Path, args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_ticketlog"))
+            .arg("--dir")
+            .arg(dir)
+            .args(["--nats", &urls.join(","), "--stream", &stream, "--json"])
+            .args(args)
+            .output()
+            .expect("run ticketlog");
+        assert!(
+            output.status.success(),
+            "ticketlog {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("UTF-8 output")
+    };
+    let added = ticketlog(
+        dir_a.path(),
+        &[
+            "add",
+            "--title",
+            "from a",
+            "--description",
+            "written on host a",
+        ],
+    );
+    assert!(added.contains("\"id\":1"), "{added}");
+    let got = ticketlog(dir_b.path(), &["get", "1"]);
+    assert!(
+        got.contains("from a"),
+        "host b does not see host a's ticket: {got}"
+    );
+    let updated = ticketlog(dir_b.path(), &["update", "1", "--status", "done"]);
+    assert!(updated.contains("\"version\":2"), "{updated}");
+    let history = ticketlog(dir_a.path(), &["history", "1"]);
+    assert_eq!(history.lines().count(), 2, "{history}");
+}
