@@ -46,6 +46,10 @@ pub const HEADER_ALLOWANCE_BYTES: usize = 512;
 /// most this long; the in-doubt deadline bounds the retries.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// After this long without a message, the tail asks the stream whether it
+/// missed any (and starts a new consumer if so).
+const TAIL_IDLE_CHECK: Duration = Duration::from_secs(2);
+
 /// Messages the tail holds for the server thread before it stops reading.
 const TAIL_CAPACITY: usize = 64;
 
@@ -409,7 +413,7 @@ impl Io {
         &self,
         from_seq: u64,
         to_seq: u64,
-        visit: &mut dyn FnMut(u64, &[u8]) -> Result<bool, String>,
+        visit: &mut VisitMessage<'_>,
     ) -> Result<(), String> {
         if from_seq > to_seq {
             return Ok(());
@@ -481,6 +485,9 @@ impl Io {
             .flatten()
     }
 }
+
+/// Called with each message's sequence and payload; `Ok(false)` stops.
+pub type VisitMessage<'a> = dyn FnMut(u64, &[u8]) -> Result<bool, String> + 'a;
 
 /// One message of the stream, as the tail delivers it.
 #[derive(Debug)]
@@ -590,7 +597,25 @@ async fn tail(
                 continue;
             }
         };
-        while let Some(item) = messages.next().await {
+        loop {
+            let item = match tokio::time::timeout(TAIL_IDLE_CHECK, messages.next()).await {
+                Ok(Some(item)) => item,
+                Ok(None) => break, // recreate from `next_seq`
+                Err(_idle) => {
+                    // Quiet for a while: a consumer left behind by a node
+                    // failure can stay silent. If the stream holds more than
+                    // we have seen, start a new one from `next_seq`.
+                    let last = tokio::time::timeout(REQUEST_TIMEOUT, context.get_stream(&stream))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .map(|handle| handle.cached_info().state.last_sequence);
+                    if last.is_some_and(|last| last >= next_seq) {
+                        break;
+                    }
+                    continue;
+                }
+            };
             let Ok(message) = item else {
                 break; // recreate from `next_seq`
             };
