@@ -630,3 +630,56 @@ fn the_cli_on_two_directories_shares_one_stream() {
     let history = ticketlog(dir_a.path(), &["history", "1"]);
     assert_eq!(history.lines().count(), 2, "{history}");
 }
+
+#[test]
+fn losing_the_majority_gives_unavailable_and_one_node_back_resumes_writes() {
+    if shared_cluster("lose_the_majority").is_none() {
+        return;
+    }
+    let cluster = OwnCluster::start(27222);
+    let stream = stream_name("majority");
+    let dir = tempfile::tempdir().unwrap();
+    let deadline = Duration::from_secs(3);
+    let store = Store::open(dir.path(), jetstream(&cluster.urls, &stream, deadline)).unwrap();
+    let client = store.client();
+    let mut acked = vec![client.create(draft("before")).unwrap()];
+    cluster.kill(2);
+    cluster.kill(3);
+    let started = Instant::now();
+    let result = client.create(draft("without a quorum"));
+    let waited = started.elapsed();
+    assert!(
+        matches!(
+            result,
+            Err(ClientError::Storage(StorageError::Unavailable { .. }))
+        ),
+        "one node of three must not acknowledge: {result:?}"
+    );
+    assert!(
+        waited < deadline + Duration::from_secs(3),
+        "Unavailable came after {waited:?}"
+    );
+    cluster.restart(2);
+    let started = Instant::now();
+    loop {
+        match client.create(draft("quorum back")) {
+            Ok(ticket) => {
+                acked.push(ticket);
+                break;
+            }
+            Err(ClientError::Storage(StorageError::Unavailable { .. })) => assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no progress with two of three nodes back"
+            ),
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    eprintln!(
+        "lose_the_majority: writes resumed {:?} after one node came back",
+        started.elapsed()
+    );
+    store.close().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let reopened = open(other.path(), &cluster.urls, &stream);
+    assert_all_present(&reopened, &acked);
+}
