@@ -382,7 +382,21 @@ fn a_store_reopened_on_the_stream_replays_it() {
     assert_eq!(all_tickets(&store), before);
     assert_eq!(store.recovery().records_replayed, 4);
     assert_eq!(store.client().history(one.id).unwrap(), history);
+    store.snapshot().unwrap();
     store.close().unwrap();
+
+    // The directory's snapshot is of this stream: reopening loads it, and
+    // the same directory on another stream is refused.
+    let store = open(dir.path(), &urls, &stream);
+    assert!(store.recovery().snapshot.is_some());
+    assert_eq!(store.recovery().records_replayed, 0);
+    assert_eq!(all_tickets(&store), before);
+    store.close().unwrap();
+    let error = Store::open(dir.path(), open_options(&urls, &stream_name("other"))).unwrap_err();
+    assert!(
+        matches!(error, OpenError::LogConfigMismatch { .. }),
+        "a directory of another stream: {error:?}"
+    );
 }
 
 #[test]

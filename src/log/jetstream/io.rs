@@ -186,6 +186,9 @@ pub struct Opened {
     pub last_payload: Option<Bytes>,
     /// The largest frame a message may carry.
     pub frame_bytes_max: usize,
+    /// When the stream was created, in nanoseconds since the epoch: with its
+    /// name, what tells this stream from an earlier one of the same name.
+    pub created_unix_nanos: i128,
 }
 
 impl Io {
@@ -270,6 +273,7 @@ impl Io {
                 pause_before_retry().await;
             };
             let found = stream_handle.cached_info().config.clone();
+            let created_unix_nanos = stream_handle.cached_info().created.unix_timestamp_nanos();
             if let Some((field, expected, found)) = config_difference(&needed, &found) {
                 return Err(OpenError::LogConfigMismatch {
                     stream: stream.to_string(),
@@ -293,9 +297,15 @@ impl Io {
             } else {
                 None
             };
-            Ok((context, state, last_payload, frame_bytes_max))
+            Ok((
+                context,
+                state,
+                last_payload,
+                frame_bytes_max,
+                created_unix_nanos,
+            ))
         });
-        let (context, state, last_payload, frame_bytes_max) = match opened {
+        let (context, state, last_payload, frame_bytes_max, created_unix_nanos) = match opened {
             Ok(opened) => opened,
             Err(error) => {
                 // Dropping a runtime waits for its tasks; do it off any
@@ -317,6 +327,7 @@ impl Io {
             first_seq: state.first_sequence,
             last_payload,
             frame_bytes_max,
+            created_unix_nanos,
         })
     }
 

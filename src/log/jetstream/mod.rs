@@ -46,7 +46,7 @@ use crate::log::{
     RecordPlace, Released, Replayed,
 };
 use crate::options::JetStreamOptions;
-use crate::storage::{Storage, StorageLock};
+use crate::storage::{OpenMode, Storage, StorageLock};
 use frame::{BatchId, FRAME_HEADER_LEN, RECORD_HEADER_LEN};
 use io::{Io, Published, Tail, TailItem};
 
@@ -78,6 +78,16 @@ impl JetStreamOpening {
             options.get_message_bytes_max(),
             options.get_in_doubt_deadline(),
         )?;
+        check_stream_marker(
+            storage,
+            dir,
+            options.get_stream(),
+            &format!(
+                "{} created {}\n",
+                options.get_stream(),
+                opened.created_unix_nanos
+            ),
+        )?;
         Ok(JetStreamOpening {
             io: opened.io,
             last_seq: opened.last_seq,
@@ -91,6 +101,59 @@ impl JetStreamOpening {
     fn place(&self) -> PathBuf {
         stream_place(&self.io.stream)
     }
+}
+
+/// The file in the data directory that names the stream its snapshots
+/// were taken from: the stream's name and creation time.
+pub const STREAM_MARKER_FILE_NAME: &str = "jetstream-stream";
+
+/// Refuses a data directory whose snapshots belong to another stream (or to
+/// an earlier stream of the same name): its snapshots would load a state
+/// this stream never had. Writes the marker (durably) on first use.
+fn check_stream_marker(
+    storage: &dyn Storage,
+    dir: &Path,
+    stream: &str,
+    identity: &str,
+) -> Result<(), OpenError> {
+    let path = dir.join(STREAM_MARKER_FILE_NAME);
+    let exists = storage
+        .exists(&path)
+        .map_err(|e| OpenError::io("stat", &path, e))?;
+    if exists {
+        let mut file = storage
+            .open_file(&path, OpenMode::ReadOnly)
+            .map_err(|e| OpenError::io("open", &path, e))?;
+        let len = file.size().map_err(|e| OpenError::io("stat", &path, e))?;
+        let mut found = vec![0; usize::try_from(len.min(4096)).unwrap_or(4096)];
+        crate::storage::read_exact_at(file.as_mut(), 0, &mut found)
+            .map_err(|e| OpenError::io("read", &path, e))?;
+        let found = String::from_utf8_lossy(&found);
+        if found != identity {
+            return Err(OpenError::LogConfigMismatch {
+                stream: stream.to_string(),
+                field: "the data directory's stream (its snapshots are of that stream)",
+                expected: found.trim().to_string(),
+                found: identity.trim().to_string(),
+            });
+        }
+        return Ok(());
+    }
+    let temp = dir.join(format!("{STREAM_MARKER_FILE_NAME}.tmp"));
+    let mut file = storage
+        .open_file(&temp, OpenMode::CreateReadWrite)
+        .map_err(|e| OpenError::io("create", &temp, e))?;
+    file.set_len(0)
+        .and_then(|()| file.write_all_at(0, identity.as_bytes()))
+        .and_then(|()| file.sync_data())
+        .map_err(|e| OpenError::io("write", &temp, e))?;
+    drop(file);
+    storage
+        .rename(&temp, &path)
+        .map_err(|e| OpenError::io("rename", &temp, e))?;
+    storage
+        .sync_dir(dir)
+        .map_err(|e| OpenError::io("fsync directory", dir, e))
 }
 
 /// How errors name the stream where a file path would go.
