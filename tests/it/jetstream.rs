@@ -697,3 +697,71 @@ fn losing_the_majority_gives_unavailable_and_one_node_back_resumes_writes() {
     let reopened = open(other.path(), &cluster.urls, &stream);
     assert_all_present(&reopened, &acked);
 }
+
+/// Publishes `payload` on `subject` with the plain NATS text protocol, as a
+/// foreign writer would (no fence, no ticketlog framing).
+fn publish_raw(url: &str, subject: &str, payload: &[u8]) {
+    use std::io::{BufRead, BufReader, Write};
+    let address = url.trim_start_matches("nats://");
+    let stream = std::net::TcpStream::connect(address).expect("connect to NATS");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("the server's INFO");
+    assert!(line.starts_with("INFO"), "{line}");
+    let mut writer = stream;
+    write!(
+        writer,
+        "CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nPUB {subject} {}\r\n",
+        payload.len()
+    )
+    .unwrap();
+    writer.write_all(payload).unwrap();
+    writer.write_all(b"\r\nPING\r\n").unwrap();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("the server's PONG");
+        assert!(!line.starts_with("-ERR"), "{line}");
+        if line.starts_with("PONG") {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_damaged_message_in_the_stream_stops_writes_loudly() {
+    let Some(urls) = shared_cluster("damaged_message") else {
+        return;
+    };
+    let stream = stream_name("damaged");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &urls, &stream);
+    let client = store.client();
+    let first = client.create(draft("before the damage")).unwrap();
+    publish_raw(
+        &urls[0],
+        &format!("ticketlog.{stream}"),
+        b"not a ticketlog batch",
+    );
+    let error = client.create(draft("after the damage")).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ClientError::Storage(StorageError::Diverged { seq: 2, .. })
+        ),
+        "{error:?}"
+    );
+    // Reads go on; writes stay refused.
+    assert_eq!(client.get(first.id).unwrap(), Some(first));
+    assert!(client.create(draft("still refused")).is_err());
+    store.close().unwrap_err();
+    // A new host refuses to open on the damaged stream, naming the sequence.
+    let other = tempfile::tempdir().unwrap();
+    let error = Store::open(other.path(), open_options(&urls, &stream)).unwrap_err();
+    assert!(
+        matches!(error, OpenError::Corrupt { offset: 2, .. }),
+        "{error:?}"
+    );
+}
