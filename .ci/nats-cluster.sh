@@ -6,8 +6,8 @@
 #   .ci/nats-cluster.sh start   DIR [BASE_PORT]   # write configs, start, wait until ready
 #   .ci/nats-cluster.sh check   DIR               # exit 0 if all three nodes are healthy
 #   .ci/nats-cluster.sh stop    DIR               # TERM, then KILL, every node
-#   .ci/nats-cluster.sh kill    DIR N             # SIGKILL node N (1..3)
-#   .ci/nats-cluster.sh restart DIR N             # start node N again (same config)
+#   .ci/nats-cluster.sh kill    DIR N             # SIGKILL node N (1..3), wait until it is dead
+#   .ci/nats-cluster.sh restart DIR N             # start the dead node N again (same config)
 #   .ci/nats-cluster.sh urls    DIR               # the client URLs, comma-separated
 #
 # Ports, for BASE_PORT B (default 4222): node i (1..3) listens for clients on
@@ -167,9 +167,21 @@ stop)
 kill)
     [[ $# -eq 3 ]] || usage
     stop_node "$dir" "$3" KILL
+    # A node blocked in fsync dies only when the I/O returns: wait (bounded),
+    # so that a `restart` right after does not find it still alive.
+    deadline=$((SECONDS + 15))
+    while node_alive "$dir" "$3" && ((SECONDS < deadline)); do sleep 0.05; done
+    if node_alive "$dir" "$3"; then
+        echo "nats-cluster: node $3 still alive 15 s after SIGKILL" >&2
+        exit 1
+    fi
     ;;
 restart)
     [[ $# -eq 3 ]] || usage
+    if node_alive "$dir" "$3"; then
+        echo "nats-cluster: node $3 is running; kill it first" >&2
+        exit 1
+    fi
     start_node "$dir" "$3"
     ;;
 urls)

@@ -765,3 +765,163 @@ fn a_damaged_message_in_the_stream_stops_writes_loudly() {
         "{error:?}"
     );
 }
+
+/// A request-reply over the plain NATS text protocol (for the JetStream API:
+/// stream info, leader step-down); returns the reply's payload.
+fn request_raw(url: &str, subject: &str, payload: &[u8]) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let address = url.trim_start_matches("nats://");
+    let stream = std::net::TcpStream::connect(address).expect("connect to NATS");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("the server's INFO");
+    let mut writer = stream;
+    write!(
+        writer,
+        "CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nSUB _INBOX.ticketlog_test 1\r\nPUB {subject} _INBOX.ticketlog_test {}\r\n",
+        payload.len()
+    )
+    .unwrap();
+    writer.write_all(payload).unwrap();
+    writer.write_all(b"\r\n").unwrap();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("a reply");
+        if let Some(header) = line.strip_prefix("MSG ") {
+            let len: usize = header
+                .split_whitespace()
+                .last()
+                .and_then(|n| n.parse().ok())
+                .expect("a MSG line ends with the length");
+            let mut body = vec![0; len + 2];
+            reader.read_exact(&mut body).expect("the reply's payload");
+            body.truncate(len);
+            return String::from_utf8_lossy(&body).into_owned();
+        }
+        if line.starts_with("PING") {
+            writer.write_all(b"PONG\r\n").unwrap();
+        }
+        assert!(!line.starts_with("-ERR"), "{line}");
+    }
+}
+
+/// The node (1..=3) leading `stream`, from `$JS.API.STREAM.INFO`.
+fn stream_leader(url: &str, stream: &str) -> Option<u32> {
+    let info = request_raw(url, &format!("$JS.API.STREAM.INFO.{stream}"), b"");
+    let at = info.find("\"leader\":\"n")? + "\"leader\":\"n".len();
+    info[at..at + 1].parse().ok()
+}
+
+#[test]
+fn killing_the_leader_and_stepping_it_down_lose_nothing_and_the_pause_is_bounded() {
+    if shared_cluster("kill_the_leader").is_none() {
+        return;
+    }
+    let cluster = OwnCluster::start(28222);
+    let stream = stream_name("leader");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &cluster.urls, &stream);
+    let stop = AtomicBool::new(false);
+    let kills = 4;
+    let stepdowns = 4;
+    /// Stops the load when the faults end, even by a panic (else the scope
+    /// would wait for the load thread forever).
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let (acked, errors, gaps) = thread::scope(|scope| {
+        let stop_load = StopOnDrop(&stop);
+        let load = scope.spawn(|| {
+            let client = store.client();
+            let mut acked = Vec::new();
+            let mut errors = Vec::new();
+            let mut last_ack = Instant::now();
+            let mut gaps = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                match client.create(draft(&format!("leader load #{i}"))) {
+                    Ok(ticket) => {
+                        gaps.push(last_ack.elapsed());
+                        last_ack = Instant::now();
+                        acked.push(ticket);
+                    }
+                    Err(error) => errors.push(error),
+                }
+            }
+            (acked, errors, gaps)
+        });
+        let mut leaders = Vec::new();
+        for round in 0..kills + stepdowns {
+            thread::sleep(Duration::from_millis(500));
+            // Any node can answer; ask one that is up.
+            let leader = stream_leader(&cluster.urls[0], &stream)
+                .or_else(|| stream_leader(&cluster.urls[1], &stream))
+                .expect("the stream has a leader");
+            if round < kills {
+                cluster.kill(leader);
+                thread::sleep(Duration::from_secs(1));
+                cluster.restart(leader);
+                cluster.wait_healthy(Duration::from_secs(60));
+            } else {
+                let url = &cluster.urls[(leader % 3) as usize];
+                request_raw(
+                    url,
+                    &format!("$JS.API.STREAM.LEADER.STEPDOWN.{stream}"),
+                    b"",
+                );
+                thread::sleep(Duration::from_secs(1));
+            }
+            leaders.push(leader);
+        }
+        eprintln!("kill_the_leader: leaders faulted in turn: {leaders:?}");
+        thread::sleep(Duration::from_millis(500));
+        drop(stop_load);
+        load.join().unwrap()
+    });
+    let mut gaps_ms: Vec<u128> = gaps.iter().map(Duration::as_millis).collect();
+    gaps_ms.sort_unstable();
+    let longest: Vec<u128> = gaps_ms
+        .iter()
+        .rev()
+        .take(kills + stepdowns)
+        .copied()
+        .collect();
+    eprintln!(
+        "kill_the_leader: {} acknowledged, {} errors; the {} longest gaps between acknowledgements (ms): {longest:?}",
+        acked.len(),
+        errors.len(),
+        kills + stepdowns
+    );
+    for error in &errors {
+        assert!(
+            matches!(
+                error,
+                ClientError::Storage(StorageError::Unavailable { .. })
+            ),
+            "only in-doubt errors are allowed: {error}"
+        );
+    }
+    // Bounded: no pause longer than the in-doubt deadline plus a margin.
+    assert!(
+        gaps_ms.last().is_some_and(|&ms| ms < 20_000),
+        "a pause of {:?} ms",
+        gaps_ms.last()
+    );
+    let ids: HashSet<TicketId> = acked.iter().map(|t| t.id).collect();
+    assert_eq!(ids.len(), acked.len(), "an id was acknowledged twice");
+    store.close().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let reopened = open(other.path(), &cluster.urls, &stream);
+    assert_all_present(&reopened, &acked);
+    // Nothing duplicated: exactly the acknowledged tickets, plus at most
+    // the in-doubt ones.
+    let total = all_tickets(&reopened).len();
+    assert!(total >= acked.len() && total <= acked.len() + errors.len());
+}
