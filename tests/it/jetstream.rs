@@ -767,17 +767,18 @@ fn a_damaged_message_in_the_stream_stops_writes_loudly() {
 }
 
 /// A request-reply over the plain NATS text protocol (for the JetStream API:
-/// stream info, leader step-down); returns the reply's payload.
-fn request_raw(url: &str, subject: &str, payload: &[u8]) -> String {
+/// stream info, leader step-down); the reply's payload, or `None` if none
+/// came within 3 s (a node in an election may not answer).
+fn request_raw(url: &str, subject: &str, payload: &[u8]) -> Option<String> {
     use std::io::{BufRead, BufReader, Read, Write};
     let address = url.trim_start_matches("nats://");
-    let stream = std::net::TcpStream::connect(address).expect("connect to NATS");
+    let stream = std::net::TcpStream::connect(address).ok()?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
-    reader.read_line(&mut line).expect("the server's INFO");
+    reader.read_line(&mut line).ok()?;
     let mut writer = stream;
     write!(
         writer,
@@ -789,7 +790,7 @@ fn request_raw(url: &str, subject: &str, payload: &[u8]) -> String {
     writer.write_all(b"\r\n").unwrap();
     loop {
         line.clear();
-        reader.read_line(&mut line).expect("a reply");
+        reader.read_line(&mut line).ok()?;
         if let Some(header) = line.strip_prefix("MSG ") {
             let len: usize = header
                 .split_whitespace()
@@ -797,22 +798,40 @@ fn request_raw(url: &str, subject: &str, payload: &[u8]) -> String {
                 .and_then(|n| n.parse().ok())
                 .expect("a MSG line ends with the length");
             let mut body = vec![0; len + 2];
-            reader.read_exact(&mut body).expect("the reply's payload");
+            reader.read_exact(&mut body).ok()?;
             body.truncate(len);
-            return String::from_utf8_lossy(&body).into_owned();
+            return Some(String::from_utf8_lossy(&body).into_owned());
         }
         if line.starts_with("PING") {
             writer.write_all(b"PONG\r\n").unwrap();
         }
-        assert!(!line.starts_with("-ERR"), "{line}");
+        if line.starts_with("-ERR") {
+            return None;
+        }
     }
 }
 
-/// The node (1..=3) leading `stream`, from `$JS.API.STREAM.INFO`.
-fn stream_leader(url: &str, stream: &str) -> Option<u32> {
-    let info = request_raw(url, &format!("$JS.API.STREAM.INFO.{stream}"), b"");
-    let at = info.find("\"leader\":\"n")? + "\"leader\":\"n".len();
-    info[at..at + 1].parse().ok()
+/// The node (1..=3) leading `stream`, from `$JS.API.STREAM.INFO`, asking
+/// each node in turn until one knows (bounded: 30 s).
+fn stream_leader(urls: &[String], stream: &str) -> u32 {
+    let started = Instant::now();
+    loop {
+        for url in urls {
+            let info = request_raw(url, &format!("$JS.API.STREAM.INFO.{stream}"), b"");
+            let leader = info.and_then(|info| {
+                let at = info.find("\"leader\":\"n")? + "\"leader\":\"n".len();
+                info.get(at..at + 1)?.parse().ok()
+            });
+            if let Some(leader) = leader {
+                return leader;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no node named the stream's leader within 30 s"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -835,7 +854,7 @@ fn killing_the_leader_and_stepping_it_down_lose_nothing_and_the_pause_is_bounded
             self.0.store(true, Ordering::Relaxed);
         }
     }
-    let (acked, errors, gaps) = thread::scope(|scope| {
+    let (acked, errors, gaps, slowest_call) = thread::scope(|scope| {
         let stop_load = StopOnDrop(&stop);
         let load = scope.spawn(|| {
             let client = store.client();
@@ -843,10 +862,14 @@ fn killing_the_leader_and_stepping_it_down_lose_nothing_and_the_pause_is_bounded
             let mut errors = Vec::new();
             let mut last_ack = Instant::now();
             let mut gaps = Vec::new();
+            let mut slowest_call = Duration::ZERO;
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                match client.create(draft(&format!("leader load #{i}"))) {
+                let called = Instant::now();
+                let result = client.create(draft(&format!("leader load #{i}")));
+                slowest_call = slowest_call.max(called.elapsed());
+                match result {
                     Ok(ticket) => {
                         gaps.push(last_ack.elapsed());
                         last_ack = Instant::now();
@@ -855,27 +878,30 @@ fn killing_the_leader_and_stepping_it_down_lose_nothing_and_the_pause_is_bounded
                     Err(error) => errors.push(error),
                 }
             }
-            (acked, errors, gaps)
+            (acked, errors, gaps, slowest_call)
         });
         let mut leaders = Vec::new();
         for round in 0..kills + stepdowns {
             thread::sleep(Duration::from_millis(500));
             // Any node can answer; ask one that is up.
-            let leader = stream_leader(&cluster.urls[0], &stream)
-                .or_else(|| stream_leader(&cluster.urls[1], &stream))
-                .expect("the stream has a leader");
+            let leader = stream_leader(&cluster.urls, &stream);
             if round < kills {
                 cluster.kill(leader);
                 thread::sleep(Duration::from_secs(1));
                 cluster.restart(leader);
                 cluster.wait_healthy(Duration::from_secs(60));
             } else {
-                let url = &cluster.urls[(leader % 3) as usize];
-                request_raw(
-                    url,
-                    &format!("$JS.API.STREAM.LEADER.STEPDOWN.{stream}"),
-                    b"",
-                );
+                // Any node forwards the request to the leader; one may be
+                // busy, so try each until one answers.
+                let stepped_down = cluster.urls.iter().any(|url| {
+                    request_raw(
+                        url,
+                        &format!("$JS.API.STREAM.LEADER.STEPDOWN.{stream}"),
+                        b"",
+                    )
+                    .is_some()
+                });
+                assert!(stepped_down, "no node answered the step-down request");
                 thread::sleep(Duration::from_secs(1));
             }
             leaders.push(leader);
@@ -908,11 +934,12 @@ fn killing_the_leader_and_stepping_it_down_lose_nothing_and_the_pause_is_bounded
             "only in-doubt errors are allowed: {error}"
         );
     }
-    // Bounded: no pause longer than the in-doubt deadline plus a margin.
+    // Bounded: no call waits longer than the in-doubt deadline (15 s) plus
+    // a margin; it is acknowledged or gets `Unavailable`.
+    eprintln!("kill_the_leader: the slowest call took {slowest_call:?}");
     assert!(
-        gaps_ms.last().is_some_and(|&ms| ms < 20_000),
-        "a pause of {:?} ms",
-        gaps_ms.last()
+        slowest_call < Duration::from_secs(20),
+        "a call took {slowest_call:?}, past the in-doubt deadline"
     );
     let ids: HashSet<TicketId> = acked.iter().map(|t| t.id).collect();
     assert_eq!(ids.len(), acked.len(), "an id was acknowledged twice");
