@@ -920,9 +920,10 @@ fn killing_the_leader_and_stepping_it_down_lose_nothing_and_the_pause_is_bounded
         .copied()
         .collect();
     eprintln!(
-        "kill_the_leader: {} acknowledged, {} errors; the {} longest gaps between acknowledgements (ms): {longest:?}",
+        "kill_the_leader: {} acknowledged, {} errors (first: {:?}); the {} longest gaps between acknowledgements (ms): {longest:?}",
         acked.len(),
         errors.len(),
+        errors.first().map(ToString::to_string),
         kills + stepdowns
     );
     for error in &errors {
