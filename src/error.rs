@@ -61,6 +61,61 @@ pub enum StorageError {
     /// `ClientError::Closed`).
     #[error("the store was closed before the operation could run")]
     Closed,
+    /// Another host appended to the shared log first, so this batch was
+    /// decided against a state that is no longer the newest: the records
+    /// after the first `appended` were not appended. The engine catches up
+    /// and decides those commands again; a client sees this only as
+    /// [`StorageError::Contended`].
+    #[error(
+        "another host appended to the shared log first; {appended} records of the batch were appended before it"
+    )]
+    Fenced {
+        /// Records of the batch appended before the fence failed (a prefix;
+        /// more than 0 only when the batch was split over several messages).
+        appended: usize,
+    },
+    /// The replicated log did not confirm the append within the deadline
+    /// (no quorum, the leader lost, the servers unreachable). The command
+    /// was **not acknowledged** and is in doubt: it may or may not be in the
+    /// log, and once the log is reachable again every host sees the same
+    /// answer. Retry later; reads still work.
+    #[error(
+        "the replicated log is unavailable ({cause}), in doubt for {waited_ms} ms: the command was not acknowledged and may or may not be in the log"
+    )]
+    Unavailable {
+        /// Records of the batch confirmed before the deadline (a prefix).
+        appended: usize,
+        /// How long the append was in doubt before giving up.
+        waited_ms: u64,
+        /// The last failure seen, as text.
+        cause: String,
+    },
+    /// Other hosts kept appending first: the command was decided again
+    /// after each, this many times, and never got in. Not acknowledged and
+    /// not in the log; retry.
+    #[error(
+        "other hosts appended first {attempts} times in a row: the command was not appended; retry it"
+    )]
+    Contended {
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The shared log holds something this host cannot reconcile with what
+    /// it applied (a hole in the sequence, a damaged or misplaced batch, a
+    /// batch that differs from the one this host committed there): it stops
+    /// writing. Reads still answer from the state applied so far. Close the
+    /// store, check the stream (see docs/REPLICATION.md) and reopen.
+    #[error(
+        "the shared log {log} at sequence {seq} does not match what this host applied: {what}; writes are refused, close and reopen"
+    )]
+    Diverged {
+        /// The log (e.g. the JetStream stream's name).
+        log: String,
+        /// The stream sequence where the mismatch is.
+        seq: u64,
+        /// What is wrong.
+        what: String,
+    },
     /// A file the store reads while open (a log segment, for history) is
     /// damaged.
     #[error("{path} is corrupt at byte {offset}: {damage}")]
@@ -75,6 +130,18 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// How many records of a failed append did reach the log anyway, as a
+    /// prefix of the batch: only a shared log that split the batch into
+    /// several messages reports more than 0 (see [`StorageError::Fenced`]).
+    pub(crate) fn appended_records(&self) -> usize {
+        match self {
+            StorageError::Fenced { appended, .. } | StorageError::Unavailable { appended, .. } => {
+                *appended
+            }
+            _ => 0,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         StorageError::Io {
             op,
@@ -265,6 +332,49 @@ pub enum OpenError {
     /// The options are not usable.
     #[error("invalid option: {0}")]
     InvalidOptions(String),
+    /// The replicated log's servers could not be reached, or did not answer
+    /// an opening request in time.
+    #[error("the replicated log at {servers} could not be opened: {cause}")]
+    LogUnreachable {
+        /// The server URLs tried.
+        servers: String,
+        /// What failed, as text.
+        cause: String,
+    },
+    /// The NATS server is older than the oldest release ticketlog trusts
+    /// with its log (older ones can acknowledge writes no disk holds, or
+    /// let racing writers through; see docs/REPLICATION.md).
+    #[error(
+        "the NATS server at {servers} is version {version}; ticketlog needs {min} or later (see docs/REPLICATION.md for the pinned build)"
+    )]
+    LogServerTooOld {
+        /// The server URLs.
+        servers: String,
+        /// The version the server reported.
+        version: String,
+        /// The oldest version accepted.
+        min: &'static str,
+    },
+    /// The stream exists with a configuration other than the one ticketlog
+    /// needs (which it creates when the stream does not exist): opening
+    /// changes nothing. Use another stream name, or fix the stream.
+    #[error(
+        "stream {stream} exists with {field} = {found}, but ticketlog needs {expected}: nothing was changed; use another stream name or fix the stream"
+    )]
+    LogConfigMismatch {
+        /// The stream.
+        stream: String,
+        /// The configuration field that differs.
+        field: &'static str,
+        /// What ticketlog needs.
+        expected: String,
+        /// What the stream has.
+        found: String,
+    },
+    /// This build has no such log backend (it was compiled without the
+    /// feature that provides it).
+    #[error("this build of ticketlog has no {0} log backend: rebuild it with the `{0}` feature")]
+    BackendNotBuilt(&'static str),
 }
 
 impl OpenError {

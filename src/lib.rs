@@ -41,6 +41,7 @@ pub use error::{Damage, OpenError, StorageError};
 pub use log::Recovery;
 pub use options::{
     BATCH_COMMANDS_MAX_DEFAULT, CHANNEL_CAPACITY_DEFAULT, DIGEST_EVERY_DEFAULT, Durability,
+    IN_DOUBT_DEADLINE_DEFAULT, JETSTREAM_MESSAGE_BYTES_DEFAULT, JetStreamOptions, LogBackend,
     Options, Retention, SEGMENT_BYTES_DEFAULT, SNAPSHOT_EVERY_DEFAULT,
     SNAPSHOT_WRITE_BYTES_PER_S_DEFAULT,
 };

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use crate::error::OpenError;
 use crate::log::Recovery;
+pub use crate::log::jetstream_options::{
+    IN_DOUBT_DEADLINE_DEFAULT, JETSTREAM_MESSAGE_BYTES_DEFAULT, JetStreamOptions,
+};
 use crate::progress::{Progress, ProgressFn};
 use crate::storage::{FileSystem, Storage};
 
@@ -135,6 +138,20 @@ impl FromStr for Durability {
     }
 }
 
+/// Where a store keeps its command log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogBackend {
+    /// Segment files in the data directory (the default): one host.
+    #[default]
+    Local,
+    /// A NATS JetStream stream, replicated on three servers and shared by
+    /// every host that opens it (feature `jetstream`; see
+    /// docs/REPLICATION.md). The data directory still holds the lock and
+    /// this host's snapshots.
+    JetStream(JetStreamOptions),
+}
+
 /// How to open a [`Store`](crate::Store).
 ///
 /// ```
@@ -154,6 +171,7 @@ pub struct Options {
     progress: Option<ProgressFn>,
     storage: Arc<dyn Storage>,
     recovery: Recovery,
+    log_backend: LogBackend,
 }
 
 impl Default for Options {
@@ -170,6 +188,7 @@ impl Default for Options {
             progress: None,
             storage: Arc::new(FileSystem),
             recovery: Recovery::default(),
+            log_backend: LogBackend::Local,
         }
     }
 }
@@ -191,6 +210,7 @@ impl fmt::Debug for Options {
             .field("progress", &self.progress.is_some())
             .field("storage", &self.storage)
             .field("recovery", &self.recovery)
+            .field("log_backend", &self.log_backend)
             .finish()
     }
 }
@@ -286,6 +306,17 @@ impl Options {
         self
     }
 
+    /// Where the command log is kept (default [`LogBackend::Local`]).
+    pub fn log_backend(mut self, backend: LogBackend) -> Self {
+        self.log_backend = backend;
+        self
+    }
+
+    /// The log backend.
+    pub fn get_log_backend(&self) -> &LogBackend {
+        &self.log_backend
+    }
+
     /// The recovery mode.
     pub fn get_recovery(&self) -> Recovery {
         self.recovery
@@ -354,6 +385,9 @@ impl Options {
             return Err(OpenError::InvalidOptions(
                 "a durability interval must be longer than zero".into(),
             ));
+        }
+        if let LogBackend::JetStream(jetstream) = &self.log_backend {
+            jetstream.validate()?;
         }
         Ok(())
     }

@@ -20,8 +20,8 @@ use crate::engine::server::{Server, Shared, Snapshots};
 use crate::engine::subscription::Subscribers;
 use crate::error::{OpenError, StorageError};
 use crate::log::local::{LocalOpening, LocalOptions};
-use crate::log::{Access, Recovery};
-use crate::options::Options;
+use crate::log::{Access, OpeningLog, Recovery};
+use crate::options::{LogBackend, Options};
 use crate::snapshot::SnapshotInfo;
 use crate::storage::Storage;
 
@@ -70,21 +70,29 @@ impl Store {
         }
         // Locks the directory (the log holds the lock from here until the
         // server thread drops it) and lists what the log holds.
-        let log = LocalOpening::open(
-            Arc::clone(&storage),
-            &dir,
-            LocalOptions {
-                segment_bytes: options.get_segment_bytes(),
-                recovery: options.get_recovery(),
-                access: Access::ReadWrite,
-                seal_payload: codec::EMPTY_PAYLOAD,
-            },
-        )?;
+        let log: Box<dyn OpeningLog> = match options.get_log_backend() {
+            LogBackend::Local => Box::new(LocalOpening::open(
+                Arc::clone(&storage),
+                &dir,
+                LocalOptions {
+                    segment_bytes: options.get_segment_bytes(),
+                    recovery: options.get_recovery(),
+                    access: Access::ReadWrite,
+                    seal_payload: codec::EMPTY_PAYLOAD,
+                },
+            )?),
+            #[cfg(feature = "jetstream")]
+            LogBackend::JetStream(jetstream) => Box::new(
+                crate::log::jetstream::JetStreamOpening::open(storage.as_ref(), &dir, jetstream)?,
+            ),
+            #[cfg(not(feature = "jetstream"))]
+            LogBackend::JetStream(_) => return Err(OpenError::BackendNotBuilt("jetstream")),
+        };
 
         let restored = restore::restore(
             &storage,
             &dir,
-            Box::new(log),
+            log,
             Purpose::Serve {
                 recovery: options.get_recovery(),
                 progress: options.progress_ref(),
@@ -105,6 +113,11 @@ impl Store {
     /// [`Stats::last_lsn`](crate::Stats::last_lsn) says how far it read.
     pub fn open_read_only(dir: impl AsRef<Path>, options: Options) -> Result<Store, OpenError> {
         options.validate()?;
+        if !matches!(options.get_log_backend(), LogBackend::Local) {
+            return Err(OpenError::InvalidOptions(
+                "a read-only open reads the local log; a JetStream store is read by opening it on another host".into(),
+            ));
+        }
         let dir = dir.as_ref().to_path_buf();
         let storage = options.storage_ref().clone();
         let (log, live) = LocalOpening::open_live(
@@ -142,9 +155,16 @@ impl Store {
 
         let (requests, receiver) = mpsc::sync_channel(options.get_channel_capacity());
         let shared = Arc::new(Shared::default());
+        let mut log = restored.log;
+        // A shared log wakes the idle server when other hosts append. If the
+        // queue is full the server is busy and catches up after that batch.
+        let wake_requests = requests.clone();
+        log.set_waker(Box::new(move || {
+            let _ = wake_requests.try_send(Request::LogAdvanced);
+        }));
         let server = Server {
             state: restored.state,
-            log: restored.log,
+            log,
             storage: Arc::clone(&storage),
             dir: dir.clone(),
             requests: receiver,

@@ -35,6 +35,22 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "POLICY", default_value = "keep-all", value_parser = parse_retention)]
     pub retention: Retention,
 
+    /// Keep the command log on a NATS JetStream stream (R3) shared with
+    /// other hosts, at these server URLs (comma-separated; give all three),
+    /// instead of in --dir (which still holds the lock and snapshots).
+    /// Needs --stream and a build with the `jetstream` feature
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL[,URL...]",
+        value_delimiter = ','
+    )]
+    pub nats: Vec<String>,
+
+    /// The JetStream stream that holds the log (with --nats); created if missing
+    #[arg(long, global = true, value_name = "NAME")]
+    pub stream: Option<String>,
+
     #[command(subcommand)]
     pub command: CliCommand,
 }

@@ -279,7 +279,10 @@ impl Drop for RunDir {
 }
 
 fn open(dir: &Path, durability: Durability) -> Result<Store, CliError> {
-    Ok(Store::open(dir, Options::default().durability(durability))?)
+    Ok(Store::open(
+        dir,
+        super::store_options().durability(durability),
+    )?)
 }
 
 pub(crate) fn run(
@@ -833,17 +836,17 @@ fn reopen_history(
 
     // The baseline: just the creates, opened by replaying them all.
     let creates_dir = dir.join("creates");
-    let store = Store::open(&creates_dir, build(Options::default()))?;
+    let store = Store::open(&creates_dir, build(super::store_options()))?;
     build_history(&store, tickets, 0, args.clients, "reopen-history: creates")?;
     store.close()?;
     let cold = drop_caches();
-    let (creates_secs, store) = timed_open(&creates_dir, open_options(Options::default()))?;
+    let (creates_secs, store) = timed_open(&creates_dir, open_options(super::store_options()))?;
     let creates_replayed = store.recovery().records_replayed;
     store.close()?;
 
     // The history: creates and 9 updates each, a snapshot, then a short tail.
     let history_dir = dir.join("history");
-    let store = Store::open(&history_dir, build(Options::default()))?;
+    let store = Store::open(&history_dir, build(super::store_options()))?;
     build_history(
         &store,
         tickets,
@@ -859,7 +862,7 @@ fn reopen_history(
     store.close()?;
     let (_, log_bytes) = disk_usage(&history_dir);
     drop_caches();
-    let (history_secs, store) = timed_open(&history_dir, open_options(Options::default()))?;
+    let (history_secs, store) = timed_open(&history_dir, open_options(super::store_options()))?;
     let recovery = store.recovery().clone();
     let commands = store.client().stats()?.records;
     // One ticket's full history: a read of the whole log, off the server thread.
@@ -944,7 +947,9 @@ fn snapshot_latency(
 ) -> Result<(), CliError> {
     let tickets = u64::from(args.clients) * args.ops;
     let clients = args.clients.max(1);
-    let mut options = Options::default().durability(durability).snapshot_every(0);
+    let mut options = super::store_options()
+        .durability(durability)
+        .snapshot_every(0);
     if let Some(bytes) = args.segment_bytes {
         options = options.segment_bytes(bytes);
     }
@@ -1026,7 +1031,7 @@ fn compact_disk(
     let segment_bytes = args
         .segment_bytes
         .unwrap_or(ticketlog::SEGMENT_BYTES_DEFAULT);
-    let options = Options::default()
+    let options = super::store_options()
         .durability(Durability::Never)
         .snapshot_every(0)
         .segment_bytes(segment_bytes)

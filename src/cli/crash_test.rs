@@ -40,8 +40,8 @@ use ticketlog::inspect;
 use ticketlog::rng::Rng;
 use ticketlog::testing::model::{Model, same_ticket};
 use ticketlog::{
-    Client, ClientError, Durability, ListQuery, Options, Status, Store, Ticket, TicketDraft,
-    TicketId, TicketPatch,
+    Client, ClientError, Durability, ListQuery, Status, Store, Ticket, TicketDraft, TicketId,
+    TicketPatch,
 };
 
 use super::args::{CrashTestArgs, CrashTestWorkerArgs};
@@ -336,7 +336,7 @@ pub(crate) fn run_worker(
     durability: Durability,
     args: &CrashTestWorkerArgs,
 ) -> Result<ExitCode, CliError> {
-    let options = Options::default()
+    let options = super::store_options()
         .durability(durability)
         .segment_bytes(args.segment_bytes)
         .snapshot_every(args.snapshot_every);
@@ -707,7 +707,7 @@ fn print_totals(out: &mut Output, totals: &Totals, seed: u64, elapsed: Duration)
 /// The store's tickets, next id and commands in the log (seals left out),
 /// read by opening and closing it, then scanning the log.
 fn read_state(dir: &Path, durability: Durability) -> Result<Baseline, CliError> {
-    let store = Store::open(dir, Options::default().durability(durability))?;
+    let store = Store::open(dir, super::store_options().durability(durability))?;
     let client = store.client();
     let tickets = client.list(ListQuery::default())?;
     let next_id = client.stats()?.next_id.get();
@@ -773,6 +773,7 @@ fn kill_cycle(
         .arg(dir)
         .arg("--durability")
         .arg(durability.to_string())
+        .args(super::log_backend_args())
         .arg("crash-test-worker")
         .args(["--clients", &clients.to_string()])
         .args(["--seed", &seed.to_string()])

@@ -22,8 +22,8 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use ticketlog::inspect::{self, LogEntry};
 use ticketlog::{
-    ClientError, Durability, ListQuery, OpenError, Options, StorageError, Store, TicketDraft,
-    TicketId, TicketPatch,
+    ClientError, Durability, JetStreamOptions, ListQuery, LogBackend, OpenError, Options,
+    StorageError, Store, TicketDraft, TicketId, TicketPatch,
 };
 
 use args::{Cli, CliCommand, LogCommand, TicketCommand};
@@ -144,8 +144,44 @@ fn data_dir(cli_dir: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DIR_DEFAULT))
 }
 
+/// The log backend --nats and --stream chose, for every store this run opens.
+static LOG_BACKEND: std::sync::OnceLock<LogBackend> = std::sync::OnceLock::new();
+
+/// The options every verb starts from: the defaults, with the log backend
+/// the command line chose.
+pub(crate) fn store_options() -> Options {
+    Options::default().log_backend(LOG_BACKEND.get().cloned().unwrap_or_default())
+}
+
+/// The global arguments that pass on to a child process (crash-test's worker).
+pub(crate) fn log_backend_args() -> Vec<String> {
+    match LOG_BACKEND.get() {
+        Some(LogBackend::JetStream(jetstream)) => vec![
+            "--nats".into(),
+            jetstream.get_servers().join(","),
+            "--stream".into(),
+            jetstream.get_stream().into(),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+fn log_backend(nats: Vec<String>, stream: Option<String>) -> Result<LogBackend, CliError> {
+    match (nats.is_empty(), stream) {
+        (true, None) => Ok(LogBackend::Local),
+        (false, Some(stream)) => Ok(LogBackend::JetStream(JetStreamOptions::new(nats, stream))),
+        (false, None) => Err(CliError::Failed("--nats needs --stream NAME".into())),
+        (true, Some(_)) => Err(CliError::Failed(
+            "--stream needs --nats URL[,URL...]".into(),
+        )),
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let mut out = Output::new(cli.json);
+    let backend = log_backend(cli.nats, cli.stream)?;
+    // Set once, before any store is opened.
+    let _ = LOG_BACKEND.set(backend);
     let server = cli
         .server
         .clone()
@@ -160,7 +196,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Some(server) => run_remote_command(&server, command, &mut out),
             None => run_ticket_command(
                 &data_dir(cli.dir),
-                Options::default()
+                store_options()
                     .durability(cli.durability)
                     .retention(cli.retention),
                 command,
@@ -174,7 +210,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 .serve;
             serve(
                 &data_dir(cli.dir),
-                Options::default()
+                store_options()
                     .durability(cli.durability)
                     .retention(cli.retention),
                 &serve_args,
@@ -366,7 +402,7 @@ fn run_on(
 
 /// Opens the store with default options but `durability`.
 pub(crate) fn open_store(dir: &Path, durability: Durability) -> Result<Store, CliError> {
-    open_store_with(dir, Options::default().durability(durability))
+    open_store_with(dir, store_options().durability(durability))
 }
 
 /// Opens the store, telling stderr about any torn tail that recovery cut off

@@ -50,6 +50,9 @@ pub(crate) enum Request {
     SnapshotWritten(Result<SnapshotInfo, StorageError>),
     /// Sent by `Store::close`: answer what came before, refuse what comes after.
     Close,
+    /// Sent by a shared log (from its own thread): other hosts' records
+    /// have arrived. Only wakes the server, which catches up between batches.
+    LogAdvanced,
 }
 
 /// A query with its reply channel.
@@ -94,7 +97,7 @@ impl Request {
             Request::Subscribe { reply, .. } => drop(reply.send(Err(ClientError::Closed))),
             Request::Snapshot { reply } => drop(reply.send(Err(StorageError::Closed))),
             Request::Compact { reply } => drop(reply.send(Err(StorageError::Closed))),
-            Request::SnapshotWritten(_) | Request::Close => {}
+            Request::SnapshotWritten(_) | Request::Close | Request::LogAdvanced => {}
         }
     }
 }

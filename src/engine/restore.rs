@@ -272,11 +272,8 @@ pub(crate) fn restore(
                 }
                 Some(changes)
             } else {
-                for change in changes {
-                    if matches!(change, Change::Digest { .. }) {
-                        last_digest_lsn = record.lsn;
-                    }
-                    state.apply(change).map_err(|e| e.into_damage(record.lsn))?;
+                if apply_changes(&mut state, changes, record.lsn)? {
+                    last_digest_lsn = record.lsn;
                 }
                 None
             };
@@ -394,6 +391,23 @@ pub(crate) fn restore(
         checks,
         last_digest_lsn,
     })
+}
+
+/// Applies the changes of the record at `lsn` to `state`, in order, and
+/// says whether it was a digest record (which apply checked). The one way a
+/// logged record reaches the state: replay at open, and a shared log's
+/// catch-up with other hosts' records.
+pub(crate) fn apply_changes(
+    state: &mut State,
+    changes: Vec<Change>,
+    lsn: u64,
+) -> Result<bool, Damage> {
+    let mut digest = false;
+    for change in changes {
+        digest |= matches!(change, Change::Digest { .. });
+        state.apply(change).map_err(|e| e.into_damage(lsn))?;
+    }
+    Ok(digest)
 }
 
 /// The inspection entry for `record`.

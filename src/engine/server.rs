@@ -41,10 +41,11 @@ use crate::domain::event::{Event, Position};
 use crate::domain::ticket::TicketId;
 use crate::domain::time::Timestamp;
 use crate::engine::request::{ClientError, QueryRequest, ReplyTo, Request, Subscribed};
+use crate::engine::restore::apply_changes;
 use crate::engine::retention::{self, CompactInfo, DiskSnapshot};
 use crate::engine::subscription::{self, Feed, Subscribers};
-use crate::error::StorageError;
-use crate::log::{CommandLog, Flush, LogReader, RECORD_PAYLOAD_BYTES_MAX, RecordBatch};
+use crate::error::{Damage, StorageError};
+use crate::log::{CommandLog, Flush, LogReader, LogRecord, RECORD_PAYLOAD_BYTES_MAX, RecordBatch};
 use crate::options::{Durability, Retention};
 use crate::progress::{ProgressFn, ProgressStep};
 use crate::snapshot::{self, SnapshotInfo};
@@ -56,6 +57,10 @@ const _: () = assert!(codec::PAYLOAD_BYTES_MAX == RECORD_PAYLOAD_BYTES_MAX);
 
 /// Flush once a batch has framed this many bytes, even if more requests wait.
 const BATCH_BYTES_MAX: usize = 4 << 20;
+
+/// How many times a batch is decided again after another host appended to a
+/// shared log first, before its commands get [`StorageError::Contended`].
+const FENCED_ATTEMPTS_MAX: u32 = 64;
 
 /// State shared between the store handle, its clients and the server thread.
 #[derive(Debug, Default)]
@@ -177,6 +182,24 @@ struct Batch {
     events: Vec<Event>,
     /// Subscriptions that arrived during the batch: registered after it.
     subscribes: Vec<(Option<Position>, ReplyTo<Subscribed>)>,
+    /// The operations whose replies are held back, in order: what a fenced
+    /// append of a shared log decides again.
+    ops: Vec<BatchOp>,
+}
+
+/// One operation of the batch whose reply waits for the flush.
+struct BatchOp {
+    /// Kept only for a shared log (see [`CommandLog::is_shared`]).
+    operation: Option<Operation>,
+    /// Its entry in `Batch::deferred`.
+    deferred: usize,
+    /// Records and undo entries the batch held before it was decided.
+    records_before: usize,
+    undo_before: usize,
+    /// Whether it added a record (the one at `records_before`).
+    wrote: bool,
+    /// The state's last timestamp before it was decided.
+    last_at_before: Timestamp,
 }
 
 impl Default for Batch {
@@ -188,6 +211,7 @@ impl Default for Batch {
             touched: HashSet::new(),
             events: Vec::new(),
             subscribes: Vec::new(),
+            ops: Vec::new(),
         }
     }
 }
@@ -213,6 +237,8 @@ impl Server {
                 break;
             };
             let mut taken = 1;
+            // A batch is decided against the newest state a shared log has.
+            self.catch_up();
             closing = self.take(first, &mut batch);
             while !closing
                 && taken < self.batch_commands_max
@@ -225,6 +251,7 @@ impl Server {
                 closing = self.take(request, &mut batch);
             }
             self.commit(&mut batch, &mut last_sync);
+            self.catch_up();
             self.between_batches(&mut last_sync, closing);
         }
         self.shared.closed.store(true, Ordering::Release);
@@ -443,12 +470,24 @@ impl Server {
                 return true;
             }
             Request::Operation { operation, reply } => {
+                let records_before = batch.records.len();
+                let undo_before = batch.undo.len();
+                let last_at_before = self.state.last_at();
+                let kept = self.log.is_shared().then(|| operation.clone());
                 let result = self.execute(operation, batch);
                 if batch.records.is_empty() {
                     // Nothing unwritten in this batch: the answer depends only on
                     // state that is already as durable as the mode promises.
                     let _ = reply.send(result);
                 } else {
+                    batch.ops.push(BatchOp {
+                        operation: kept,
+                        deferred: batch.deferred.len(),
+                        records_before,
+                        undo_before,
+                        wrote: batch.records.len() > records_before,
+                        last_at_before,
+                    });
                     batch.deferred.push(Deferred::Operation(reply, result));
                 }
             }
@@ -478,6 +517,8 @@ impl Server {
                 debug_assert!(self.snapshots.written.is_none());
                 self.snapshots.written = Some(result);
             }
+            // Only a wake-up: the server catches up between batches.
+            Request::LogAdvanced => {}
         }
         false
     }
@@ -500,7 +541,11 @@ impl Server {
             return Ok(Applied::Many(Vec::new()));
         }
         // Encode first: if that fails, nothing has been applied.
-        batch.records.push_with(|out| encode_record(changes, out))?;
+        batch
+            .records
+            .push_with_limit(self.log.record_payload_bytes_max(), |out| {
+                encode_record(changes, out)
+            })?;
         if self.subscribers.any() {
             let lsn = self.log.next_lsn() + batch.records.len() as u64 - 1;
             batch.events.extend(
@@ -568,7 +613,7 @@ impl Server {
             } else {
                 Flush::Written
             };
-            self.log.append(&batch.records, flush).map(drop)
+            self.append_batch(batch, flush)
         } else if must_sync && self.log.has_unsynced() {
             self.log.sync()
         } else {
@@ -583,17 +628,30 @@ impl Server {
             // newest first, so queries keep seeing only what was kept (the
             // log has already stopped counting it, so stats and history do
             // too).
+            // (What a shared log did append is already out of `undo` and
+            // `ops`: see `append_batch`.)
             for change in batch.undo.drain(..).rev() {
                 self.state.undo(change);
             }
-            batch.events.clear();
-            for reply in &mut batch.deferred {
-                if let Deferred::Operation(_, result) = reply {
+            // Events of records a shared log did append before failing go
+            // out; the rest were never committed.
+            let end_lsn = self.log.next_lsn();
+            batch.events.retain(|event| event.lsn < end_lsn);
+            // A shared log goes on after a failed append (the next record
+            // may be another host's, with an earlier timestamp).
+            if let Some(first) = batch.ops.first()
+                && self.log.is_shared()
+            {
+                self.state.rewind_last_at(first.last_at_before);
+            }
+            for op in &batch.ops {
+                if let Some(Deferred::Operation(_, result)) = batch.deferred.get_mut(op.deferred) {
                     *result = Err(error.clone().into());
                 }
             }
         }
         batch.undo.clear();
+        batch.ops.clear();
         batch.touched.clear();
         if !batch.events.is_empty() {
             // Durable as the mode promises (the append returned): now, and
@@ -633,6 +691,121 @@ impl Server {
         let (feed, writer) = Feed::new();
         self.subscribers.add(writer);
         Ok((reader, feed))
+    }
+
+    /// Appends the batch's records. If another host appended to a shared log
+    /// first ([`StorageError::Fenced`]), takes back the changes of every
+    /// operation decided on a record that did not get in, catches up with
+    /// the log, and decides those operations again, at most
+    /// [`FENCED_ATTEMPTS_MAX`] times. On an error, `batch.undo` and
+    /// `batch.ops` hold only what was not appended (for a log that appends
+    /// all or nothing, the whole batch), so the caller takes back exactly that.
+    fn append_batch(&mut self, batch: &mut Batch, flush: Flush) -> Result<(), StorageError> {
+        let mut attempts = 0;
+        loop {
+            if batch.records.is_empty() {
+                // Decided again, every operation was refused: nothing to append.
+                return Ok(());
+            }
+            let error = match self.log.append(&batch.records, flush) {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
+            // A prefix of the records may have got in (a shared log that
+            // split the batch). An operation is final if its record is in
+            // that prefix, or if it wrote none and saw only that prefix; the
+            // first one that is not, and every one after it, is not.
+            let appended = error.appended_records();
+            let cut = batch
+                .ops
+                .iter()
+                .position(|op| {
+                    if op.wrote {
+                        op.records_before >= appended
+                    } else {
+                        op.records_before > appended
+                    }
+                })
+                .unwrap_or(batch.ops.len());
+            let undo_from = batch
+                .ops
+                .get(cut)
+                .map_or(batch.undo.len(), |op| op.undo_before);
+            batch.ops.drain(..cut);
+            batch.undo.drain(..undo_from);
+            for op in &mut batch.ops {
+                op.undo_before -= undo_from;
+            }
+            let decide_again = matches!(error, StorageError::Fenced { .. })
+                && batch.ops.iter().all(|op| op.operation.is_some());
+            if !decide_again {
+                return Err(error);
+            }
+            attempts += 1;
+            if attempts >= FENCED_ATTEMPTS_MAX {
+                return Err(StorageError::Contended { attempts });
+            }
+            // Take the rest back, newest first, catch up, decide it again.
+            for change in batch.undo.drain(..).rev() {
+                self.state.undo(change);
+            }
+            if let Some(first) = batch.ops.first() {
+                self.state.rewind_last_at(first.last_at_before);
+            }
+            batch.records.clear();
+            batch.touched.clear();
+            // Events of what did get in go out before the other hosts'
+            // records; the rest are decided (and collected) again.
+            let end_lsn = self.log.next_lsn();
+            batch.events.retain(|event| event.lsn < end_lsn);
+            if !batch.events.is_empty() {
+                self.subscribers.fan_out(&batch.events);
+                batch.events.clear();
+            }
+            self.catch_up();
+            let mut ops = std::mem::take(&mut batch.ops);
+            for op in &mut ops {
+                op.records_before = batch.records.len();
+                op.undo_before = batch.undo.len();
+                op.last_at_before = self.state.last_at();
+                let Some(operation) = op.operation.clone() else {
+                    continue; // checked above: every operation was kept
+                };
+                let result = self.execute(operation, batch);
+                op.wrote = batch.records.len() > op.records_before;
+                if let Some(Deferred::Operation(_, slot)) = batch.deferred.get_mut(op.deferred) {
+                    *slot = result;
+                }
+            }
+            batch.ops = ops;
+        }
+    }
+
+    /// Applies the records other hosts appended to a shared log (nothing for
+    /// the local log). Between batches only. A record that does not apply
+    /// poisons the log, and the next command reports it.
+    fn catch_up(&mut self) {
+        let state = &mut self.state;
+        let last_digest_lsn = &mut self.last_digest_lsn;
+        let subscribed = self.subscribers.any();
+        let mut events = Vec::new();
+        let mut visit = |record: LogRecord<'_>| -> Result<(), Damage> {
+            let changes = codec::decode_changes(record.payload).map_err(Damage::Undecodable)?;
+            if subscribed {
+                events.extend((0u32..).zip(&changes).filter_map(|(index, change)| {
+                    Event::from_change(record.lsn, index, change.clone())
+                }));
+            }
+            if apply_changes(state, changes, record.lsn)? {
+                *last_digest_lsn = record.lsn;
+            }
+            Ok(())
+        };
+        let _ = self.log.catch_up(&mut visit);
+        // Other hosts' records are durable on the shared log once read.
+        if !events.is_empty() {
+            self.subscribers.fan_out(&events);
+        }
     }
 
     /// A reader of the log, for a history read on the client's thread. A

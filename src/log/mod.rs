@@ -11,6 +11,9 @@
 //! Architecture invariant: this layer names no ticket, state, change or
 //! snapshot. A payload is bytes; an LSN is a position.
 
+#[cfg(feature = "jetstream")]
+pub mod jetstream;
+pub mod jetstream_options;
 pub mod local;
 
 use std::fmt;
@@ -85,14 +88,23 @@ impl RecordBatch {
         &mut self,
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
+        self.push_with_limit(RECORD_PAYLOAD_BYTES_MAX, encode)
+    }
+
+    /// Like [`Self::push_with`], refusing a payload over `limit` bytes (the
+    /// smaller of `limit` and [`RECORD_PAYLOAD_BYTES_MAX`]): a log whose
+    /// records must fit a smaller message ([`CommandLog::record_payload_bytes_max`]).
+    pub fn push_with_limit(
+        &mut self,
+        limit: usize,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let max = limit.min(RECORD_PAYLOAD_BYTES_MAX);
         let start = self.bytes.len();
         let result = encode(&mut self.bytes).and_then(|()| {
             let len = self.bytes.len() - start;
-            if len > RECORD_PAYLOAD_BYTES_MAX {
-                Err(StorageError::RecordTooLarge {
-                    len,
-                    max: RECORD_PAYLOAD_BYTES_MAX,
-                })
+            if len > max {
+                Err(StorageError::RecordTooLarge { len, max })
             } else {
                 Ok(())
             }
@@ -233,6 +245,10 @@ pub struct Released {
     pub bytes: u64,
 }
 
+/// Called by a shared log, from any thread, when records other writers
+/// appended have arrived and [`CommandLog::catch_up`] would apply them.
+pub type LogWaker = Box<dyn Fn() + Send + Sync>;
+
 /// A log opened but not yet replayed: the engine reads where it starts,
 /// picks a snapshot, then replays the records after it.
 pub trait OpeningLog: fmt::Debug {
@@ -317,6 +333,45 @@ pub trait CommandLog: Send + fmt::Debug {
     /// A clean close: everything durable, and marked so that recovery can
     /// tell damage in the last batch from a torn write.
     fn seal(&mut self) -> Result<(), StorageError>;
+
+    // What a log shared by several writers (hosts) adds. The defaults are
+    // those of a log only this process writes, like the local one.
+
+    /// Whether other writers may append to this log, so that an append can
+    /// fail with [`StorageError::Fenced`] and the engine must keep each
+    /// batch's operations to decide them again.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// The largest record payload an append accepts (at most
+    /// [`RECORD_PAYLOAD_BYTES_MAX`]): a shared log's records must fit in one
+    /// message of its server.
+    fn record_payload_bytes_max(&self) -> usize {
+        RECORD_PAYLOAD_BYTES_MAX
+    }
+
+    /// Applies, through `visit` and in log order, the records other writers
+    /// appended since this log last looked, and returns how many. Does not
+    /// block, except after an append failed with [`StorageError::Fenced`]:
+    /// then it waits (bounded) until it has seen what got in first. A record
+    /// `visit` rejects, or one that breaks the log's continuity, poisons the
+    /// log ([`StorageError::Diverged`]). Called between batches only, so a
+    /// batch is always decided against one position of the log.
+    fn catch_up(
+        &mut self,
+        visit: &mut dyn FnMut(LogRecord<'_>) -> Result<(), Damage>,
+    ) -> Result<u64, StorageError> {
+        let _ = visit;
+        Ok(0)
+    }
+
+    /// Registers `wake`, which a shared log calls when records from other
+    /// writers arrive while the engine may be idle. Never called by a log
+    /// only this process writes.
+    fn set_waker(&mut self, wake: LogWaker) {
+        drop(wake);
+    }
 }
 
 /// Reads records a log held when the reader was made, on any thread.

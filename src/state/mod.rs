@@ -403,6 +403,14 @@ impl State {
         Ok(undo)
     }
 
+    /// Sets [`Self::last_at`] back to `at`, what it was before changes that
+    /// were all undone: a shared log's next record (another host's) may
+    /// carry any timestamp from there on, and must apply.
+    pub fn rewind_last_at(&mut self, at: Timestamp) {
+        debug_assert!(at <= self.last_at);
+        self.last_at = self.last_at.min(at);
+    }
+
     /// Takes back an applied change. Undos must be given in the reverse order of
     /// their applies. `last_at` stays where it is: timestamps only move forward.
     pub fn undo(&mut self, undo: Undo) {

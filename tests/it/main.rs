@@ -15,6 +15,8 @@ mod fuzz_corpus;
 mod history;
 mod inspect;
 mod io_sweep;
+#[cfg(feature = "jetstream")]
+mod jetstream;
 mod kill;
 mod lifecycle;
 mod oracle;

@@ -201,7 +201,8 @@ fn the_log_layer_names_no_ticket_state_change_or_snapshot() {
         }
         let code = code_only(&fs::read_to_string(&path).unwrap());
         for word in code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-            if forbidden.iter().any(|f| word.contains(f)) {
+            // `RandomState` is the standard library's hasher seed.
+            if word != "RandomState" && forbidden.iter().any(|f| word.contains(f)) {
                 violations.push(format!("{}: {word}", path.display()));
             }
         }

@@ -1,0 +1,955 @@
+//! The JetStream log backend against a real 3-node NATS cluster.
+//!
+//! The shared cluster's URLs come from `TICKETLOG_NATS_URL` (comma-separated;
+//! `.ci/run` starts the cluster and sets it); each test uses a stream of its
+//! own. The fault tests start a cluster of their own, on their own ports and
+//! in their own directory, with `.ci/nats-cluster.sh`. Without the variable
+//! every test here says how to run it and passes as skipped.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ticketlog::{
+    ClientError, JetStreamOptions, ListQuery, LogBackend, OpenError, Options, Status, StorageError,
+    Store, Ticket, TicketDraft, TicketId, TicketPatch,
+};
+
+use crate::common::draft;
+
+/// The shared cluster's URLs, or `None` (and why) when the tests cannot run.
+fn shared_cluster(test: &str) -> Option<Vec<String>> {
+    match std::env::var("TICKETLOG_NATS_URL") {
+        Ok(urls) if !urls.trim().is_empty() => {
+            Some(urls.split(',').map(|u| u.trim().to_string()).collect())
+        }
+        _ => {
+            eprintln!(
+                "{test}: skipped: TICKETLOG_NATS_URL is unset. Install the server with \
+                 `python3 -m pip install --no-deps --require-hashes -r .ci/requirements-nats.txt`, \
+                 start a cluster with `.ci/nats-cluster.sh start target/nats 4222`, and set \
+                 TICKETLOG_NATS_URL=$(.ci/nats-cluster.sh urls target/nats)"
+            );
+            None
+        }
+    }
+}
+
+/// A stream name no other test or run uses.
+fn stream_name(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{test}_{}_{nanos}", std::process::id())
+}
+
+fn jetstream(urls: &[String], stream: &str, deadline: Duration) -> Options {
+    Options::default()
+        .snapshot_every(0)
+        .log_backend(LogBackend::JetStream(
+            JetStreamOptions::new(urls.iter().cloned(), stream).in_doubt_deadline(deadline),
+        ))
+}
+
+fn open(dir: &Path, urls: &[String], stream: &str) -> Store {
+    Store::open(dir, jetstream(urls, stream, Duration::from_secs(15))).expect("open on JetStream")
+}
+
+/// Every ticket, in id order.
+fn all_tickets(store: &Store) -> Vec<Ticket> {
+    store
+        .client()
+        .list(ListQuery::default())
+        .expect("list tickets")
+}
+
+/// Waits (bounded) until `store` has applied at least `tickets` tickets'
+/// worth of ids, that is, caught up with what the other hosts acknowledged.
+fn wait_for_next_id(store: &Store, next_id: TicketId, within: Duration) {
+    let started = Instant::now();
+    loop {
+        let stats = store.client().stats().expect("stats");
+        if stats.next_id >= next_id {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "the store did not catch up to id {next_id} within {within:?} (at {})",
+            stats.next_id
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A 3-node cluster of a test's own, stopped when dropped.
+struct OwnCluster {
+    dir: tempfile::TempDir,
+    urls: Vec<String>,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/nats-cluster.sh")
+}
+
+impl OwnCluster {
+    fn start(base_port: u16) -> OwnCluster {
+        let dir = tempfile::tempdir().expect("cluster directory");
+        let status = Command::new("bash")
+            .arg(script())
+            .args(["start"])
+            .arg(dir.path())
+            .arg(base_port.to_string())
+            .status()
+            .expect("run .ci/nats-cluster.sh");
+        assert!(status.success(), "the test cluster did not start");
+        let urls = (0..3)
+            .map(|i| format!("nats://127.0.0.1:{}", base_port + i))
+            .collect();
+        OwnCluster { dir, urls }
+    }
+
+    fn run(&self, verb: &str, node: Option<u32>) {
+        let mut command = Command::new("bash");
+        command.arg(script()).arg(verb).arg(self.dir.path());
+        if let Some(node) = node {
+            command.arg(node.to_string());
+        }
+        let status = command.status().expect("run .ci/nats-cluster.sh");
+        assert!(status.success(), ".ci/nats-cluster.sh {verb} failed");
+    }
+
+    fn kill(&self, node: u32) {
+        self.run("kill", Some(node));
+    }
+
+    fn restart(&self, node: u32) {
+        self.run("restart", Some(node));
+    }
+
+    fn stop(&self) {
+        self.run("stop", None);
+    }
+
+    /// Waits (bounded) until all three nodes report healthy; returns how long.
+    fn wait_healthy(&self, within: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            let healthy = Command::new("bash")
+                .arg(script())
+                .arg("check")
+                .arg(self.dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            if healthy {
+                return started.elapsed();
+            }
+            if started.elapsed() >= within {
+                for node in 1..=3 {
+                    let log = std::fs::read_to_string(self.dir.path().join(format!("n{node}.log")))
+                        .unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(8).collect();
+                    eprintln!(
+                        "n{node}.log, last lines (newest first):\n{}",
+                        tail.join("\n")
+                    );
+                }
+                panic!("the cluster was not healthy again within {within:?}");
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Runs `clients` threads per store, each creating tickets until `stop` is
+/// set or `per_client` are acknowledged; returns every acknowledged ticket
+/// and every error.
+fn create_load(
+    stores: &[&Store],
+    clients: usize,
+    per_client: usize,
+    stop: &Arc<AtomicBool>,
+) -> (Vec<Ticket>, Vec<ClientError>) {
+    thread::scope(|scope| {
+        let mut workers = Vec::new();
+        for (host, store) in stores.iter().enumerate() {
+            for client_index in 0..clients {
+                let client = store.client();
+                let stop = Arc::clone(stop);
+                workers.push(scope.spawn(move || {
+                    let mut acked = Vec::new();
+                    let mut errors = Vec::new();
+                    for i in 0..per_client {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        match client.create(draft(&format!("h{host} c{client_index} #{i}"))) {
+                            Ok(ticket) => acked.push(ticket),
+                            Err(error) => errors.push(error),
+                        }
+                    }
+                    (acked, errors)
+                }));
+            }
+        }
+        let mut acked = Vec::new();
+        let mut errors = Vec::new();
+        for worker in workers {
+            let (a, e) = worker.join().expect("client thread");
+            acked.extend(a);
+            errors.extend(e);
+        }
+        (acked, errors)
+    })
+}
+
+/// Every acknowledged ticket is in `store`, created as acknowledged.
+fn assert_all_present(store: &Store, acked: &[Ticket]) {
+    let tickets: BTreeMap<TicketId, Ticket> =
+        all_tickets(store).into_iter().map(|t| (t.id, t)).collect();
+    for ticket in acked {
+        let found = tickets.get(&ticket.id);
+        assert!(
+            found.is_some_and(|t| t.title == ticket.title && t.created_at == ticket.created_at),
+            "acknowledged ticket {} is missing or different: {found:?}",
+            ticket.id
+        );
+    }
+}
+
+#[test]
+fn two_hosts_writing_one_stream_mint_unique_ids_and_converge() {
+    let Some(urls) = shared_cluster("two_hosts_converge") else {
+        return;
+    };
+    let stream = stream_name("converge");
+    let (dir_a, dir_b, dir_c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let a = open(dir_a.path(), &urls, &stream);
+    let b = open(dir_b.path(), &urls, &stream);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (acked, errors) = create_load(&[&a, &b], 4, 60, &stop);
+    assert!(errors.is_empty(), "no write may fail here: {errors:?}");
+    assert_eq!(acked.len(), 2 * 4 * 60);
+    let ids: HashSet<TicketId> = acked.iter().map(|t| t.id).collect();
+    assert_eq!(ids.len(), acked.len(), "an id was acknowledged twice");
+    let next_id = TicketId::from(acked.len() as u64 + 1);
+    wait_for_next_id(&a, next_id, Duration::from_secs(20));
+    wait_for_next_id(&b, next_id, Duration::from_secs(20));
+    let state_a = all_tickets(&a);
+    assert_eq!(state_a, all_tickets(&b), "the two hosts' states differ");
+    assert_eq!(state_a.len(), acked.len());
+    assert_all_present(&a, &acked);
+
+    // A third host replays the stream to exactly the same state.
+    let c = open(dir_c.path(), &urls, &stream);
+    assert_eq!(all_tickets(&c), state_a, "a fresh host's replay differs");
+    assert_eq!(c.recovery().records_replayed, acked.len() as u64);
+    a.close().unwrap();
+    b.close().unwrap();
+    c.close().unwrap();
+}
+
+#[test]
+fn racing_updates_across_hosts_lose_no_update_and_honour_expected_versions() {
+    let Some(urls) = shared_cluster("racing_updates") else {
+        return;
+    };
+    let stream = stream_name("race");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open(dir_a.path(), &urls, &stream);
+    let b = open(dir_b.path(), &urls, &stream);
+    let ticket = a.client().create(draft("contended")).unwrap();
+    wait_for_next_id(&b, TicketId::from(2), Duration::from_secs(10));
+
+    // Both hosts update the same ticket, each update expecting the version
+    // it read: every success must be the only one at its version.
+    let rounds = 40;
+    let outcomes = thread::scope(|scope| {
+        let workers: Vec<_> = [&a, &b]
+            .into_iter()
+            .enumerate()
+            .map(|(host, store)| {
+                let client = store.client();
+                scope.spawn(move || {
+                    let mut won = Vec::new();
+                    let mut conflicts = 0;
+                    for round in 0..rounds {
+                        let current = client.get(ticket.id).unwrap().unwrap();
+                        let patch = TicketPatch {
+                            title: Some(format!("h{host} r{round}").as_str().try_into().unwrap()),
+                            expected_version: Some(current.version),
+                            ..TicketPatch::default()
+                        };
+                        match client.update(ticket.id, patch) {
+                            Ok(updated) => won.push(updated.version),
+                            Err(ClientError::Conflict { .. }) => conflicts += 1,
+                            Err(other) => panic!("unexpected error: {other}"),
+                        }
+                    }
+                    (won, conflicts)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    let mut versions: Vec<u64> = outcomes.iter().flat_map(|(won, _)| won.clone()).collect();
+    let successes = versions.len();
+    versions.sort_unstable();
+    versions.dedup();
+    assert_eq!(
+        versions.len(),
+        successes,
+        "two updates won the same version"
+    );
+    // Every acknowledged update is applied once on both hosts (a host's
+    // reads trail the other's writes by the tail, so wait, bounded); the
+    // version never passes the number of successes.
+    let expected_version = 1 + successes as u64;
+    let started = Instant::now();
+    loop {
+        let on_a = a.client().get(ticket.id).unwrap().unwrap();
+        let on_b = b.client().get(ticket.id).unwrap().unwrap();
+        assert!(
+            on_a.version <= expected_version && on_b.version <= expected_version,
+            "more versions than acknowledged updates: {} and {}",
+            on_a.version,
+            on_b.version
+        );
+        if on_a.version == expected_version && on_a == on_b {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "an acknowledged update was lost: versions {} and {}, expected {expected_version}",
+            on_a.version,
+            on_b.version
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    a.close().unwrap();
+    b.close().unwrap();
+}
+
+#[test]
+fn a_store_reopened_on_the_stream_replays_it() {
+    let Some(urls) = shared_cluster("reopen") else {
+        return;
+    };
+    let stream = stream_name("reopen");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &urls, &stream);
+    let client = store.client();
+    let one = client.create(draft("one")).unwrap();
+    let many = client
+        .create_many((0..50).map(|i| draft(&format!("many {i}"))).collect())
+        .unwrap();
+    client
+        .update(
+            one.id,
+            TicketPatch {
+                status: Some(Status::Done),
+                ..TicketPatch::default()
+            },
+        )
+        .unwrap();
+    client.delete(many[0].id).unwrap();
+    let before = all_tickets(&store);
+    let history = client.history(one.id).unwrap();
+    assert_eq!(history.len(), 2, "create and update");
+    store.close().unwrap();
+
+    let store = open(dir.path(), &urls, &stream);
+    assert_eq!(all_tickets(&store), before);
+    assert_eq!(store.recovery().records_replayed, 4);
+    assert_eq!(store.client().history(one.id).unwrap(), history);
+    store.snapshot().unwrap();
+    store.close().unwrap();
+
+    // The directory's snapshot is of this stream: reopening loads it, and
+    // the same directory on another stream is refused.
+    let store = open(dir.path(), &urls, &stream);
+    assert!(store.recovery().snapshot.is_some());
+    assert_eq!(store.recovery().records_replayed, 0);
+    assert_eq!(all_tickets(&store), before);
+    store.close().unwrap();
+    let error = Store::open(dir.path(), open_options(&urls, &stream_name("other"))).unwrap_err();
+    assert!(
+        matches!(error, OpenError::LogConfigMismatch { .. }),
+        "a directory of another stream: {error:?}"
+    );
+}
+
+#[test]
+fn a_big_batch_is_split_and_an_oversize_command_is_a_typed_error() {
+    let Some(urls) = shared_cluster("limits") else {
+        return;
+    };
+    let stream = stream_name("limits");
+    let small = |stream: &str| {
+        jetstream(&urls, stream, Duration::from_secs(15)).log_backend(LogBackend::JetStream(
+            JetStreamOptions::new(urls.iter().cloned(), stream).message_bytes_max(16 << 10),
+        ))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small(&stream)).unwrap();
+    let big = |i: usize| TicketDraft {
+        title: format!("big {i}").as_str().try_into().unwrap(),
+        description: "d".repeat(500).as_str().try_into().unwrap(),
+    };
+    // One create-many of 40 big drafts is ~22 KB: over the 16 KiB message.
+    let error = store
+        .client()
+        .create_many((0..40).map(big).collect())
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ClientError::Storage(StorageError::RecordTooLarge { .. })
+        ),
+        "{error:?}"
+    );
+    // Many concurrent create-manys of 10 (~5.5 KB each) make batches over
+    // 16 KiB: split over several messages, every one acknowledged.
+    let acked: Vec<Ticket> = thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let client = store.client();
+                scope.spawn(move || {
+                    let mut acked = Vec::new();
+                    for round in 0..5 {
+                        acked.extend(
+                            client
+                                .create_many(
+                                    (0..10).map(|i| big(w * 1000 + round * 10 + i)).collect(),
+                                )
+                                .unwrap(),
+                        );
+                    }
+                    acked
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert_eq!(acked.len(), 400);
+    let stats = store.client().stats().unwrap();
+    assert_eq!(stats.records, 40);
+    let before = all_tickets(&store);
+    store.close().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let store = Store::open(other.path(), small(&stream)).unwrap();
+    assert_eq!(
+        all_tickets(&store),
+        before,
+        "the split batches replay whole"
+    );
+    store.close().unwrap();
+
+    // The same stream with another message size is another configuration.
+    let third = tempfile::tempdir().unwrap();
+    let error = Store::open(third.path(), open_options(&urls, &stream)).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            OpenError::LogConfigMismatch {
+                field: "max_message_size",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+fn open_options(urls: &[String], stream: &str) -> Options {
+    jetstream(urls, stream, Duration::from_secs(15))
+}
+
+#[test]
+fn killing_a_node_under_load_loses_no_acknowledged_command() {
+    if shared_cluster("kill_a_node").is_none() {
+        return;
+    }
+    let cluster = OwnCluster::start(25222);
+    let stream = stream_name("kill");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open(dir_a.path(), &cluster.urls, &stream);
+    let b = open(dir_b.path(), &cluster.urls, &stream);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (acked, errors) = thread::scope(|scope| {
+        let load = scope.spawn(|| create_load(&[&a, &b], 4, 2_000, &stop));
+        // Kill nodes one at a time under load (the stream leader is one of
+        // them), each back and current before the next.
+        for node in [1, 2, 3] {
+            thread::sleep(Duration::from_millis(700));
+            cluster.kill(node);
+            thread::sleep(Duration::from_millis(1500));
+            cluster.restart(node);
+            let took = cluster.wait_healthy(Duration::from_secs(60));
+            eprintln!("kill_a_node: node {node} healthy again {took:?} after its restart");
+        }
+        thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::Relaxed);
+        load.join().unwrap()
+    });
+    eprintln!(
+        "kill_a_node: {} acknowledged, {} errors (first: {:?})",
+        acked.len(),
+        errors.len(),
+        errors.first()
+    );
+    assert!(!acked.is_empty());
+    for error in &errors {
+        assert!(
+            matches!(
+                error,
+                ClientError::Storage(
+                    StorageError::Unavailable { .. } | StorageError::Contended { .. }
+                )
+            ),
+            "only in-doubt or contended errors are allowed: {error}"
+        );
+    }
+    let ids: HashSet<TicketId> = acked.iter().map(|t| t.id).collect();
+    assert_eq!(ids.len(), acked.len(), "an id was acknowledged twice");
+    // A fresh host sees every acknowledged command.
+    let dir_c = tempfile::tempdir().unwrap();
+    let c = open(dir_c.path(), &cluster.urls, &stream);
+    assert_all_present(&c, &acked);
+    let next_id = c.client().stats().unwrap().next_id;
+    eprintln!("kill_a_node: waiting for host a");
+    wait_for_next_id(&a, next_id, Duration::from_secs(20));
+    eprintln!("kill_a_node: waiting for host b");
+    wait_for_next_id(&b, next_id, Duration::from_secs(20));
+    assert_eq!(all_tickets(&a), all_tickets(&c));
+    assert_eq!(all_tickets(&b), all_tickets(&c));
+    drop((a, b, c));
+}
+
+#[test]
+fn a_stopped_cluster_gives_unavailable_within_the_deadline_and_never_a_false_ack() {
+    if shared_cluster("stopped_cluster").is_none() {
+        return;
+    }
+    let cluster = OwnCluster::start(26222);
+    let stream = stream_name("stopped");
+    let dir = tempfile::tempdir().unwrap();
+    let deadline = Duration::from_secs(3);
+    let store = Store::open(dir.path(), jetstream(&cluster.urls, &stream, deadline)).unwrap();
+    let client = store.client();
+    let before = client.create(draft("before")).unwrap();
+    cluster.stop();
+    let started = Instant::now();
+    let result = client.create(draft("while stopped"));
+    let waited = started.elapsed();
+    assert!(
+        matches!(
+            result,
+            Err(ClientError::Storage(StorageError::Unavailable { .. }))
+        ),
+        "{result:?}"
+    );
+    assert!(
+        waited < deadline + Duration::from_secs(3),
+        "Unavailable came after {waited:?}, past the {deadline:?} deadline"
+    );
+    // Reads still answer from the applied state.
+    assert_eq!(client.get(before.id).unwrap(), Some(before.clone()));
+    // Back up: writes go on, and what was acknowledged is there.
+    for node in [1, 2, 3] {
+        cluster.restart(node);
+    }
+    let started = Instant::now();
+    let after = loop {
+        match client.create(draft("after")) {
+            Ok(ticket) => break ticket,
+            Err(ClientError::Storage(StorageError::Unavailable { .. })) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "no progress after the restart"
+                );
+            }
+            Err(other) => panic!("unexpected error after the restart: {other}"),
+        }
+    };
+    assert!(after.id > before.id);
+    store.close().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let reopened = open(other.path(), &cluster.urls, &stream);
+    assert_all_present(&reopened, &[before, after]);
+}
+
+#[test]
+fn the_cli_on_two_directories_shares_one_stream() {
+    let Some(urls) = shared_cluster("cli_shares_a_stream") else {
+        return;
+    };
+    let stream = stream_name("cli");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ticketlog = |dir: &Path, args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_ticketlog"))
+            .arg("--dir")
+            .arg(dir)
+            .args(["--nats", &urls.join(","), "--stream", &stream, "--json"])
+            .args(args)
+            .output()
+            .expect("run ticketlog");
+        assert!(
+            output.status.success(),
+            "ticketlog {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("UTF-8 output")
+    };
+    let added = ticketlog(
+        dir_a.path(),
+        &[
+            "add",
+            "--title",
+            "from a",
+            "--description",
+            "written on host a",
+        ],
+    );
+    assert!(added.contains("\"id\":1"), "{added}");
+    let got = ticketlog(dir_b.path(), &["get", "1"]);
+    assert!(
+        got.contains("from a"),
+        "host b does not see host a's ticket: {got}"
+    );
+    let updated = ticketlog(dir_b.path(), &["update", "1", "--status", "done"]);
+    assert!(updated.contains("\"version\":2"), "{updated}");
+    let history = ticketlog(dir_a.path(), &["history", "1"]);
+    assert_eq!(history.lines().count(), 2, "{history}");
+}
+
+#[test]
+fn losing_the_majority_gives_unavailable_and_one_node_back_resumes_writes() {
+    if shared_cluster("lose_the_majority").is_none() {
+        return;
+    }
+    let cluster = OwnCluster::start(27222);
+    let stream = stream_name("majority");
+    let dir = tempfile::tempdir().unwrap();
+    let deadline = Duration::from_secs(3);
+    let store = Store::open(dir.path(), jetstream(&cluster.urls, &stream, deadline)).unwrap();
+    let client = store.client();
+    let mut acked = vec![client.create(draft("before")).unwrap()];
+    cluster.kill(2);
+    cluster.kill(3);
+    let started = Instant::now();
+    let result = client.create(draft("without a quorum"));
+    let waited = started.elapsed();
+    assert!(
+        matches!(
+            result,
+            Err(ClientError::Storage(StorageError::Unavailable { .. }))
+        ),
+        "one node of three must not acknowledge: {result:?}"
+    );
+    assert!(
+        waited < deadline + Duration::from_secs(3),
+        "Unavailable came after {waited:?}"
+    );
+    cluster.restart(2);
+    let started = Instant::now();
+    loop {
+        match client.create(draft("quorum back")) {
+            Ok(ticket) => {
+                acked.push(ticket);
+                break;
+            }
+            Err(ClientError::Storage(StorageError::Unavailable { .. })) => assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no progress with two of three nodes back"
+            ),
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    eprintln!(
+        "lose_the_majority: writes resumed {:?} after one node came back",
+        started.elapsed()
+    );
+    store.close().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let reopened = open(other.path(), &cluster.urls, &stream);
+    assert_all_present(&reopened, &acked);
+}
+
+/// Publishes `payload` on `subject` with the plain NATS text protocol, as a
+/// foreign writer would (no fence, no ticketlog framing).
+fn publish_raw(url: &str, subject: &str, payload: &[u8]) {
+    use std::io::{BufRead, BufReader, Write};
+    let address = url.trim_start_matches("nats://");
+    let stream = std::net::TcpStream::connect(address).expect("connect to NATS");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("the server's INFO");
+    assert!(line.starts_with("INFO"), "{line}");
+    let mut writer = stream;
+    write!(
+        writer,
+        "CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nPUB {subject} {}\r\n",
+        payload.len()
+    )
+    .unwrap();
+    writer.write_all(payload).unwrap();
+    writer.write_all(b"\r\nPING\r\n").unwrap();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("the server's PONG");
+        assert!(!line.starts_with("-ERR"), "{line}");
+        if line.starts_with("PONG") {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_damaged_message_in_the_stream_stops_writes_loudly() {
+    let Some(urls) = shared_cluster("damaged_message") else {
+        return;
+    };
+    let stream = stream_name("damaged");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &urls, &stream);
+    let client = store.client();
+    let first = client.create(draft("before the damage")).unwrap();
+    publish_raw(
+        &urls[0],
+        &format!("ticketlog.{stream}"),
+        b"not a ticketlog batch",
+    );
+    let error = client.create(draft("after the damage")).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ClientError::Storage(StorageError::Diverged { seq: 2, .. })
+        ),
+        "{error:?}"
+    );
+    // Reads go on; writes stay refused.
+    assert_eq!(client.get(first.id).unwrap(), Some(first));
+    assert!(client.create(draft("still refused")).is_err());
+    store.close().unwrap_err();
+    // A new host refuses to open on the damaged stream, naming the sequence.
+    let other = tempfile::tempdir().unwrap();
+    let error = Store::open(other.path(), open_options(&urls, &stream)).unwrap_err();
+    assert!(
+        matches!(error, OpenError::Corrupt { offset: 2, .. }),
+        "{error:?}"
+    );
+}
+
+/// A request-reply over the plain NATS text protocol (for the JetStream API:
+/// stream info, leader step-down); the reply's payload, or `None` if none
+/// came within 3 s (a node in an election may not answer).
+fn request_raw(url: &str, subject: &str, payload: &[u8]) -> Option<String> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let address = url.trim_start_matches("nats://");
+    let stream = std::net::TcpStream::connect(address).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut writer = stream;
+    write!(
+        writer,
+        "CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nSUB _INBOX.ticketlog_test 1\r\nPUB {subject} _INBOX.ticketlog_test {}\r\n",
+        payload.len()
+    )
+    .unwrap();
+    writer.write_all(payload).unwrap();
+    writer.write_all(b"\r\n").unwrap();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).ok()?;
+        if let Some(header) = line.strip_prefix("MSG ") {
+            let len: usize = header
+                .split_whitespace()
+                .last()
+                .and_then(|n| n.parse().ok())
+                .expect("a MSG line ends with the length");
+            let mut body = vec![0; len + 2];
+            reader.read_exact(&mut body).ok()?;
+            body.truncate(len);
+            return Some(String::from_utf8_lossy(&body).into_owned());
+        }
+        if line.starts_with("PING") {
+            writer.write_all(b"PONG\r\n").unwrap();
+        }
+        if line.starts_with("-ERR") {
+            return None;
+        }
+    }
+}
+
+/// The node (1..=3) leading `stream`, from `$JS.API.STREAM.INFO`, asking
+/// each node in turn until one knows (bounded: 30 s).
+fn stream_leader(urls: &[String], stream: &str) -> u32 {
+    let started = Instant::now();
+    loop {
+        for url in urls {
+            let info = request_raw(url, &format!("$JS.API.STREAM.INFO.{stream}"), b"");
+            let leader = info.and_then(|info| {
+                let at = info.find("\"leader\":\"n")? + "\"leader\":\"n".len();
+                info.get(at..at + 1)?.parse().ok()
+            });
+            if let Some(leader) = leader {
+                return leader;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no node named the stream's leader within 30 s"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn killing_the_leader_and_stepping_it_down_lose_nothing_and_the_pause_is_bounded() {
+    if shared_cluster("kill_the_leader").is_none() {
+        return;
+    }
+    let cluster = OwnCluster::start(28222);
+    let stream = stream_name("leader");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &cluster.urls, &stream);
+    let stop = AtomicBool::new(false);
+    let kills = 4;
+    let stepdowns = 4;
+    /// Stops the load when the faults end, even by a panic (else the scope
+    /// would wait for the load thread forever).
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let (acked, errors, gaps, slowest_call) = thread::scope(|scope| {
+        let stop_load = StopOnDrop(&stop);
+        let load = scope.spawn(|| {
+            let client = store.client();
+            let mut acked = Vec::new();
+            let mut errors = Vec::new();
+            let mut last_ack = Instant::now();
+            let mut gaps = Vec::new();
+            let mut slowest_call = Duration::ZERO;
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let called = Instant::now();
+                let result = client.create(draft(&format!("leader load #{i}")));
+                slowest_call = slowest_call.max(called.elapsed());
+                match result {
+                    Ok(ticket) => {
+                        gaps.push(last_ack.elapsed());
+                        last_ack = Instant::now();
+                        acked.push(ticket);
+                    }
+                    Err(error) => errors.push(error),
+                }
+            }
+            (acked, errors, gaps, slowest_call)
+        });
+        let mut leaders = Vec::new();
+        for round in 0..kills + stepdowns {
+            thread::sleep(Duration::from_millis(500));
+            // Any node can answer; ask one that is up.
+            let leader = stream_leader(&cluster.urls, &stream);
+            if round < kills {
+                cluster.kill(leader);
+                thread::sleep(Duration::from_secs(1));
+                cluster.restart(leader);
+                cluster.wait_healthy(Duration::from_secs(60));
+            } else {
+                // Any node forwards the request to the leader; one may be
+                // busy, so try each until one answers.
+                let stepped_down = cluster.urls.iter().any(|url| {
+                    request_raw(
+                        url,
+                        &format!("$JS.API.STREAM.LEADER.STEPDOWN.{stream}"),
+                        b"",
+                    )
+                    .is_some()
+                });
+                assert!(stepped_down, "no node answered the step-down request");
+                thread::sleep(Duration::from_secs(1));
+            }
+            leaders.push(leader);
+        }
+        eprintln!("kill_the_leader: leaders faulted in turn: {leaders:?}");
+        thread::sleep(Duration::from_millis(500));
+        drop(stop_load);
+        load.join().unwrap()
+    });
+    let mut gaps_ms: Vec<u128> = gaps.iter().map(Duration::as_millis).collect();
+    gaps_ms.sort_unstable();
+    let longest: Vec<u128> = gaps_ms
+        .iter()
+        .rev()
+        .take(kills + stepdowns)
+        .copied()
+        .collect();
+    eprintln!(
+        "kill_the_leader: {} acknowledged, {} errors (first: {:?}); the {} longest gaps between acknowledgements (ms): {longest:?}",
+        acked.len(),
+        errors.len(),
+        errors.first().map(ToString::to_string),
+        kills + stepdowns
+    );
+    for error in &errors {
+        assert!(
+            matches!(
+                error,
+                ClientError::Storage(StorageError::Unavailable { .. })
+            ),
+            "only in-doubt errors are allowed: {error}"
+        );
+    }
+    // Bounded: no call waits longer than the in-doubt deadline (15 s) plus
+    // a margin; it is acknowledged or gets `Unavailable`.
+    eprintln!("kill_the_leader: the slowest call took {slowest_call:?}");
+    assert!(
+        slowest_call < Duration::from_secs(20),
+        "a call took {slowest_call:?}, past the in-doubt deadline"
+    );
+    let ids: HashSet<TicketId> = acked.iter().map(|t| t.id).collect();
+    assert_eq!(ids.len(), acked.len(), "an id was acknowledged twice");
+    store.close().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let reopened = open(other.path(), &cluster.urls, &stream);
+    assert_all_present(&reopened, &acked);
+    // Nothing duplicated: exactly the acknowledged tickets, plus at most
+    // the in-doubt ones.
+    let total = all_tickets(&reopened).len();
+    assert!(total >= acked.len() && total <= acked.len() + errors.len());
+}
