@@ -953,3 +953,42 @@ fn killing_the_leader_and_stepping_it_down_lose_nothing_and_the_pause_is_bounded
     let total = all_tickets(&reopened).len();
     assert!(total >= acked.len() && total <= acked.len() + errors.len());
 }
+
+#[test]
+fn a_subscriber_on_one_host_sees_both_hosts_events_in_the_streams_order() {
+    let Some(urls) = shared_cluster("subscriber_sees_both_hosts") else {
+        return;
+    };
+    let stream = stream_name("subscribe");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open(dir_a.path(), &urls, &stream);
+    let b = open(dir_b.path(), &urls, &stream);
+    let mut events = b.client().subscribe(0).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (acked, errors) = create_load(&[&a, &b], 2, 30, &stop);
+    assert!(errors.is_empty(), "no write may fail here: {errors:?}");
+    let mut seen = Vec::new();
+    while seen.len() < acked.len() {
+        match events.next_timeout(Duration::from_secs(30)) {
+            Some(Ok(event)) => seen.push(event),
+            other => panic!("after {} events: {other:?}", seen.len()),
+        }
+    }
+    // Every acknowledged create of either host, once, in one order that a
+    // fresh subscription (read from the stream) repeats exactly.
+    let ids: HashSet<TicketId> = seen.iter().map(|e| e.ticket_id).collect();
+    assert_eq!(ids, acked.iter().map(|t| t.id).collect::<HashSet<_>>());
+    assert!(seen.windows(2).all(|w| w[0].position() < w[1].position()));
+    let mut replayed = a.client().subscribe(0).unwrap();
+    let again: Vec<_> = (0..seen.len())
+        .map(|_| {
+            replayed
+                .next_timeout(Duration::from_secs(30))
+                .unwrap()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(again, seen);
+    a.close().unwrap();
+    b.close().unwrap();
+}
