@@ -318,6 +318,53 @@ test('a ticket created by another client appears without a reload (GET /events)'
   }
 });
 
+test('the Live view follows the SSE format of GET /events (stubbed in the page) and resumes with Last-Event-ID', { timeout: TEST_MS }, async () => {
+  // The page against the documented stream (issue 10: `id:` "<lsn>.<index>",
+  // `event:` created/updated/deleted, `data:` the event JSON, comments as
+  // heartbeats), whatever this build's server does with GET /events.
+  const server = await startServer(newDir('stub'));
+  await http(server, 'POST', '/tickets', { body: { title: 'Known', description: 'd' } });
+  const context = await browser.newContext();
+  const requests = [];
+  const frame = (id, type, data) => `id: ${id}\nevent: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
+  const at = '2026-01-01T00:00:00.000Z';
+  const created = { type: 'created', lsn: 2, ticket_id: 2, version: 1, at, title: 'Streamed', description: 'over SSE' };
+  const updated = { type: 'updated', lsn: 3, ticket_id: 1, version: 2, at, status: 'done' };
+  const deleted = { type: 'deleted', lsn: 4, ticket_id: 2, version: 1, at };
+  await context.route('**/events*', async (route) => {
+    const request = route.request();
+    requests.push({ url: request.url(), lastEventId: (await request.allHeaders())['last-event-id'] || null });
+    let body = 'retry: 100\n: heartbeat\n\n';
+    if (requests.length === 1) body += frame('2.0', 'created', created) + frame('3.0', 'updated', updated);
+    // The resume repeats the event it resumed after: the page must skip it.
+    else if (requests.length === 2) body += frame('3.0', 'updated', updated) + frame('4.0', 'deleted', deleted);
+    else body = 'retry: 5000\n: heartbeat\n\n';
+    await route.fulfill({ status: 200, headers: { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' }, body });
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_MS);
+  page.problems = [];
+  page.on('pageerror', (error) => page.problems.push(`page error: ${error.message}`));
+  try {
+    await page.goto(`${server.url}/#live`);
+    await page.locator('#tail .event[data-position="4.0"]').waitFor();
+    const positions = await page.locator('#tail .event').evaluateAll((items) => items.map((item) => item.dataset.position));
+    assert.deepEqual(positions, ['4.0', '3.0', '2.0'], 'newest first, each once');
+    assert.equal(requests[0].lastEventId, null);
+    assert.match(requests[0].url, /from=1\.4294967295/, 'starts after the last record the board shows');
+    assert.ok(
+      /from=3\.0(&|$)/.test(requests[1].url) || requests[1].lastEventId === '3.0',
+      `the resume asks for what follows the last event seen: ${JSON.stringify(requests[1])}`,
+    );
+    await page.click('#tab-board');
+    await column(page, 'done').locator('.card[data-id="1"][data-version="2"]').waitFor();
+    assert.equal(await card(page, 2).count(), 0, 'the created-then-deleted ticket is gone');
+  } finally {
+    await closeConsole(page);
+    await stopServer(server);
+  }
+});
+
 test('the history view shows every event of a ticket in order, old → new', { timeout: TEST_MS }, async () => {
   const server = await startServer(newDir('history'));
   await http(server, 'POST', '/tickets', { body: { title: 'Other', description: 'interleaved' } });
@@ -417,6 +464,12 @@ test('with a token the console asks for it and sends it as the bearer token', { 
   const withToken = { headers: { Authorization: 'Bearer open-sesame' } };
   await http(server, 'POST', '/tickets', { body: { title: 'Behind a token', description: 'd' }, ...withToken });
   const page = await openConsole(server);
+  const streams = [];
+  await page.route('**/events*', async (route) => {
+    streams.push((await route.request().allHeaders()).authorization || null);
+    const event = { type: 'created', lsn: 9, ticket_id: 9, version: 1, at: '2026-01-01T00:00:00.000Z', title: 'Via fetch', description: 'd' };
+    await route.fulfill({ status: 200, headers: { 'Content-Type': 'text/event-stream' }, body: `: hi\n\nid: 9.0\nevent: created\ndata: ${JSON.stringify(event)}\n\n` });
+  });
   try {
     await page.locator('#token-panel').waitFor({ state: 'visible' });
     await page.fill('#token-input', 'open-sesame');
@@ -425,6 +478,9 @@ test('with a token the console asks for it and sends it as the bearer token', { 
     await createInPage(page, 'Created with the token', 'd');
     await card(page, 2).waitFor();
     assert.equal((await http(server, 'GET', '/tickets/2', withToken)).json.title, 'Created with the token');
+    // With a token the event stream is read with fetch, carrying it.
+    await page.locator('#tail .event[data-position="9.0"]').waitFor({ state: 'attached' });
+    assert.equal(streams[streams.length - 1], 'Bearer open-sesame');
   } finally {
     await closeConsole(page);
     await stopServer(server);

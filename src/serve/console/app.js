@@ -953,10 +953,13 @@
     source.onerror = async () => {
       if (source !== state.live.source) return;
       if (source.readyState === EventSource.CONNECTING) {
-        // The browser reconnects by itself, sending Last-Event-ID.
-        setLiveState('reconnecting', 'The event stream dropped; the browser is reconnecting (with Last-Event-ID).');
+        // Reconnect ourselves rather than let the browser reuse the first
+        // URL: the new one says `from=` the last event seen, so the resume
+        // is exact whether or not the browser sends Last-Event-ID.
+        scheduleReconnect('The event stream dropped');
         return;
       }
+      source.close();
       const status = await diagnose();
       if (source !== state.live.source) return;
       if (status === 501) {
@@ -1043,12 +1046,15 @@
     // position after every event of the record at last_lsn (an event's
     // index within its record is a u32).
     if (stats && stats.last_lsn > 0 && !state.live.lastId) state.live.startAfter = `${stats.last_lsn}.${LAST_INDEX}`;
-    connectLive();
+    // The board first, then the stream from the position read before it:
+    // nothing is missed, and an event the board already shows is skipped by
+    // its version.
     try {
       await loadBoard();
     } catch (error) {
       reportFailure(error);
     }
+    connectLive();
     route();
   }
 
