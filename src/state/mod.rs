@@ -50,7 +50,7 @@ pub(crate) const BLOCK_IDS: usize = 256;
 pub(crate) const CHUNKS_PER_BLOCK: usize = BLOCK_IDS / CHUNK_SLOTS;
 
 // A block is a whole number of chunks, so chunks group into blocks by id.
-const _: () = assert!(BLOCK_IDS % CHUNK_SLOTS == 0);
+const _: () = assert!(BLOCK_IDS.is_multiple_of(CHUNK_SLOTS));
 
 /// [`CHUNK_SLOTS`] consecutive ticket slots; `None` for an id that was
 /// deleted (or, in the last chunk, not minted yet).
