@@ -31,7 +31,7 @@ use crate::domain::command::CREATE_MANY_MAX;
 use crate::domain::ticket::TicketId;
 use crate::domain::time::Timestamp;
 use crate::error::{Damage, StorageError};
-use crate::state::{CHUNK_SLOTS, Frozen, State, StateBuilder};
+use crate::state::{BLOCK_IDS, Frozen, State, StateBuilder};
 use crate::storage::{OpenMode, Storage, read_exact_at};
 
 /// The first eight bytes of every snapshot file.
@@ -286,13 +286,13 @@ fn write_temp(
     let mut offset = SNAPSHOT_HEADER_LEN as u64;
     let started = std::time::Instant::now();
     let mut buffer = Vec::with_capacity(WRITE_BUFFER_BYTES + SNAPSHOT_BLOCK_BYTES_MAX);
-    let mut block = Vec::with_capacity(CHUNK_SLOTS * 256);
+    let mut block = Vec::with_capacity(BLOCK_IDS * 256);
     let mut blocks = 0u32;
     let mut tickets = 0u64;
-    for chunk in &frozen.chunks {
+    for block_tickets in frozen.blocks() {
         let mut in_block = 0;
         block.clear();
-        codec::encode_snapshot_block(chunk.tickets().inspect(|_| in_block += 1), &mut block)
+        codec::encode_snapshot_block(block_tickets.inspect(|_| in_block += 1), &mut block)
             .map_err(|reason| StorageError::io("encode", temp, io::Error::other(reason)))?;
         if in_block == 0 {
             continue;
