@@ -111,6 +111,10 @@ pub struct ServeArgs {
     /// Most `GET /events` streams open at once
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub sse_clients_max: u32,
+    /// Longest an event stream stays silent: a heartbeat comment is sent
+    /// after this long without an event
+    #[arg(long, value_name = "MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub sse_heartbeat_ms: u64,
 }
 
 /// The commands and queries that open the store, run one request, and close it.

@@ -155,10 +155,6 @@ impl EventJson {
     }
 
     /// `created`, `updated` or `deleted`: the `type` tag (and the SSE event name).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the SSE event name once GET /events is served")
-    )]
     pub fn kind(&self) -> &'static str {
         match self {
             EventJson::Created { .. } => "created",
@@ -389,6 +385,9 @@ pub(crate) struct ErrorJson {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_version: Option<u64>,
+    /// With `compacted`: the position of the oldest event the log still holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_position: Option<String>,
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ pub(crate) struct ServeConfig {
     pub connections_max: usize,
     pub request_timeout: Duration,
     pub sse_clients_max: usize,
+    /// How long an event stream may be idle before a heartbeat comment.
+    pub sse_heartbeat: Duration,
 }
 
 impl ServeConfig {
@@ -60,6 +62,7 @@ impl ServeConfig {
             connections_max: usize::try_from(args.connections_max).unwrap_or(usize::MAX),
             request_timeout: Duration::from_millis(args.request_timeout_ms),
             sse_clients_max: usize::try_from(args.sse_clients_max).unwrap_or(usize::MAX),
+            sse_heartbeat: Duration::from_millis(args.sse_heartbeat_ms),
         })
     }
 
@@ -101,6 +104,7 @@ mod tests {
             connections_max: 4,
             request_timeout_ms: 1000,
             sse_clients_max: 4,
+            sse_heartbeat_ms: 15_000,
         }
     }
 

@@ -18,6 +18,8 @@ pub(crate) struct ApiError {
     pub message: String,
     /// For a version conflict: the ticket's current version.
     pub current_version: Option<u64>,
+    /// For `compacted`: the position of the oldest event the log still holds.
+    pub oldest_position: Option<String>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
             code,
             message: message.into(),
             current_version: None,
+            oldest_position: None,
         }
     }
 
@@ -76,7 +79,30 @@ impl From<ClientError> for ApiError {
                     code: "version_conflict",
                     message,
                     current_version: Some(*actual),
+                    oldest_position: None,
                 };
+            }
+            ClientError::Compacted { oldest_lsn } => {
+                let oldest_lsn = *oldest_lsn;
+                // `from` is exclusive: the position just before every event
+                // of the oldest record kept.
+                let start = format!("{}.{}", oldest_lsn.saturating_sub(1), u32::MAX);
+                let mut api = ApiError::new(
+                    StatusCode::GONE,
+                    "compacted",
+                    format!(
+                        "{message}; follow from the oldest event kept with from={start}, \
+                         or reload the tickets and follow from GET /stats' last_lsn"
+                    ),
+                );
+                api.oldest_position = Some(
+                    ticketlog::Position {
+                        lsn: oldest_lsn,
+                        index: 0,
+                    }
+                    .to_string(),
+                );
+                return api;
             }
             ClientError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             // A damaged segment met while reading history is not a failed
@@ -99,6 +125,7 @@ impl IntoResponse for ApiError {
                 code: self.code.to_owned(),
                 message: self.message,
                 current_version: self.current_version,
+                oldest_position: self.oldest_position,
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
@@ -144,5 +171,16 @@ mod tests {
         });
         assert_eq!(conflict.status, StatusCode::PRECONDITION_FAILED);
         assert_eq!(conflict.current_version, Some(3));
+        let compacted = ApiError::from(ClientError::Compacted { oldest_lsn: 8 });
+        assert_eq!(
+            (compacted.status, compacted.code),
+            (StatusCode::GONE, "compacted")
+        );
+        assert_eq!(compacted.oldest_position.as_deref(), Some("8.0"));
+        assert!(
+            compacted.message.contains("from=7.4294967295"),
+            "{}",
+            compacted.message
+        );
     }
 }

@@ -121,6 +121,7 @@ pub(crate) fn background(
             connections_max: connections,
             request_timeout: std::time::Duration::from_secs(60),
             sse_clients_max: 1,
+            sse_heartbeat: std::time::Duration::from_secs(15),
         },
         None,
     )?;

@@ -46,16 +46,12 @@ pub(crate) struct App {
     /// How the store was opened and what its recovery did.
     pub facts: Option<StoreFacts>,
     /// One permit per open `GET /events` stream.
-    #[expect(
-        dead_code,
-        reason = "used by GET /events once the library has subscriptions"
-    )]
     pub sse_permits: Arc<Semaphore>,
+    /// How many permits `sse_permits` started with.
+    pub sse_clients_max: usize,
+    /// How long an event stream may be idle before a heartbeat comment.
+    pub sse_heartbeat: Duration,
     /// Turns true when the server begins to shut down (ends SSE streams).
-    #[expect(
-        dead_code,
-        reason = "used by GET /events once the library has subscriptions"
-    )]
     pub shutting_down: watch::Receiver<bool>,
 }
 
@@ -75,6 +71,8 @@ impl App {
             request_timeout: config.request_timeout,
             facts,
             sse_permits: Arc::new(Semaphore::new(config.sse_clients_max)),
+            sse_clients_max: config.sse_clients_max,
+            sse_heartbeat: config.sse_heartbeat,
             shutting_down,
         }
     }

@@ -29,6 +29,7 @@ impl InProcess {
             connections_max: 8,
             request_timeout: WAIT_LIMIT,
             sse_clients_max: 8,
+            sse_heartbeat: Duration::from_secs(15),
         };
         InProcess {
             server: Background::start(

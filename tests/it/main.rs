@@ -26,6 +26,7 @@ mod repair;
 mod retention;
 mod segments;
 mod serve;
+mod serve_events;
 mod sim;
 mod sim_storage;
 mod snapshots;

@@ -16,21 +16,21 @@ use ticketlog::{ListQuery, Options, Status, Store, TicketId};
 
 /// The longest any test waits for the server to do something it must do
 /// (a bound that turns a hang into a failure, not a synchronisation delay).
-const WAIT_LIMIT: Duration = Duration::from_secs(120);
+pub(crate) const WAIT_LIMIT: Duration = Duration::from_secs(120);
 
 // ---------------------------------------------------------------- the server
 
 /// A running `ticketlog serve`, killed if the test ends without stopping it.
-struct Server {
+pub(crate) struct Server {
     child: Option<Child>,
-    url: String,
+    pub(crate) url: String,
     stderr: Option<std::process::ChildStderr>,
 }
 
 impl Server {
     /// Starts `ticketlog --dir DIR serve --listen 127.0.0.1:0 EXTRA…` and
     /// reads the address it bound from its first line of stdout.
-    fn start(dir: &Path, extra: &[&str]) -> Server {
+    pub(crate) fn start(dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ticketlog"))
             .env_remove("TICKETLOG_DIR")
             .env_remove("TICKETLOG_SERVER")
@@ -62,13 +62,13 @@ impl Server {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
 
     /// Sends `signal` (e.g. "TERM", "KILL") and waits for the process to end;
     /// returns its status and its stderr.
-    fn stop(mut self, signal: &str) -> (ExitStatus, String) {
+    pub(crate) fn stop(mut self, signal: &str) -> (ExitStatus, String) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(self.pid().to_string())
@@ -98,23 +98,23 @@ impl Drop for Server {
 
 /// One HTTP reply.
 #[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) body: String,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("reply is not JSON ({e}): {self:#?}"))
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
 
-    fn error_code(&self) -> String {
+    pub(crate) fn error_code(&self) -> String {
         self.json()["error"]["code"]
             .as_str()
             .unwrap_or_else(|| panic!("not an error reply: {self:#?}"))
@@ -122,7 +122,7 @@ impl Reply {
     }
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
@@ -131,7 +131,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// Sends one request; `Err` only for a transport failure.
-fn send(
+pub(crate) fn send(
     agent: &ureq::Agent,
     method: &str,
     url: &str,
@@ -175,14 +175,14 @@ fn send(
 
 /// A client of one server that checks every reply against the OpenAPI
 /// document.
-struct Http {
+pub(crate) struct Http {
     agent: ureq::Agent,
     url: String,
-    api: Value,
+    pub(crate) api: Value,
 }
 
 impl Http {
-    fn new(server: &Server) -> Http {
+    pub(crate) fn new(server: &Server) -> Http {
         Http {
             agent: agent(),
             url: server.url.clone(),
@@ -192,7 +192,7 @@ impl Http {
 
     /// Sends a request to `path` (whose OpenAPI template is `template`) and
     /// checks the reply against the document.
-    fn call(
+    pub(crate) fn call(
         &self,
         method: &str,
         template: &str,
@@ -216,7 +216,7 @@ impl Http {
         reply
     }
 
-    fn post(&self, path: &str, body: &str) -> Reply {
+    pub(crate) fn post(&self, path: &str, body: &str) -> Reply {
         let template = if path == "/tickets/batch" {
             "/tickets/batch"
         } else {
@@ -225,14 +225,14 @@ impl Http {
         self.call("POST", template, path, Some(body), &[])
     }
 
-    fn get(&self, template: &str, path: &str) -> Reply {
+    pub(crate) fn get(&self, template: &str, path: &str) -> Reply {
         self.call("GET", template, path, None, &[])
     }
 }
 
 // ------------------------------------------------------- the OpenAPI check
 
-fn openapi() -> Value {
+pub(crate) fn openapi() -> Value {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
         .expect("read docs/openapi.json");
     serde_json::from_str(&text).expect("docs/openapi.json is JSON")
@@ -240,7 +240,12 @@ fn openapi() -> Value {
 
 /// Checks that the document has `status` for `method template` and that the
 /// reply's body matches its schema (JSON replies only).
-fn check_reply(api: &Value, method: &str, template: &str, reply: &Reply) -> Result<(), String> {
+pub(crate) fn check_reply(
+    api: &Value,
+    method: &str,
+    template: &str,
+    reply: &Reply,
+) -> Result<(), String> {
     let operation = &api["paths"][template][method.to_ascii_lowercase()];
     if !operation.is_object() {
         return Err(format!("{method} {template} is not in the document"));
@@ -283,7 +288,12 @@ fn resolve<'a>(api: &'a Value, reference: &str) -> Result<&'a Value, String> {
 /// `minimum`/`maximum`, `minLength`/`maxLength`, `oneOf`, and
 /// `format: date-time` (RFC 3339 as the server writes it). A keyword it does
 /// not know is an error, so the document cannot outgrow the check unseen.
-fn check_schema(api: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+pub(crate) fn check_schema(
+    api: &Value,
+    schema: &Value,
+    value: &Value,
+    at: &str,
+) -> Result<(), String> {
     let schema = match schema["$ref"].as_str() {
         Some(reference) => resolve(api, reference)?,
         None => schema,
@@ -510,7 +520,7 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     found
 }
 
-fn reopen(dir: &Path) -> Store {
+pub(crate) fn reopen(dir: &Path) -> Store {
     Store::open(dir, Options::default()).expect("reopen the store")
 }
 
@@ -668,7 +678,8 @@ fn every_endpoint_and_error_class_over_http_and_rejections_write_nothing() {
         (("DELETE", "/tickets/{id}", "/tickets/1".into(), None, vec![("If-Match", "\"7\"")]), 412, "version_conflict"),
         (("DELETE", "/tickets/{id}", "/tickets/3".into(), None, vec![]), 404, "not_found"),
         (("GET", "/tickets/{id}/history", "/tickets/99/history".into(), None, vec![]), 404, "not_found"),
-        (("GET", "/events", "/events".into(), None, vec![]), 501, "not_implemented"),
+        (("GET", "/events", "/events?from=12".into(), None, vec![]), 400, "bad_request"),
+        (("GET", "/events", "/events".into(), None, vec![("Last-Event-ID", "x.1")]), 400, "bad_request"),
     ];
     for ((method, template, path, body, headers), status, code) in rejected {
         let before = files(dir.path());
