@@ -393,9 +393,17 @@ mod tests {
             1 => Change::Updated {
                 id,
                 version: edgy(rng),
-                title: (rng.next_u64() % 2 == 0).then(|| text(rng, 50).try_into().unwrap()),
-                description: (rng.next_u64() % 2 == 0).then(|| text(rng, 500).try_into().unwrap()),
-                status: (rng.next_u64() % 2 == 0)
+                title: rng
+                    .next_u64()
+                    .is_multiple_of(2)
+                    .then(|| text(rng, 50).try_into().unwrap()),
+                description: rng
+                    .next_u64()
+                    .is_multiple_of(2)
+                    .then(|| text(rng, 500).try_into().unwrap()),
+                status: rng
+                    .next_u64()
+                    .is_multiple_of(2)
                     .then(|| Status::ALL[(rng.next_u64() % 3) as usize]),
                 at,
             },
