@@ -107,18 +107,20 @@ impl Client {
 
     /// The ticket with this id, if it exists.
     pub fn get(&self, id: TicketId) -> Result<Option<Ticket>, ClientError> {
-        self.call(
+        let shared = self.call(
             |reply| Request::Query(QueryRequest::Get { id, reply }),
             WhenFull::Wait,
-        )
+        )?;
+        Ok(shared.map(Arc::unwrap_or_clone))
     }
 
     /// Tickets matching `query`, in ascending id order.
     pub fn list(&self, query: ListQuery) -> Result<Vec<Ticket>, ClientError> {
-        self.call(
+        let shared = self.call(
             |reply| Request::Query(QueryRequest::List { query, reply }),
             WhenFull::Wait,
-        )
+        )?;
+        Ok(shared.into_iter().map(Arc::unwrap_or_clone).collect())
     }
 
     /// Counts by status, the next id, and the log's size.
@@ -219,23 +221,27 @@ impl Client {
 
 /// The ticket a single command produced. The server answers every
 /// `Operation::Command` with `Applied::One`, so the other arm never runs.
+/// The server shares the ticket with its state; the copy is made here, on
+/// the client's thread.
 fn one(applied: Applied) -> Ticket {
     match applied {
-        Applied::One(ticket) => ticket,
+        Applied::One(ticket) => Arc::unwrap_or_clone(ticket),
         Applied::Many(mut tickets) => {
             debug_assert!(false, "a single command is answered with one ticket");
-            tickets
-                .pop()
-                .expect("a single command is answered with one ticket")
+            Arc::unwrap_or_clone(
+                tickets
+                    .pop()
+                    .expect("a single command is answered with one ticket"),
+            )
         }
     }
 }
 
-/// The tickets a create-many produced.
+/// The tickets a create-many produced (copied here, as in [`one`]).
 fn many(applied: Applied) -> Vec<Ticket> {
     match applied {
-        Applied::One(ticket) => vec![ticket],
-        Applied::Many(tickets) => tickets,
+        Applied::One(ticket) => vec![Arc::unwrap_or_clone(ticket)],
+        Applied::Many(tickets) => tickets.into_iter().map(Arc::unwrap_or_clone).collect(),
     }
 }
 

@@ -29,6 +29,9 @@ use super::output::Output;
 const PRELOAD: u64 = 10_000;
 /// The most latencies a client's buffer is sized for up front.
 const LATENCIES_PRESIZE_MAX: u64 = 1 << 20;
+/// The most commands a pipelined client makes before the timed phase
+/// (about 300 MB of tickets); the rest are generated as it goes.
+const PREGENERATE_MAX: u64 = 1 << 20;
 /// Length of every generated description, as in the peers harness.
 const DESCRIPTION_LEN: usize = 200;
 
@@ -181,15 +184,35 @@ fn run_clients(
     clients: u32,
     body: impl Fn(u32, &Client) -> Result<Vec<u64>, ClientError> + Sync,
 ) -> Result<Timed, ClientError> {
+    run_prepared_clients(
+        store,
+        dir,
+        clients,
+        |_| (),
+        |index, client, ()| body(index, client),
+    )
+}
+
+/// Like [`run_clients`], but each client thread first runs `prepare`, before
+/// the clients are released and the clock starts: what it returns (the
+/// commands the client will send) is made outside the timed phase.
+fn run_prepared_clients<P>(
+    store: &Store,
+    dir: &Path,
+    clients: u32,
+    prepare: impl Fn(u32) -> P + Sync,
+    body: impl Fn(u32, &Client, P) -> Result<Vec<u64>, ClientError> + Sync,
+) -> Result<Timed, ClientError> {
     let barrier = Barrier::new(clients as usize + 1);
     thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
             .map(|index| {
                 let client = store.client();
-                let (barrier, body) = (&barrier, &body);
+                let (barrier, prepare, body) = (&barrier, &prepare, &body);
                 scope.spawn(move || {
+                    let prepared = prepare(index);
                     barrier.wait();
-                    body(index, &client)
+                    body(index, &client, prepared)
                 })
             })
             .collect();
@@ -388,29 +411,52 @@ fn insert(
 ) -> Result<(), CliError> {
     let store = open(dir, durability)?;
     let total = u64::from(args.clients) * args.ops;
-    let next = AtomicU64::new(1);
     let progress = Progress::start("insert", total);
-    let timed = run_clients(&store, dir, args.clients, |_, client| {
-        // Sized for the run, up to a bound: a huge --ops grows as it goes.
-        let mut latencies = Vec::with_capacity(args.ops.min(LATENCIES_PRESIZE_MAX) as usize);
-        let mut pipeline = Pipeline {
-            depth: args.pipeline,
-            in_flight: VecDeque::with_capacity(args.pipeline),
-        };
-        for _ in 0..args.ops {
-            let draft = generate(next.fetch_add(1, Ordering::Relaxed));
-            if args.pipeline <= 1 {
-                let started = Instant::now();
-                client.create(draft)?;
-                latencies.push((started.elapsed().as_nanos() as u64) << 1 | 1);
-            } else {
-                pipeline.push(client, Command::Create(draft), &mut latencies)?;
+    // Pipelined, the client thread's own work is what is measured next to
+    // the server thread's, and generating a ticket costs more than the
+    // server spends on it: its commands are made before the clock starts
+    // (up to a bound; past it, in the timed phase). One command at a time,
+    // as in the peers harness, each ticket is generated in the timed phase,
+    // outside its latency; there the flush dominates.
+    let pregenerate = if args.pipeline > 1 {
+        args.ops.min(PREGENERATE_MAX)
+    } else {
+        0
+    };
+    let timed = run_prepared_clients(
+        &store,
+        dir,
+        args.clients,
+        |index| {
+            let first = 1 + u64::from(index) * args.ops;
+            (first..first + pregenerate)
+                .map(|n| Command::Create(generate(n)))
+                .collect::<Vec<_>>()
+        },
+        |index, client, prepared| {
+            // Sized for the run, up to a bound: a huge --ops grows as it goes.
+            let mut latencies = Vec::with_capacity(args.ops.min(LATENCIES_PRESIZE_MAX) as usize);
+            let mut pipeline = Pipeline {
+                depth: args.pipeline,
+                in_flight: VecDeque::with_capacity(args.pipeline),
+            };
+            let first_late = 1 + u64::from(index) * args.ops + pregenerate;
+            let late = (first_late..).map(|n| Command::Create(generate(n)));
+            let commands = prepared.into_iter().chain(late);
+            for command in commands.take(args.ops as usize) {
+                if args.pipeline <= 1 {
+                    let started = Instant::now();
+                    client.execute(command)?;
+                    latencies.push((started.elapsed().as_nanos() as u64) << 1 | 1);
+                } else {
+                    pipeline.push(client, command, &mut latencies)?;
+                }
+                progress.tick();
             }
-            progress.tick();
-        }
-        pipeline.drain(&mut latencies)?;
-        Ok(latencies)
-    });
+            pipeline.drain(&mut latencies)?;
+            Ok(latencies)
+        },
+    );
     progress.finish();
     let timed = timed?;
     store.close()?;

@@ -2,6 +2,8 @@
 //! one [`Operation`] type the engine decides and logs for every command
 //! (create-many included), and the query shapes ([`ListQuery`], [`Stats`]).
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::domain::change::Change;
@@ -128,11 +130,13 @@ impl Iterator for DecisionChanges {
 }
 
 /// What an applied operation produced: the ticket a command made, changed
-/// or removed, or the tickets a create-many made.
+/// or removed, or the tickets a create-many made. Shared with the state
+/// (the server thread copies a pointer, not the strings; the client makes
+/// its own copy, on its own thread).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Applied {
     /// The ticket after a create or update, or the removed ticket of a delete.
-    One(Ticket),
+    One(Arc<Ticket>),
     /// The created tickets, in id order.
-    Many(Vec<Ticket>),
+    Many(Vec<Arc<Ticket>>),
 }

@@ -5,6 +5,12 @@
 //! Invariant: a receiver always learns the outcome. Either the value
 //! arrives, or the sender is dropped unsent (the server stopped, or dropped
 //! the request), and every way of waiting returns `None` instead of hanging.
+//!
+//! Cost on the sending side (the server thread, once per request): one lock
+//! round that stores the value and marks the slot done together, and a wake
+//! only for a receiver that is actually blocked (`waiting`) or polled (a
+//! waker) — a receiver that has not started waiting yet finds the value
+//! when it does, with no futex call on either side.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +22,9 @@ struct Slot<T> {
     value: Option<T>,
     /// The sender sent its value or was dropped: nothing more will come.
     done: bool,
+    /// A thread is blocked on `ready` (set and cleared under the lock), so
+    /// the sender must notify it.
+    waiting: bool,
     waker: Option<Waker>,
 }
 
@@ -34,8 +43,8 @@ impl<T> Shared<T> {
     }
 }
 
-/// The sending half: used once.
-pub(crate) struct ReplySender<T>(Arc<Shared<T>>);
+/// The sending half: used once. `None` once sent.
+pub(crate) struct ReplySender<T>(Option<Arc<Shared<T>>>);
 
 /// The receiving half.
 pub(crate) struct ReplyReceiver<T>(Arc<Shared<T>>);
@@ -46,37 +55,56 @@ pub(crate) fn reply_channel<T>() -> (ReplySender<T>, ReplyReceiver<T>) {
         slot: Mutex::new(Slot {
             value: None,
             done: false,
+            waiting: false,
             waker: None,
         }),
         ready: Condvar::new(),
     });
-    (ReplySender(Arc::clone(&shared)), ReplyReceiver(shared))
+    (
+        ReplySender(Some(Arc::clone(&shared))),
+        ReplyReceiver(shared),
+    )
+}
+
+/// Marks the slot done (with `value`, if any) in one lock round, then wakes
+/// whoever waits for it.
+fn finish<T>(shared: &Shared<T>, value: Option<T>) {
+    let mut slot = shared.lock();
+    if value.is_some() {
+        slot.value = value;
+    }
+    slot.done = true;
+    let waiting = slot.waiting;
+    let waker = slot.waker.take();
+    drop(slot);
+    if waiting {
+        shared.ready.notify_all();
+    }
+    if let Some(waker) = waker {
+        waker.wake();
+    }
 }
 
 impl<T> ReplySender<T> {
     /// Sends the reply. A receiver that stopped waiting is not an error, so
     /// this returns `Err(value)` only to mirror `mpsc`; callers ignore it.
-    pub(crate) fn send(self, value: T) -> Result<(), T> {
-        if Arc::strong_count(&self.0) == 1 {
+    pub(crate) fn send(mut self, value: T) -> Result<(), T> {
+        let Some(shared) = self.0.take() else {
+            return Err(value);
+        };
+        if Arc::strong_count(&shared) == 1 {
             return Err(value);
         }
-        let mut slot = self.0.lock();
-        slot.value = Some(value);
-        drop(slot);
-        // `Drop` marks the slot done and wakes the receiver.
+        finish(&shared, Some(value));
         Ok(())
     }
 }
 
 impl<T> Drop for ReplySender<T> {
     fn drop(&mut self) {
-        let mut slot = self.0.lock();
-        slot.done = true;
-        let waker = slot.waker.take();
-        drop(slot);
-        self.0.ready.notify_all();
-        if let Some(waker) = waker {
-            waker.wake();
+        // Dropped unsent: the receiver learns that nothing will come.
+        if let Some(shared) = self.0.take() {
+            finish(&shared, None);
         }
     }
 }
@@ -86,12 +114,14 @@ impl<T> ReplyReceiver<T> {
     pub(crate) fn wait(self) -> Option<T> {
         let mut slot = self.0.lock();
         while !slot.done {
+            slot.waiting = true;
             slot = self
                 .0
                 .ready
                 .wait(slot)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
+        slot.waiting = false;
         slot.value.take()
     }
 
@@ -103,9 +133,11 @@ impl<T> ReplyReceiver<T> {
         while !slot.done {
             let now = Instant::now();
             if now >= deadline {
+                slot.waiting = false;
                 drop(slot);
                 return Err(self);
             }
+            slot.waiting = true;
             slot = self
                 .0
                 .ready
@@ -113,6 +145,7 @@ impl<T> ReplyReceiver<T> {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
         }
+        slot.waiting = false;
         Ok(slot.value.take())
     }
 
@@ -180,6 +213,41 @@ mod tests {
         tx.send(8).unwrap();
         assert_eq!(counter.0.load(Ordering::SeqCst), 1, "the waker was woken");
         assert_eq!(rx.poll_reply(&mut cx), Poll::Ready(Some(8)));
+    }
+
+    /// The sender notifies only a receiver that is blocked: one that blocked
+    /// before the send (or the drop), in `wait` or `wait_timeout`, is still
+    /// woken, and promptly.
+    #[test]
+    fn a_receiver_blocked_before_the_send_is_woken() {
+        for (timed, sends) in [(false, true), (true, true), (false, false), (true, false)] {
+            let (tx, rx) = reply_channel::<u32>();
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let got = if timed {
+                    rx.wait_timeout(Duration::from_secs(60)).unwrap()
+                } else {
+                    rx.wait()
+                };
+                let _ = done_tx.send(got);
+            });
+            // Until the receiver is seen blocked, or 10 s.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !tx.0.as_ref().unwrap().lock().waiting && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(
+                tx.0.as_ref().unwrap().lock().waiting,
+                "the receiver blocked"
+            );
+            if sends {
+                tx.send(9).unwrap();
+            } else {
+                drop(tx);
+            }
+            let got = done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(got, sends.then_some(9), "timed {timed}, sends {sends}");
+        }
     }
 
     #[test]

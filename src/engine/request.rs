@@ -60,12 +60,14 @@ pub(crate) enum QueryRequest {
     /// Read one ticket.
     Get {
         id: TicketId,
-        reply: ReplyTo<Option<Ticket>>,
+        /// Shared with the state; the client copies it on its own thread.
+        reply: ReplyTo<Option<Arc<Ticket>>>,
     },
     /// Read a page of tickets.
     List {
         query: ListQuery,
-        reply: ReplyTo<Vec<Ticket>>,
+        /// Shared with the state, as for `Get`.
+        reply: ReplyTo<Vec<Arc<Ticket>>>,
     },
     /// Read the store's figures.
     Stats { reply: ReplyTo<Stats> },

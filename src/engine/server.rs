@@ -561,13 +561,16 @@ impl Server {
                 .state
                 .apply(change)
                 .expect("decide() only produces changes consistent with the state it read");
+            // A pointer to the ticket, not a copy of its strings: the
+            // client copies it, if it wants to, on its own thread.
             let ticket = match &undo {
-                Undo::Delete(removed) => removed.clone(),
-                applied => applied
-                    .ticket_id()
-                    .and_then(|id| self.state.ticket(id))
-                    .expect("a created or updated ticket is live")
-                    .clone(),
+                Undo::Delete(removed) => Arc::clone(removed),
+                applied => Arc::clone(
+                    applied
+                        .ticket_id()
+                        .and_then(|id| self.state.shared(id))
+                        .expect("a created or updated ticket is live"),
+                ),
             };
             batch.record(undo);
             if one {

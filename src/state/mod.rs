@@ -15,10 +15,21 @@
 //!
 //! Tickets live in chunks of [`CHUNK_SLOTS`] slots, slot `(id - 1) % CHUNK_SLOTS`
 //! of chunk `(id - 1) / CHUNK_SLOTS` (ids are dense, 1, 2, 3, …, and never
-//! reused, so a vector beats a tree: no per-entry node, O(1) lookup). Each
-//! chunk sits behind an `Arc`, which makes [`State::freeze`] — what a
-//! snapshot takes — a copy of one pointer per chunk; the first later write to
-//! a chunk a snapshot still holds copies that one chunk (`Arc::make_mut`).
+//! reused, so a vector beats a tree: no per-entry node, O(1) lookup). Copy on
+//! write is two-level:
+//! - each chunk sits behind an `Arc`, which makes [`State::freeze`] — what a
+//!   snapshot takes — a copy of one pointer per chunk;
+//! - each ticket in a slot sits behind its own `Arc` too, so the first later
+//!   write to a chunk a snapshot still holds copies only the chunk's
+//!   [`CHUNK_SLOTS`] pointers (`Arc::make_mut` on the chunk) and then the one
+//!   ticket written (`Arc::make_mut` on the slot), never its neighbours'
+//!   strings. The same per-ticket `Arc` lets the server thread answer with a
+//!   pointer to a ticket ([`State::shared`]): a client that wants its own
+//!   copy makes it on its own thread.
+//!
+//! Invariant (what both levels rest on): a ticket is only ever changed
+//! through `Arc::make_mut`, so nothing that holds an `Arc` of a chunk or of a
+//! ticket — a frozen snapshot, a reply in flight — ever sees it change.
 //! A snapshot writes one block per [`BLOCK_IDS`] ids, several chunks each.
 
 use std::sync::Arc;
@@ -34,12 +45,11 @@ use crate::domain::time::Timestamp;
 use crate::error::Damage;
 
 /// Ticket slots per chunk. Small, because the first write to a chunk that a
-/// snapshot still shares copies the whole chunk on the server thread (32
-/// tickets and their strings, a few microseconds, where 256 took tens and
-/// showed in the p99 of writes during a snapshot); large enough that
-/// freezing 1,000,000 tickets is some 31,000 pointer copies (well under a
-/// millisecond, once per snapshot) and that a chunk's own bookkeeping is
-/// about a byte and a half per ticket.
+/// snapshot still shares copies the chunk's slots on the server thread (32
+/// pointers, each a reference-count increment); large enough that freezing
+/// 1,000,000 tickets is some 31,000 pointer copies (well under a millisecond,
+/// once per snapshot) and that a chunk's own bookkeeping is about a byte and
+/// a half per ticket.
 pub(crate) const CHUNK_SLOTS: usize = 32;
 
 /// Ids per snapshot block (a format constant, see `docs/FORMAT.md`):
@@ -57,7 +67,7 @@ const _: () = assert!(BLOCK_IDS.is_multiple_of(CHUNK_SLOTS));
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Chunk {
     /// Invariant: exactly `CHUNK_SLOTS` long.
-    slots: Box<[Option<Ticket>]>,
+    slots: Box<[Option<Arc<Ticket>>]>,
 }
 
 impl Chunk {
@@ -69,12 +79,13 @@ impl Chunk {
 
     /// The live tickets of this chunk, in id order.
     pub fn tickets(&self) -> impl Iterator<Item = &Ticket> {
-        self.slots.iter().flatten()
+        self.slots.iter().flatten().map(Arc::as_ref)
     }
 }
 
 impl Clone for Chunk {
-    // Spelled out so the copy that `Arc::make_mut` makes keeps the fixed length.
+    // Spelled out so the copy that `Arc::make_mut` makes keeps the fixed
+    // length. Copies pointers: the tickets stay shared until written.
     fn clone(&self) -> Self {
         Chunk {
             slots: self.slots.iter().cloned().collect(),
@@ -112,7 +123,7 @@ pub(crate) enum Undo {
     /// Put back the fields the update replaced.
     Update(TicketId, PriorFields),
     /// Re-insert the deleted ticket.
-    Delete(Ticket),
+    Delete(Arc<Ticket>),
     /// Nothing to undo: a digest record changes no ticket.
     Nothing,
 }
@@ -493,6 +504,12 @@ impl State {
 
     /// The live ticket with this id.
     pub fn ticket(&self, id: TicketId) -> Option<&Ticket> {
+        self.shared(id).map(Arc::as_ref)
+    }
+
+    /// The live ticket with this id, as the state holds it: cloning the
+    /// `Arc` is how a reply carries a ticket without copying its strings.
+    pub fn shared(&self, id: TicketId) -> Option<&Arc<Ticket>> {
         if id.get() == 0 {
             return None;
         }
@@ -500,21 +517,26 @@ impl State {
         self.chunks.get(chunk)?.slots[slot].as_ref()
     }
 
-    /// The live ticket with this id, for changing. Copies its chunk first if
-    /// a snapshot still shares it.
+    /// The live ticket with this id, for changing. Copies its chunk's slots
+    /// first if a snapshot still shares the chunk, and then the ticket if
+    /// anything else (a snapshot, a reply not yet taken) still shares it.
     fn ticket_mut(&mut self, id: TicketId) -> Option<&mut Ticket> {
         if id.get() == 0 {
             return None;
         }
         let (chunk, slot) = position(id);
-        Arc::make_mut(self.chunks.get_mut(chunk)?).slots[slot].as_mut()
+        Arc::make_mut(self.chunks.get_mut(chunk)?).slots[slot]
+            .as_mut()
+            .map(Arc::make_mut)
     }
 
-    pub fn get(&self, id: TicketId) -> Option<Ticket> {
-        self.ticket(id).cloned()
+    /// The live ticket with this id, shared (see [`Self::shared`]).
+    pub fn get(&self, id: TicketId) -> Option<Arc<Ticket>> {
+        self.shared(id).cloned()
     }
 
-    pub fn list(&self, query: &ListQuery) -> Vec<Ticket> {
+    /// A page of live tickets, shared (see [`Self::shared`]).
+    pub fn list(&self, query: &ListQuery) -> Vec<Arc<Ticket>> {
         let after = query.after.map_or(0, TicketId::get);
         let limit = query.limit.unwrap_or(usize::MAX);
         if after >= self.next_id.saturating_sub(1) || limit == 0 {
@@ -561,7 +583,8 @@ impl State {
     }
 
     /// Puts a ticket into its (empty) slot, creating its chunk if needed.
-    fn insert(&mut self, ticket: Ticket) {
+    fn insert(&mut self, ticket: impl Into<Arc<Ticket>>) {
+        let ticket: Arc<Ticket> = ticket.into();
         debug_assert!(ticket.id.get() >= 1 && ticket.id.get() < self.next_id);
         let (chunk, slot) = position(ticket.id);
         pad_chunks(&mut self.chunks, chunk + 1);
@@ -586,7 +609,7 @@ impl State {
         self.ticket_hash_sum = self.ticket_hash_sum.wrapping_sub(old).wrapping_add(new);
     }
 
-    fn remove(&mut self, id: TicketId) -> Option<Ticket> {
+    fn remove(&mut self, id: TicketId) -> Option<Arc<Ticket>> {
         self.ticket(id)?;
         let (chunk, slot) = position(id);
         let removed = Arc::make_mut(&mut self.chunks[chunk]).slots[slot].take()?;
@@ -744,10 +767,11 @@ mod tests {
         assert_eq!(blocks[2], (513..=599).collect::<Vec<_>>());
     }
 
-    /// A write while a snapshot holds the state copies only the one chunk
-    /// it lands in (`CHUNK_SLOTS` tickets), not its neighbours.
+    /// A write while a snapshot holds the state copies only the slots of
+    /// the one chunk it lands in, and only the one ticket it writes: the
+    /// chunk's other tickets, and every other chunk, stay shared.
     #[test]
-    fn a_write_during_a_snapshot_copies_one_chunk() {
+    fn a_write_during_a_snapshot_copies_one_chunk_of_pointers_and_one_ticket() {
         let mut state = State::default();
         for n in 1..=(4 * CHUNK_SLOTS as u64) {
             create(&mut state, n);
@@ -771,11 +795,38 @@ mod tests {
             .map(|(live, frozen)| Arc::ptr_eq(live, frozen))
             .collect();
         assert_eq!(shared, [true, false, true, true]);
+        let tickets_shared: Vec<bool> = (state.chunks[1].slots.iter())
+            .zip(frozen.chunks[1].slots.iter())
+            .map(|(live, frozen)| Arc::ptr_eq(live.as_ref().unwrap(), frozen.as_ref().unwrap()))
+            .collect();
+        let mut expected = vec![true; CHUNK_SLOTS];
+        expected[2] = false;
+        assert_eq!(tickets_shared, expected);
         assert_eq!(
             frozen.chunks[1].slots[2].as_ref().unwrap().status,
             Status::ToDo
         );
         assert_eq!(state.ticket(id).unwrap().status, Status::Done);
+        // A reply holding the ticket is a sharer too: the next write copies
+        // the ticket and leaves what the reply holds as it was.
+        let replied = state.get(id).unwrap();
+        let change = state
+            .decide_command(
+                Command::Update(
+                    id,
+                    TicketPatch {
+                        status: Some(Status::InProgress),
+                        ..TicketPatch::default()
+                    },
+                ),
+                Timestamp::from_unix_millis(10_001),
+            )
+            .unwrap();
+        state.apply(change).unwrap();
+        assert_eq!(replied.status, Status::Done);
+        assert_eq!(replied.version, 2);
+        assert_eq!(state.ticket(id).unwrap().status, Status::InProgress);
+        assert_eq!(state.ticket(id).unwrap().version, 3);
     }
 
     /// Random creates, updates, deletes and undos across several chunks; the
