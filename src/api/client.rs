@@ -170,6 +170,14 @@ impl Client {
         self.operate(command.into(), WhenFull::Wait, one)
     }
 
+    /// Like [`Self::submit`], but never blocks: fails at once with
+    /// [`ClientError::Overloaded`] when the request channel is full. For
+    /// async code, which must not block its executor's thread: submit with
+    /// this, then `.await` the [`PendingReply`].
+    pub fn try_submit(&self, command: Command) -> Result<PendingReply<Ticket>, ClientError> {
+        self.operate(command.into(), WhenFull::Refuse, one)
+    }
+
     fn command(&self, command: Command, when_full: WhenFull) -> Result<Ticket, ClientError> {
         self.operate(command.into(), when_full, one)?.wait()
     }

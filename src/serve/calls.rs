@@ -1,8 +1,12 @@
-//! Calls into the store from async handlers. The library's `Client` blocks
-//! until the server thread answers, so every call runs on tokio's blocking
-//! pool, never on an async worker; a semaphore bounds how many run at once.
-//! (When `PendingReply` becomes a `Future`, `call` awaits it instead and the
-//! handlers do not change.)
+//! Calls into the store from async handlers, two ways:
+//! - a single command is submitted without blocking (`Client::try_submit`:
+//!   a full request queue is answered at once with 503 and `Retry-After`,
+//!   as the `try_*` calls always were) and its [`PendingReply`] — a
+//!   `Future` the server thread wakes — is awaited on the async worker: no
+//!   thread is parked per request ([`StoreCalls::submit`]);
+//! - everything else (queries, create-many, a delete with `If-Match`) is a
+//!   blocking `Client` call, run on tokio's blocking pool, never on an async
+//!   worker; a semaphore bounds how many run at once.
 //!
 //! Also kept here: whether the store still takes writes (`GET /health`),
 //! and the per-ticket locks that make a `DELETE` with `If-Match` atomic.
@@ -11,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, Semaphore};
 
-use ticketlog::{Client, ClientError, TicketId};
+use ticketlog::{Client, ClientError, PendingReply, TicketId};
 
 use super::error::ApiError;
 
@@ -72,7 +76,53 @@ impl StoreCalls {
                 outcome
             })
             .await;
-        if let Err(error) = &outcome
+        self.remember_failure(&outcome);
+        outcome
+    }
+
+    /// Submits one command with `submit`, which must not block (a
+    /// `Client::try_submit`), and awaits its reply on this task. A storage
+    /// failure is remembered, as for [`Self::command`].
+    pub async fn submit<T: Send + 'static>(
+        &self,
+        submit: impl FnOnce(&Client) -> Result<PendingReply<T>, ClientError>,
+    ) -> Result<T, ApiError> {
+        self.submit_holding((), submit).await
+    }
+
+    /// Like [`Self::submit`], holding `guard` (a ticket lock) until the
+    /// reply has come — also when the request times out first: the wait
+    /// runs in a task of its own, which a dropped request does not cancel.
+    pub async fn submit_holding<T: Send + 'static, G: Send + 'static>(
+        &self,
+        guard: G,
+        submit: impl FnOnce(&Client) -> Result<PendingReply<T>, ClientError>,
+    ) -> Result<T, ApiError> {
+        let outcome = match submit(&self.client) {
+            Err(error) => Err(ApiError::from(error)),
+            Ok(pending) => {
+                let waited = tokio::spawn(async move {
+                    let outcome = pending.await;
+                    drop(guard);
+                    outcome
+                })
+                .await;
+                match waited {
+                    Ok(outcome) => outcome.map_err(ApiError::from),
+                    Err(join_error) => Err(ApiError::new(
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        format!("the store call failed: {join_error}"),
+                    )),
+                }
+            }
+        };
+        self.remember_failure(&outcome);
+        outcome
+    }
+
+    fn remember_failure<T>(&self, outcome: &Result<T, ApiError>) {
+        if let Err(error) = outcome
             && error.is_storage_failure()
         {
             let mut refusing = self
@@ -81,7 +131,6 @@ impl StoreCalls {
                 .unwrap_or_else(PoisonError::into_inner);
             refusing.get_or_insert_with(|| error.message.clone());
         }
-        outcome
     }
 
     /// `None` while the store takes writes, else why it does not.

@@ -22,8 +22,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{Semaphore, watch};
 
 use ticketlog::{
-    Client, ClientError, ListQuery, Status, Ticket, TicketDescription, TicketDraft, TicketError,
-    TicketId, TicketPatch, TicketTitle,
+    Client, ClientError, Command, ListQuery, Status, Ticket, TicketDescription, TicketDraft,
+    TicketError, TicketId, TicketPatch, TicketTitle,
 };
 
 use super::calls::StoreCalls;
@@ -184,7 +184,7 @@ async fn create(State(app): State<AppState>, body: Body) -> Result<Response, Api
     let draft = read_json::<CreateRequest>(body).await?.into_draft()?;
     let ticket = app
         .calls
-        .command(move |client| client.try_create(draft))
+        .submit(move |client| client.try_submit(Command::Create(draft)))
         .await?;
     Ok(ticket_reply(StatusCode::CREATED, &ticket, true))
 }
@@ -307,7 +307,9 @@ async fn update(
     let change = app.calls.ticket_shared(id).await;
     let ticket = app
         .calls
-        .command_holding(change, move |client| client.try_update(id, patch))
+        .submit_holding(change, move |client| {
+            client.try_submit(Command::Update(id, patch))
+        })
         .await?;
     Ok(ticket_reply(StatusCode::OK, &ticket, false))
 }
@@ -322,7 +324,7 @@ async fn delete(
         None => {
             let change = app.calls.ticket_shared(id).await;
             app.calls
-                .command_holding(change, move |client| client.try_delete(id))
+                .submit_holding(change, move |client| client.try_submit(Command::Delete(id)))
                 .await?
         }
         Some(expected) => {
