@@ -26,42 +26,6 @@ use crate::jetstream_common::{
 };
 
 #[test]
-fn two_hosts_writing_one_stream_mint_unique_ids_and_converge() {
-    let Some(urls) = shared_cluster("two_hosts_converge") else {
-        return;
-    };
-    let stream = stream_name("converge");
-    let (dir_a, dir_b, dir_c) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let a = open(dir_a.path(), &urls, &stream);
-    let b = open(dir_b.path(), &urls, &stream);
-    let stop = Arc::new(AtomicBool::new(false));
-    let (acked, errors) = create_load(&[&a, &b], 4, 60, &stop);
-    assert!(errors.is_empty(), "no write may fail here: {errors:?}");
-    assert_eq!(acked.len(), 2 * 4 * 60);
-    let ids: HashSet<TicketId> = acked.iter().map(|t| t.id).collect();
-    assert_eq!(ids.len(), acked.len(), "an id was acknowledged twice");
-    let next_id = TicketId::from(acked.len() as u64 + 1);
-    wait_for_next_id(&a, next_id, Duration::from_secs(20));
-    wait_for_next_id(&b, next_id, Duration::from_secs(20));
-    let state_a = all_tickets(&a);
-    assert_eq!(state_a, all_tickets(&b), "the two hosts' states differ");
-    assert_eq!(state_a.len(), acked.len());
-    assert_all_present(&a, &acked);
-
-    // A third host replays the stream to exactly the same state.
-    let c = open(dir_c.path(), &urls, &stream);
-    assert_eq!(all_tickets(&c), state_a, "a fresh host's replay differs");
-    assert_eq!(c.recovery().records_replayed, acked.len() as u64);
-    a.close().unwrap();
-    b.close().unwrap();
-    c.close().unwrap();
-}
-
-#[test]
 fn racing_updates_across_hosts_lose_no_update_and_honour_expected_versions() {
     let Some(urls) = shared_cluster("racing_updates") else {
         return;
