@@ -105,11 +105,15 @@ impl OwnCluster {
             .arg(base_port.to_string())
             .status()
             .expect("run .ci/nats-cluster.sh");
-        assert!(status.success(), "the test cluster did not start");
         let urls = (0..3)
             .map(|i| format!("nats://127.0.0.1:{}", base_port + i))
             .collect();
-        OwnCluster { dir, urls }
+        // Made before the check, so that a failed start (a port in use)
+        // still stops, when dropped, the nodes that did start: left running
+        // they held the ports and failed every later run.
+        let cluster = OwnCluster { dir, urls };
+        assert!(status.success(), "the test cluster did not start");
+        cluster
     }
 
     pub fn run(&self, verb: &str, node: Option<u32>) {
