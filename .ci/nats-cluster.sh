@@ -50,9 +50,11 @@ node_alive() {
     pid="$(node_pid "$1" "$2" || true)"
     [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
     # A killed node whose parent has not reaped it yet is a zombie: dead.
+    # So is one reaped between `kill -0` and reading its stat (no state):
+    # taking that for alive made `restart` skip starting the node.
     if [[ -r "/proc/$pid/stat" ]]; then
-        state="$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)"
-        [[ "$state" != "Z" ]]
+        state="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)"
+        [[ -n "$state" && "$state" != "Z" ]]
     fi
 }
 

@@ -363,6 +363,14 @@ pub struct CrashTestArgs {
     /// while a snapshot is being written (0: never)
     #[arg(long, default_value_t = 250)]
     pub snapshot_every: u64,
+    /// With --nats: the directory of the cluster (started with
+    /// .ci/nats-cluster.sh); NATS nodes are then killed and restarted at
+    /// random during the cycles too
+    #[arg(long, value_name = "DIR")]
+    pub nats_cluster: Option<PathBuf>,
+    /// The script that kills and restarts the cluster's nodes
+    #[arg(long, value_name = "PATH", default_value = ".ci/nats-cluster.sh")]
+    pub nats_cluster_script: PathBuf,
 }
 
 /// `ticketlog crash-test-worker` (hidden): the child of `crash-test`.

@@ -40,8 +40,8 @@ use ticketlog::inspect;
 use ticketlog::rng::Rng;
 use ticketlog::testing::model::{Model, same_ticket};
 use ticketlog::{
-    Client, ClientError, Durability, ListQuery, Status, Store, Ticket, TicketDraft, TicketId,
-    TicketPatch,
+    Client, ClientError, Durability, ListQuery, LogBackend, Options, Status, StorageError, Store,
+    Ticket, TicketDraft, TicketId, TicketPatch,
 };
 
 use super::args::{CrashTestArgs, CrashTestWorkerArgs};
@@ -336,16 +336,16 @@ pub(crate) fn run_worker(
     durability: Durability,
     args: &CrashTestWorkerArgs,
 ) -> Result<ExitCode, CliError> {
-    let options = super::store_options()
-        .durability(durability)
+    let options = parent_options(durability)
         .segment_bytes(args.segment_bytes)
         .snapshot_every(args.snapshot_every);
+    let shared = shared_log(&options);
     let store = open_store_with(dir, options)?;
     let outcome: Result<(), CliError> = thread::scope(|scope| {
         let handles: Vec<_> = (0..args.clients)
             .map(|client| {
                 let handle = store.client();
-                scope.spawn(move || work(&handle, Plan::new(args.seed, args.cycle, client)))
+                scope.spawn(move || work(&handle, Plan::new(args.seed, args.cycle, client), shared))
             })
             .collect();
         handles.into_iter().try_for_each(|handle| {
@@ -362,9 +362,30 @@ pub(crate) fn run_worker(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether `options` put the log on a shared (replicated) backend, where a
+/// write can end in doubt and every host reads the same log.
+fn shared_log(options: &Options) -> bool {
+    !matches!(options.get_log_backend(), LogBackend::Local)
+}
+
+/// The options the parent and the child open the store with. On a shared
+/// log no digest records are written, so the log's records are exactly the
+/// commands (the oracle counts them).
+fn parent_options(durability: Durability) -> Options {
+    let options = super::store_options().durability(durability);
+    if shared_log(&options) {
+        options.digest_every(0)
+    } else {
+        options
+    }
+}
+
 /// One client of the child: each reply is printed, in one write, before the
-/// next command is sent.
-fn work(client: &Client, mut plan: Plan) -> Result<(), CliError> {
+/// next command is sent. On a shared log, a command that ends in doubt
+/// (`Unavailable`: a NATS node or the quorum was lost) is printed as such
+/// and the client stops: its plan cannot go on without knowing whether that
+/// command is in the log, and the oracle allows either.
+fn work(client: &Client, mut plan: Plan, shared: bool) -> Result<(), CliError> {
     let stdout = io::stdout();
     loop {
         let op = plan.next_op();
@@ -375,6 +396,13 @@ fn work(client: &Client, mut plan: Plan) -> Result<(), CliError> {
                 version: ticket.version,
             },
             Err(ClientError::Conflict { .. } | ClientError::NotFound(_)) => Outcome::Refused,
+            Err(ClientError::Storage(
+                StorageError::Unavailable { .. } | StorageError::Contended { .. },
+            )) if shared => {
+                let line = format!("{} {seq} unavailable\n", plan.client);
+                stdout.lock().write_all(line.as_bytes())?;
+                return Ok(());
+            }
             Err(error) => return Err(error.into()),
         };
         plan.apply(&op, outcome).map_err(CliError::Failed)?;
@@ -414,6 +442,9 @@ struct Baseline {
     tickets: BTreeMap<u64, Ticket>,
     next_id: u64,
     commands: u64,
+    /// The LSN of the last record and the state digest there.
+    last_lsn: u64,
+    digest: u64,
 }
 
 /// Checks a reopened store against the plans of a cycle: `plans[c]` has
@@ -569,6 +600,12 @@ struct Totals {
     killed_mid_snapshot: u64,
     lost: u64,
     violations: u64,
+    /// On a shared log with --nats-cluster: cycles that killed one NATS
+    /// node, and cycles that killed two (the quorum).
+    node_kills: u64,
+    majority_losses: u64,
+    /// Commands that ended in doubt (`Unavailable`; the client stopped).
+    unavailable: u64,
 }
 
 impl Totals {
@@ -599,12 +636,36 @@ pub(crate) fn run(
         args.clients,
         dir.display()
     );
+    let shared = shared_log(&parent_options(durability));
+    let nodes = match &args.nats_cluster {
+        Some(cluster) if shared => Some(NatsNodes {
+            script: args.nats_cluster_script.clone(),
+            dir: cluster.clone(),
+        }),
+        Some(_) => {
+            return Err(CliError::Failed(
+                "--nats-cluster needs --nats and --stream".into(),
+            ));
+        }
+        None => None,
+    };
+    if let Some(nodes) = &nodes {
+        nodes.wait_healthy()?;
+    }
     let began = Instant::now();
     let mut baseline = read_state(&dir, durability)?;
     let mut rng = Rng::new(seed);
     let mut totals = Totals::default();
     let mut violation = None;
     for cycle in 0..args.cycles {
+        // The NATS fault of this cycle, drawn from the seed (its timing
+        // against the child's progress is not reproducible).
+        let fault = nodes.as_ref().map(|_| NodeFault::draw(&mut rng, cycle));
+        match fault {
+            Some(NodeFault::KillOne { .. }) => totals.node_kills += 1,
+            Some(NodeFault::KillTwo { .. }) => totals.majority_losses += 1,
+            _ => {}
+        }
         // One kill in eight as soon as the child starts (often inside its
         // own recovery); the rest after 1..=acks_max acknowledgements.
         let kill_after = if rng.below(8) == 0 {
@@ -615,8 +676,31 @@ pub(crate) fn run(
         if kill_after == 0 {
             totals.killed_at_once += 1;
         }
-        let plans = match kill_cycle(&exe, &dir, durability, args, seed, cycle, kill_after) {
-            Ok(plans) => plans,
+        let injected = match (&nodes, fault) {
+            (Some(nodes), Some(fault)) => {
+                let nodes = nodes.clone();
+                Some(thread::spawn(move || nodes.inject(fault)))
+            }
+            _ => None,
+        };
+        let cycled = kill_cycle(
+            &exe, &dir, durability, args, seed, cycle, kill_after, shared,
+        );
+        if let Some(injected) = injected {
+            injected
+                .join()
+                .map_err(|_| CliError::Failed("the fault thread panicked".into()))??;
+        }
+        if let Some(nodes) = &nodes {
+            // Every node up and current again before the oracle reads.
+            nodes.restart_dead()?;
+            nodes.wait_healthy()?;
+        }
+        let plans = match cycled {
+            Ok((plans, in_doubt)) => {
+                totals.unavailable += in_doubt;
+                plans
+            }
             Err(reason) => {
                 violation = Some(Violation { lost: 0, reason });
                 break;
@@ -626,6 +710,13 @@ pub(crate) fn run(
             totals.killed_mid_snapshot += 1;
         }
         let after = read_state(&dir, durability)?;
+        if shared && let Err(failed) = check_fresh_host(durability, &after) {
+            violation = Some(Violation {
+                lost: 0,
+                reason: format!("cycle {cycle}: {failed}"),
+            });
+            break;
+        }
         let recovered: BTreeMap<u64, Ticket> = after.tickets.clone();
         match check_cycle(&baseline, &plans, &recovered, after.next_id, after.commands) {
             Ok(report) => totals.add(&report),
@@ -677,6 +768,9 @@ fn print_totals(out: &mut Output, totals: &Totals, seed: u64, elapsed: Duration)
             "killed_mid_snapshot": totals.killed_mid_snapshot,
             "violations": totals.violations,
             "lost": totals.lost,
+            "nats_node_kills": totals.node_kills,
+            "nats_majority_losses": totals.majority_losses,
+            "unavailable": totals.unavailable,
             "seed": seed,
             "seconds": elapsed.as_secs_f64(),
         }));
@@ -695,11 +789,21 @@ fn print_totals(out: &mut Output, totals: &Totals, seed: u64, elapsed: Duration)
             "kills while a snapshot was being written: {}",
             totals.killed_mid_snapshot
         ),
+        if totals.node_kills + totals.majority_losses + totals.unavailable > 0 {
+            format!(
+                "NATS faults: {} cycles killed a node, {} killed two; {} commands in doubt (Unavailable)",
+                totals.node_kills, totals.majority_losses, totals.unavailable
+            )
+        } else {
+            String::new()
+        },
         format!("lost: {}", totals.lost),
         format!("violations: {}", totals.violations),
         format!("seed: {seed}, {:.1?}", elapsed),
     ] {
-        out.text(&line)?;
+        if !line.is_empty() {
+            out.text(&line)?;
+        }
     }
     Ok(())
 }
@@ -707,22 +811,53 @@ fn print_totals(out: &mut Output, totals: &Totals, seed: u64, elapsed: Duration)
 /// The store's tickets, next id and commands in the log (seals left out),
 /// read by opening and closing it, then scanning the log.
 fn read_state(dir: &Path, durability: Durability) -> Result<Baseline, CliError> {
-    let store = Store::open(dir, super::store_options().durability(durability))?;
+    let options = parent_options(durability);
+    let shared = shared_log(&options);
+    let store = Store::open(dir, options)?;
     let client = store.client();
     let tickets = client.list(ListQuery::default())?;
-    let next_id = client.stats()?.next_id.get();
+    let stats = client.stats()?;
     store.close()?;
-    let mut commands = 0;
-    inspect::read_log(dir, |entry| {
-        if !entry.changes.is_empty() {
-            commands += 1;
-        }
-    })?;
+    let commands = if shared {
+        // No digest records on a shared log (see `parent_options`): every
+        // record is a command. The log is not in `dir` to scan.
+        stats.records
+    } else {
+        let mut commands = 0;
+        inspect::read_log(dir, |entry| {
+            if !entry.changes.is_empty() {
+                commands += 1;
+            }
+        })?;
+        commands
+    };
     Ok(Baseline {
         tickets: tickets.into_iter().map(|t| (t.id.get(), t)).collect(),
-        next_id,
+        next_id: stats.next_id.get(),
         commands,
+        last_lsn: stats.last_lsn,
+        digest: stats.digest,
     })
+}
+
+/// On a shared log: a fresh host (an empty directory) replays the whole log
+/// to the same position and state digest as `reopened`, the host reopened
+/// from its own directory (snapshot plus tail).
+fn check_fresh_host(durability: Durability, reopened: &Baseline) -> Result<(), CliError> {
+    let temp = tempfile::Builder::new()
+        .prefix("ticketlog-crash-test-fresh-")
+        .tempdir()
+        .map_err(|e| CliError::Failed(format!("a directory for a fresh host: {e}")))?;
+    let store = Store::open(temp.path(), parent_options(durability))?;
+    let stats = store.client().stats()?;
+    store.close()?;
+    if (stats.last_lsn, stats.digest) != (reopened.last_lsn, reopened.digest) {
+        return Err(CliError::Failed(format!(
+            "a fresh host replayed the log to LSN {} digest {:#x}; the reopened host is at LSN {} digest {:#x}",
+            stats.last_lsn, stats.digest, reopened.last_lsn, reopened.digest
+        )));
+    }
+    Ok(())
 }
 
 /// Whether a snapshot was being written when the child died: its temporary
@@ -742,6 +877,130 @@ fn snapshot_in_progress(dir: &Path) -> Result<bool, CliError> {
     Ok(false)
 }
 
+/// How long the cluster may take to be healthy again after a fault.
+const CLUSTER_HEALTHY_MAX: Duration = Duration::from_secs(90);
+
+/// The NATS cluster's nodes, killed and restarted through its script
+/// (`.ci/nats-cluster.sh kill|restart|check DIR [N]`).
+#[derive(Clone, Debug)]
+struct NatsNodes {
+    script: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+/// What happens to the NATS nodes during one cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NodeFault {
+    /// Nothing.
+    None,
+    /// SIGKILL node `node` after `after`, restart it `down` later.
+    KillOne {
+        node: u32,
+        after: Duration,
+        down: Duration,
+    },
+    /// SIGKILL two nodes (the quorum is lost), restart both `down` later.
+    KillTwo {
+        nodes: [u32; 2],
+        after: Duration,
+        down: Duration,
+    },
+}
+
+impl NodeFault {
+    /// Half the cycles kill one node, one in eight two, the rest none; the
+    /// first cycle always kills one, so that every run faults the cluster.
+    fn draw(rng: &mut Rng, cycle: u64) -> NodeFault {
+        let roll = if cycle == 0 { 0 } else { rng.below(8) };
+        let after = Duration::from_millis(rng.below(1_500));
+        let down = Duration::from_millis(300 + rng.below(2_700));
+        let node = 1 + rng.below(3) as u32;
+        match roll {
+            0..=3 => NodeFault::KillOne { node, after, down },
+            4 => NodeFault::KillTwo {
+                nodes: [node, node % 3 + 1],
+                after,
+                down,
+            },
+            _ => NodeFault::None,
+        }
+    }
+}
+
+impl NatsNodes {
+    fn script(&self, verb: &str, node: Option<u32>) -> Result<bool, CliError> {
+        let mut command = Command::new("bash");
+        command.arg(&self.script).arg(verb).arg(&self.dir);
+        if let Some(node) = node {
+            command.arg(node.to_string());
+        }
+        let status = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| CliError::Failed(format!("running {}: {e}", self.script.display())))?;
+        Ok(status.success())
+    }
+
+    fn run(&self, verb: &str, node: u32) -> Result<(), CliError> {
+        if self.script(verb, Some(node))? {
+            Ok(())
+        } else {
+            Err(CliError::Failed(format!(
+                "{} {verb} {} {node} failed",
+                self.script.display(),
+                self.dir.display()
+            )))
+        }
+    }
+
+    fn inject(&self, fault: NodeFault) -> Result<(), CliError> {
+        let (nodes, after, down): (&[u32], _, _) = match &fault {
+            NodeFault::None => return Ok(()),
+            NodeFault::KillOne { node, after, down } => (std::slice::from_ref(node), after, down),
+            NodeFault::KillTwo { nodes, after, down } => (nodes, after, down),
+        };
+        thread::sleep(*after);
+        for &node in nodes {
+            self.run("kill", node)?;
+        }
+        thread::sleep(*down);
+        for &node in nodes {
+            self.run("restart", node)?;
+        }
+        Ok(())
+    }
+
+    /// Restarts every node that is not running (`restart` refuses a live one).
+    fn restart_dead(&self) -> Result<(), CliError> {
+        for node in 1..=3 {
+            let pid_file = self.dir.join(format!("n{node}.pid"));
+            let alive = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|pid| pid.trim().parse::<u32>().ok())
+                .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
+                self.run("restart", node)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_healthy(&self) -> Result<(), CliError> {
+        let started = Instant::now();
+        while !self.script("check", None)? {
+            if started.elapsed() > CLUSTER_HEALTHY_MAX {
+                return Err(CliError::Failed(format!(
+                    "the NATS cluster in {} was not healthy within {CLUSTER_HEALTHY_MAX:?}",
+                    self.dir.display()
+                )));
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    }
+}
+
 /// Kills the child if the cycle is abandoned before it is reaped.
 struct Reaper(Option<Child>);
 
@@ -757,6 +1016,7 @@ impl Drop for Reaper {
 /// One cycle: start the child, read `kill_after` acknowledgements, SIGKILL
 /// it, read what is left in the pipe. Returns every client's plan with the
 /// printed replies applied; the error is a violation.
+#[allow(clippy::too_many_arguments)]
 fn kill_cycle(
     exe: &Path,
     dir: &Path,
@@ -765,7 +1025,8 @@ fn kill_cycle(
     seed: u64,
     cycle: u64,
     kill_after: u64,
-) -> Result<Vec<Plan>, String> {
+    shared: bool,
+) -> Result<(Vec<Plan>, u64), String> {
     let clients = args.clients;
     let child = Command::new(exe)
         .env_remove("TICKETLOG_DIR")
@@ -815,12 +1076,31 @@ fn kill_cycle(
     });
 
     let mut plans: Vec<Plan> = (0..clients).map(|c| Plan::new(seed, cycle, c)).collect();
+    let mut unavailable = vec![false; plans.len()];
     let mut read = 0;
     while read < kill_after {
         match replies.recv_timeout(CHILD_SILENCE_MAX) {
             Ok(line) => {
-                apply_line(&mut plans, &line)?;
-                read += 1;
+                if apply_line(&mut plans, &mut unavailable, shared, &line)? == Line::Reply {
+                    read += 1;
+                }
+            }
+            // Every client stopped on a command in doubt: the child closes
+            // its store and ends by itself.
+            Err(RecvTimeoutError::Disconnected) if unavailable.iter().all(|&u| u) => {
+                let status = child
+                    .wait()
+                    .map_err(|e| format!("reaping the child: {e}"))?;
+                reaper.0 = None;
+                let text = errors.join().unwrap_or_default();
+                if !status.success() {
+                    return Err(format!(
+                        "every client was in doubt, then the child ended with {status:?}: {}",
+                        text.trim()
+                    ));
+                }
+                let _ = reader.join();
+                return Ok((plans, unavailable.len() as u64));
             }
             Err(RecvTimeoutError::Timeout) => {
                 return Err(format!(
@@ -855,20 +1135,50 @@ fn kill_cycle(
     }
     // Replies already in the pipe were printed, so acknowledged, before the kill.
     for line in replies.iter() {
-        apply_line(&mut plans, &line)?;
+        apply_line(&mut plans, &mut unavailable, shared, &line)?;
     }
     let _ = reader.join();
     let _ = errors.join();
-    Ok(plans)
+    let in_doubt = unavailable.iter().filter(|&&u| u).count() as u64;
+    Ok((plans, in_doubt))
 }
 
-/// Applies one printed reply to its client's plan.
-fn apply_line(plans: &mut [Plan], line: &str) -> Result<(), String> {
+/// What one printed line said.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// A reply, applied to the client's plan.
+    Reply,
+    /// The client's command ended in doubt and the client stopped.
+    Unavailable,
+}
+
+/// Applies one printed reply to its client's plan. `unavailable` marks the
+/// clients that stopped on a command in doubt (allowed only on a shared log).
+fn apply_line(
+    plans: &mut [Plan],
+    unavailable: &mut [bool],
+    shared: bool,
+    line: &str,
+) -> Result<Line, String> {
     let bad = || format!("the child printed {line:?}");
     let mut fields = line.split(' ');
     let client: usize = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
     let seq: u64 = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
+    if unavailable.get(client).copied().unwrap_or(false) {
+        return Err(format!("client {client} printed {line:?} after it stopped"));
+    }
     let outcome = match fields.next() {
+        Some("unavailable") if shared => {
+            let plan = plans.get(client).ok_or_else(bad)?;
+            if seq != plan.seq {
+                return Err(format!(
+                    "client {client} gave up on step {seq}, expected step {}",
+                    plan.seq
+                ));
+            }
+            unavailable[client] = true;
+            return Ok(Line::Unavailable);
+        }
         Some("ok") => {
             let id = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
             let version = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
@@ -885,7 +1195,8 @@ fn apply_line(plans: &mut [Plan], line: &str) -> Result<(), String> {
         ));
     }
     let op = plan.next_op();
-    plan.apply(&op, outcome)
+    plan.apply(&op, outcome)?;
+    Ok(Line::Reply)
 }
 
 #[cfg(test)]
@@ -1032,6 +1343,7 @@ mod tests {
             tickets: tickets.clone(),
             next_id,
             commands: commands(&plans),
+            ..Baseline::default()
         };
         let fresh: Vec<Plan> = (0..2).map(|c| Plan::new(7, 4, c)).collect();
         let first = *tickets.keys().next().unwrap();

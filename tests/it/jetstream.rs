@@ -6,8 +6,8 @@
 //! in their own directory, with `.ci/nats-cluster.sh`. Without the variable
 //! every test here says how to run it and passes as skipped.
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,256 +15,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ticketlog::{
-    ClientError, JetStreamOptions, ListQuery, LogBackend, OpenError, Options, Status, StorageError,
-    Store, Ticket, TicketDraft, TicketId, TicketPatch,
+    ClientError, JetStreamOptions, LogBackend, OpenError, Status, StorageError, Store, Ticket,
+    TicketDraft, TicketId, TicketPatch,
 };
 
 use crate::common::draft;
-
-/// The shared cluster's URLs, or `None` (and why) when the tests cannot run.
-fn shared_cluster(test: &str) -> Option<Vec<String>> {
-    match std::env::var("TICKETLOG_NATS_URL") {
-        Ok(urls) if !urls.trim().is_empty() => {
-            Some(urls.split(',').map(|u| u.trim().to_string()).collect())
-        }
-        _ => {
-            eprintln!(
-                "{test}: skipped: TICKETLOG_NATS_URL is unset. Install the server with \
-                 `python3 -m pip install --no-deps --require-hashes -r .ci/requirements-nats.txt`, \
-                 start a cluster with `.ci/nats-cluster.sh start target/nats 4222`, and set \
-                 TICKETLOG_NATS_URL=$(.ci/nats-cluster.sh urls target/nats)"
-            );
-            None
-        }
-    }
-}
-
-/// A stream name no other test or run uses.
-fn stream_name(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{test}_{}_{nanos}", std::process::id())
-}
-
-fn jetstream(urls: &[String], stream: &str, deadline: Duration) -> Options {
-    Options::default()
-        .snapshot_every(0)
-        .log_backend(LogBackend::JetStream(
-            JetStreamOptions::new(urls.iter().cloned(), stream).in_doubt_deadline(deadline),
-        ))
-}
-
-fn open(dir: &Path, urls: &[String], stream: &str) -> Store {
-    Store::open(dir, jetstream(urls, stream, Duration::from_secs(15))).expect("open on JetStream")
-}
-
-/// Every ticket, in id order.
-fn all_tickets(store: &Store) -> Vec<Ticket> {
-    store
-        .client()
-        .list(ListQuery::default())
-        .expect("list tickets")
-}
-
-/// Waits (bounded) until `store` has applied at least `tickets` tickets'
-/// worth of ids, that is, caught up with what the other hosts acknowledged.
-fn wait_for_next_id(store: &Store, next_id: TicketId, within: Duration) {
-    let started = Instant::now();
-    loop {
-        let stats = store.client().stats().expect("stats");
-        if stats.next_id >= next_id {
-            return;
-        }
-        assert!(
-            started.elapsed() < within,
-            "the store did not catch up to id {next_id} within {within:?} (at {})",
-            stats.next_id
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A 3-node cluster of a test's own, stopped when dropped.
-struct OwnCluster {
-    dir: tempfile::TempDir,
-    urls: Vec<String>,
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/nats-cluster.sh")
-}
-
-impl OwnCluster {
-    fn start(base_port: u16) -> OwnCluster {
-        let dir = tempfile::tempdir().expect("cluster directory");
-        let status = Command::new("bash")
-            .arg(script())
-            .args(["start"])
-            .arg(dir.path())
-            .arg(base_port.to_string())
-            .status()
-            .expect("run .ci/nats-cluster.sh");
-        assert!(status.success(), "the test cluster did not start");
-        let urls = (0..3)
-            .map(|i| format!("nats://127.0.0.1:{}", base_port + i))
-            .collect();
-        OwnCluster { dir, urls }
-    }
-
-    fn run(&self, verb: &str, node: Option<u32>) {
-        let mut command = Command::new("bash");
-        command.arg(script()).arg(verb).arg(self.dir.path());
-        if let Some(node) = node {
-            command.arg(node.to_string());
-        }
-        let status = command.status().expect("run .ci/nats-cluster.sh");
-        assert!(status.success(), ".ci/nats-cluster.sh {verb} failed");
-    }
-
-    fn kill(&self, node: u32) {
-        self.run("kill", Some(node));
-    }
-
-    fn restart(&self, node: u32) {
-        self.run("restart", Some(node));
-    }
-
-    fn stop(&self) {
-        self.run("stop", None);
-    }
-
-    /// Waits (bounded) until all three nodes report healthy; returns how long.
-    fn wait_healthy(&self, within: Duration) -> Duration {
-        let started = Instant::now();
-        loop {
-            let healthy = Command::new("bash")
-                .arg(script())
-                .arg("check")
-                .arg(self.dir.path())
-                .status()
-                .is_ok_and(|s| s.success());
-            if healthy {
-                return started.elapsed();
-            }
-            if started.elapsed() >= within {
-                for node in 1..=3 {
-                    let log = std::fs::read_to_string(self.dir.path().join(format!("n{node}.log")))
-                        .unwrap_or_default();
-                    let tail: Vec<&str> = log.lines().rev().take(8).collect();
-                    eprintln!(
-                        "n{node}.log, last lines (newest first):\n{}",
-                        tail.join("\n")
-                    );
-                }
-                panic!("the cluster was not healthy again within {within:?}");
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for OwnCluster {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
-/// Runs `clients` threads per store, each creating tickets until `stop` is
-/// set or `per_client` are acknowledged; returns every acknowledged ticket
-/// and every error.
-fn create_load(
-    stores: &[&Store],
-    clients: usize,
-    per_client: usize,
-    stop: &Arc<AtomicBool>,
-) -> (Vec<Ticket>, Vec<ClientError>) {
-    thread::scope(|scope| {
-        let mut workers = Vec::new();
-        for (host, store) in stores.iter().enumerate() {
-            for client_index in 0..clients {
-                let client = store.client();
-                let stop = Arc::clone(stop);
-                workers.push(scope.spawn(move || {
-                    let mut acked = Vec::new();
-                    let mut errors = Vec::new();
-                    for i in 0..per_client {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        match client.create(draft(&format!("h{host} c{client_index} #{i}"))) {
-                            Ok(ticket) => acked.push(ticket),
-                            Err(error) => errors.push(error),
-                        }
-                    }
-                    (acked, errors)
-                }));
-            }
-        }
-        let mut acked = Vec::new();
-        let mut errors = Vec::new();
-        for worker in workers {
-            let (a, e) = worker.join().expect("client thread");
-            acked.extend(a);
-            errors.extend(e);
-        }
-        (acked, errors)
-    })
-}
-
-/// Every acknowledged ticket is in `store`, created as acknowledged.
-fn assert_all_present(store: &Store, acked: &[Ticket]) {
-    let tickets: BTreeMap<TicketId, Ticket> =
-        all_tickets(store).into_iter().map(|t| (t.id, t)).collect();
-    for ticket in acked {
-        let found = tickets.get(&ticket.id);
-        assert!(
-            found.is_some_and(|t| t.title == ticket.title && t.created_at == ticket.created_at),
-            "acknowledged ticket {} is missing or different: {found:?}",
-            ticket.id
-        );
-    }
-}
-
-#[test]
-fn two_hosts_writing_one_stream_mint_unique_ids_and_converge() {
-    let Some(urls) = shared_cluster("two_hosts_converge") else {
-        return;
-    };
-    let stream = stream_name("converge");
-    let (dir_a, dir_b, dir_c) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let a = open(dir_a.path(), &urls, &stream);
-    let b = open(dir_b.path(), &urls, &stream);
-    let stop = Arc::new(AtomicBool::new(false));
-    let (acked, errors) = create_load(&[&a, &b], 4, 60, &stop);
-    assert!(errors.is_empty(), "no write may fail here: {errors:?}");
-    assert_eq!(acked.len(), 2 * 4 * 60);
-    let ids: HashSet<TicketId> = acked.iter().map(|t| t.id).collect();
-    assert_eq!(ids.len(), acked.len(), "an id was acknowledged twice");
-    let next_id = TicketId::from(acked.len() as u64 + 1);
-    wait_for_next_id(&a, next_id, Duration::from_secs(20));
-    wait_for_next_id(&b, next_id, Duration::from_secs(20));
-    let state_a = all_tickets(&a);
-    assert_eq!(state_a, all_tickets(&b), "the two hosts' states differ");
-    assert_eq!(state_a.len(), acked.len());
-    assert_all_present(&a, &acked);
-
-    // A third host replays the stream to exactly the same state.
-    let c = open(dir_c.path(), &urls, &stream);
-    assert_eq!(all_tickets(&c), state_a, "a fresh host's replay differs");
-    assert_eq!(c.recovery().records_replayed, acked.len() as u64);
-    a.close().unwrap();
-    b.close().unwrap();
-    c.close().unwrap();
-}
+use crate::jetstream_common::{
+    OwnCluster, StopOnDrop, all_tickets, assert_all_present, create_load, jetstream, open,
+    open_options, request_raw, shared_cluster, stream_leader, stream_name, wait_for_next_id,
+};
 
 #[test]
 fn racing_updates_across_hosts_lose_no_update_and_honour_expected_versions() {
@@ -481,10 +240,6 @@ fn a_big_batch_is_split_and_an_oversize_command_is_a_typed_error() {
         ),
         "{error:?}"
     );
-}
-
-fn open_options(urls: &[String], stream: &str) -> Options {
-    jetstream(urls, stream, Duration::from_secs(15))
 }
 
 #[test]
@@ -766,74 +521,6 @@ fn a_damaged_message_in_the_stream_stops_writes_loudly() {
     );
 }
 
-/// A request-reply over the plain NATS text protocol (for the JetStream API:
-/// stream info, leader step-down); the reply's payload, or `None` if none
-/// came within 3 s (a node in an election may not answer).
-fn request_raw(url: &str, subject: &str, payload: &[u8]) -> Option<String> {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let address = url.trim_start_matches("nats://");
-    let stream = std::net::TcpStream::connect(address).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut writer = stream;
-    write!(
-        writer,
-        "CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nSUB _INBOX.ticketlog_test 1\r\nPUB {subject} _INBOX.ticketlog_test {}\r\n",
-        payload.len()
-    )
-    .unwrap();
-    writer.write_all(payload).unwrap();
-    writer.write_all(b"\r\n").unwrap();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).ok()?;
-        if let Some(header) = line.strip_prefix("MSG ") {
-            let len: usize = header
-                .split_whitespace()
-                .last()
-                .and_then(|n| n.parse().ok())
-                .expect("a MSG line ends with the length");
-            let mut body = vec![0; len + 2];
-            reader.read_exact(&mut body).ok()?;
-            body.truncate(len);
-            return Some(String::from_utf8_lossy(&body).into_owned());
-        }
-        if line.starts_with("PING") {
-            writer.write_all(b"PONG\r\n").unwrap();
-        }
-        if line.starts_with("-ERR") {
-            return None;
-        }
-    }
-}
-
-/// The node (1..=3) leading `stream`, from `$JS.API.STREAM.INFO`, asking
-/// each node in turn until one knows (bounded: 30 s).
-fn stream_leader(urls: &[String], stream: &str) -> u32 {
-    let started = Instant::now();
-    loop {
-        for url in urls {
-            let info = request_raw(url, &format!("$JS.API.STREAM.INFO.{stream}"), b"");
-            let leader = info.and_then(|info| {
-                let at = info.find("\"leader\":\"n")? + "\"leader\":\"n".len();
-                info.get(at..at + 1)?.parse().ok()
-            });
-            if let Some(leader) = leader {
-                return leader;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no node named the stream's leader within 30 s"
-        );
-        thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn killing_the_leader_and_stepping_it_down_lose_nothing_and_the_pause_is_bounded() {
     if shared_cluster("kill_the_leader").is_none() {
@@ -846,14 +533,6 @@ fn killing_the_leader_and_stepping_it_down_lose_nothing_and_the_pause_is_bounded
     let stop = AtomicBool::new(false);
     let kills = 4;
     let stepdowns = 4;
-    /// Stops the load when the faults end, even by a panic (else the scope
-    /// would wait for the load thread forever).
-    struct StopOnDrop<'a>(&'a AtomicBool);
-    impl Drop for StopOnDrop<'_> {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::Relaxed);
-        }
-    }
     let (acked, errors, gaps, slowest_call) = thread::scope(|scope| {
         let stop_load = StopOnDrop(&stop);
         let load = scope.spawn(|| {

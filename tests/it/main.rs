@@ -17,6 +17,10 @@ mod inspect;
 mod io_sweep;
 #[cfg(feature = "jetstream")]
 mod jetstream;
+#[cfg(feature = "jetstream")]
+mod jetstream_common;
+#[cfg(feature = "jetstream")]
+mod jetstream_faults;
 mod kill;
 mod lifecycle;
 mod oracle;

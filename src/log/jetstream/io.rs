@@ -46,6 +46,33 @@ pub const HEADER_ALLOWANCE_BYTES: usize = 512;
 /// most this long; the in-doubt deadline bounds the retries.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often the client pings a server that has sent it nothing; after
+/// three unanswered pings it drops the connection and reconnects to another
+/// server. A node that is paused (SIGSTOP, a stalled VM) keeps its sockets
+/// open, so without pings a host connected to it would wait for the
+/// default interval (60 s, so three minutes) while the rest of the cluster
+/// elected a new leader and went on; with 1 s it is back within ~3 s. Any
+/// traffic from the server resets the timer, so a busy connection sends no
+/// pings at all.
+const PING_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The first and the longest pause between two tries of an unsettled
+/// publish: short, so that the first try after an election gets in.
+const RETRY_PAUSE_MIN: Duration = Duration::from_millis(50);
+const RETRY_PAUSE_MAX: Duration = Duration::from_millis(250);
+
+/// Set (to anything) to have every unsettled publish attempt described on
+/// stderr: for finding out where a pause in acknowledgements goes.
+pub const TRACE_ENV: &str = "TICKETLOG_JETSTREAM_TRACE";
+
+/// Writes `line()` to stderr if [`TRACE_ENV`] is set.
+fn trace(line: impl FnOnce() -> String) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os(TRACE_ENV).is_some()) {
+        eprintln!("ticketlog jetstream: {}", line());
+    }
+}
+
 /// After this long without a message, the tail asks the stream whether it
 /// missed any (and starts a new consumer if so).
 const TAIL_IDLE_CHECK: Duration = Duration::from_secs(2);
@@ -225,6 +252,7 @@ impl Io {
                 async_nats::ConnectOptions::new()
                     .connection_timeout(REQUEST_TIMEOUT)
                     .request_timeout(Some(REQUEST_TIMEOUT))
+                    .ping_interval(PING_INTERVAL)
                     .max_reconnects(None)
                     .connect(addrs.as_slice()),
             )
@@ -333,16 +361,28 @@ impl Io {
 
     /// Publishes `frame` fenced on the stream's last sequence being
     /// `expected_last`, with `msg_id` for safe retries, and resolves any
-    /// doubt by reading back sequence `expected_last + 1`, until the
-    /// deadline. Never reports `Committed` unless the stream holds exactly
-    /// these bytes at the returned sequence.
+    /// doubt until the deadline. Never reports `Committed` unless the stream
+    /// holds exactly these bytes at the returned sequence.
+    ///
+    /// A copy that may have landed (no acknowledgement in time, a dropped
+    /// connection) is resolved by sending the identical bytes again, not by
+    /// reading back first: the Msg-Id turns a copy that did land into a
+    /// duplicate acknowledgement and the fence refuses one that would land
+    /// anywhere else, so only those two answers need the read-back of
+    /// sequence `expected_last + 1`. While the stream has no leader (an
+    /// election after the leader died) a read-back gets no answer and would
+    /// cost a full request timeout per try, where a publish is refused at
+    /// once ("no responders"); so the retries follow the election closely
+    /// and the first publish after it settles the batch.
     pub fn publish(&self, expected_last: u64, frame: Bytes, msg_id: &str) -> Published {
         self.runtime.block_on(async {
             let started = Instant::now();
             let target = expected_last + 1;
-            let mut pause = Duration::from_millis(20);
+            let mut pause = RETRY_PAUSE_MIN;
             let mut cause = String::from("no answer yet");
-            let mut sent = 0u32;
+            // Copies sent that a stream may have taken (all but those
+            // refused as "no responders": no stream was listening).
+            let mut maybe_landed = 0u32;
             loop {
                 let elapsed = started.elapsed();
                 if elapsed >= self.deadline {
@@ -367,15 +407,16 @@ impl Io {
                         ack.await
                     })
                     .await;
-                match attempt {
+                let read_back_needed = match attempt {
+                    Ok(Ok(ack)) if ack.sequence == target && !ack.duplicate => {
+                        return Published::Committed(target);
+                    }
                     Ok(Ok(ack)) if ack.sequence == target => {
                         // A duplicate ack names the sequence the first copy
                         // of this Msg-Id got: ours, unless the read-back
-                        // below says otherwise.
-                        if !ack.duplicate {
-                            return Published::Committed(target);
-                        }
+                        // says otherwise.
                         cause = "a duplicate acknowledgement".into();
+                        true
                     }
                     Ok(Ok(ack)) => {
                         // Acknowledged somewhere else than it was fenced
@@ -385,34 +426,51 @@ impl Io {
                             "acknowledged at sequence {} though fenced for {target}",
                             ack.sequence
                         );
+                        true
                     }
                     Ok(Err(error)) if error.kind() == PublishErrorKind::WrongLastSequence => {
                         // The server refused this copy; with no earlier copy
-                        // in flight, nothing of it is in the stream.
-                        if sent == 0 {
+                        // that may have landed, nothing of it is in the stream.
+                        if maybe_landed == 0 {
                             return Published::Fenced;
                         }
-                        cause = "another batch got in first".into();
+                        cause = "the fence refused a resend".into();
+                        true
                     }
-                    Ok(Err(error)) => cause = error.to_string(),
-                    Err(_) => cause = format!("no acknowledgement within {REQUEST_TIMEOUT:?}"),
-                }
-                sent += 1;
-                // In doubt (or fenced): what does the stream hold at `target`?
-                match read_back(&self.context, &self.stream, target).await {
-                    Ok(ReadBack::Found(stored)) if stored == frame => {
-                        return Published::Committed(target);
+                    Ok(Err(error)) if error.kind() == PublishErrorKind::StreamNotFound => {
+                        // No responders: no stream leader listens (an
+                        // election); this copy reached no stream.
+                        cause = "no stream leader (no responders)".into();
+                        false
                     }
-                    Ok(ReadBack::Found(_)) => return Published::Fenced,
-                    // Not there: sending the same bytes again is safe (the
-                    // Msg-Id drops a copy that did land, the fence refuses
-                    // one that would land elsewhere).
-                    Ok(ReadBack::Absent) => {}
-                    Err(read_cause) => cause = format!("{cause}; read-back: {read_cause}"),
+                    Ok(Err(error)) => {
+                        maybe_landed += 1;
+                        cause = error.to_string();
+                        false
+                    }
+                    Err(_) => {
+                        maybe_landed += 1;
+                        cause = format!("no acknowledgement within {REQUEST_TIMEOUT:?}");
+                        false
+                    }
+                };
+                trace(|| format!("publish {target} at {:?}: {cause}", started.elapsed()));
+                if read_back_needed {
+                    // What does the stream hold at `target`?
+                    match read_back(&self.context, &self.stream, target).await {
+                        Ok(ReadBack::Found(stored)) if stored == frame => {
+                            return Published::Committed(target);
+                        }
+                        Ok(ReadBack::Found(_)) => return Published::Fenced,
+                        // Not there: sending the same bytes again is safe.
+                        Ok(ReadBack::Absent) => {}
+                        Err(read_cause) => cause = format!("{cause}; read-back: {read_cause}"),
+                    }
+                    trace(|| format!("read back {target} at {:?}: {cause}", started.elapsed()));
                 }
                 tokio::time::sleep(pause.min(self.deadline.saturating_sub(started.elapsed())))
                     .await;
-                pause = (pause * 2).min(Duration::from_millis(500));
+                pause = (pause * 2).min(RETRY_PAUSE_MAX);
             }
         })
     }
