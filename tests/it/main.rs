@@ -17,6 +17,8 @@ mod inspect;
 mod io_sweep;
 #[cfg(feature = "jetstream")]
 mod jetstream;
+#[cfg(feature = "jetstream")]
+mod jetstream_snapshots;
 mod kill;
 mod lifecycle;
 mod oracle;
