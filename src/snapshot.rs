@@ -32,7 +32,7 @@ use crate::domain::ticket::TicketId;
 use crate::domain::time::Timestamp;
 use crate::error::{Damage, StorageError};
 use crate::state::{BLOCK_IDS, Frozen, State, StateBuilder};
-use crate::storage::{OpenMode, Storage, read_exact_at};
+use crate::storage::{OpenMode, Storage, StorageFile, read_exact_at};
 
 /// The first eight bytes of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"TKTSNP\r\n";
@@ -268,6 +268,79 @@ pub(crate) fn write_snapshot(
     }
 }
 
+/// Encodes a snapshot of `frozen`, the state after every record up to
+/// `lsn`, in memory: the bytes of a snapshot file, for a log that keeps
+/// snapshots itself ([`ImageStore`](crate::log::ImageStore)). `place`
+/// names it in errors. Calls `progress` with the tickets encoded so far.
+pub(crate) fn encode_snapshot(
+    place: &Path,
+    lsn: u64,
+    frozen: &Frozen,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Vec<u8>, StorageError> {
+    let mut file = MemoryFile::default();
+    // Nothing to pace: no disk is written here (the store's upload is).
+    write_to(&mut file, place, lsn, frozen, 0, progress)?;
+    Ok(file.bytes)
+}
+
+/// Reads, checks and loads a snapshot from `bytes` (as
+/// [`encode_snapshot`] made them, named for `lsn`, `place` in reports)
+/// exactly as [`load_snapshot`] does a file.
+pub(crate) fn decode_snapshot(
+    bytes: Vec<u8>,
+    place: &Path,
+    lsn: u64,
+    lsn_max: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(State, SnapshotInfo), (u64, Damage)> {
+    let mut file = MemoryFile { bytes };
+    load_from(&mut file, place, lsn, lsn_max, progress)
+}
+
+/// A file in memory, for encoding and decoding snapshots held elsewhere.
+#[derive(Debug, Default)]
+struct MemoryFile {
+    bytes: Vec<u8>,
+}
+
+impl StorageFile for MemoryFile {
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.bytes.len() as u64)
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.bytes.len());
+        let n = buf.len().min(self.bytes.len() - start);
+        buf[..n].copy_from_slice(&self.bytes[start..start + n]);
+        Ok(n)
+    }
+
+    fn write_all_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let start = usize::try_from(offset).map_err(io::Error::other)?;
+        let end = start
+            .checked_add(data.len())
+            .ok_or_else(|| io::Error::other("offset overflow"))?;
+        if self.bytes.len() < end {
+            self.bytes.resize(end, 0);
+        }
+        self.bytes[start..end].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.bytes
+            .resize(usize::try_from(len).map_err(io::Error::other)?, 0);
+        Ok(())
+    }
+}
+
 /// Writes the whole snapshot to `temp` and syncs it; returns its length.
 fn write_temp(
     storage: &dyn Storage,
@@ -277,10 +350,23 @@ fn write_temp(
     bytes_per_s: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, StorageError> {
-    let io_error = |op: &'static str| move |e: io::Error| StorageError::io(op, temp, e);
     let mut file = storage
         .open_file(temp, OpenMode::CreateReadWrite)
-        .map_err(io_error("create"))?;
+        .map_err(|e| StorageError::io("create", temp, e))?;
+    write_to(file.as_mut(), temp, lsn, frozen, bytes_per_s, progress)
+}
+
+/// Writes the whole snapshot to `file` (`temp` in errors) and syncs it;
+/// returns its length.
+fn write_to(
+    file: &mut dyn StorageFile,
+    temp: &Path,
+    lsn: u64,
+    frozen: &Frozen,
+    bytes_per_s: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, StorageError> {
+    let io_error = |op: &'static str| move |e: io::Error| StorageError::io(op, temp, e);
     // A leftover of an earlier attempt may be longer than what is written now.
     file.set_len(0).map_err(io_error("truncate"))?;
     let mut offset = SNAPSHOT_HEADER_LEN as u64;
@@ -352,10 +438,21 @@ pub(crate) fn load_snapshot(
     lsn_max: u64,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(State, SnapshotInfo), (u64, Damage)> {
-    let io_damage = |e: io::Error| (0, Damage::Unreadable(e.to_string()));
     let mut file = storage
         .open_file(path, OpenMode::ReadOnly)
-        .map_err(io_damage)?;
+        .map_err(|e| (0, Damage::Unreadable(e.to_string())))?;
+    load_from(file.as_mut(), path, lsn, lsn_max, progress)
+}
+
+/// [`load_snapshot`] of an open file.
+fn load_from(
+    file: &mut dyn StorageFile,
+    path: &Path,
+    lsn: u64,
+    lsn_max: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(State, SnapshotInfo), (u64, Damage)> {
+    let io_damage = |e: io::Error| (0, Damage::Unreadable(e.to_string()));
     let file_len = file.size().map_err(io_damage)?;
     let mut header_bytes = [0u8; SNAPSHOT_HEADER_LEN];
     if file_len < SNAPSHOT_HEADER_LEN as u64 {
@@ -366,7 +463,7 @@ pub(crate) fn load_snapshot(
             },
         ));
     }
-    read_exact_at(file.as_mut(), 0, &mut header_bytes).map_err(io_damage)?;
+    read_exact_at(file, 0, &mut header_bytes).map_err(io_damage)?;
     let header = SnapshotHeader::decode(&header_bytes).map_err(|damage| (0, damage))?;
     if header.lsn != lsn {
         return Err((
@@ -419,7 +516,7 @@ pub(crate) fn load_snapshot(
                 len: SNAPSHOT_BLOCK_HEADER_LEN as u64,
             }));
         }
-        read_exact_at(file.as_mut(), offset, &mut frame).map_err(io_damage)?;
+        read_exact_at(file, offset, &mut frame).map_err(io_damage)?;
         let len = u32_at(&frame, 0) as usize;
         // Bound the length before allocating anything from it.
         if len > SNAPSHOT_BLOCK_BYTES_MAX {
@@ -434,12 +531,8 @@ pub(crate) fn load_snapshot(
             }));
         }
         block.resize(len, 0);
-        read_exact_at(
-            file.as_mut(),
-            offset + SNAPSHOT_BLOCK_HEADER_LEN as u64,
-            &mut block,
-        )
-        .map_err(io_damage)?;
+        read_exact_at(file, offset + SNAPSHOT_BLOCK_HEADER_LEN as u64, &mut block)
+            .map_err(io_damage)?;
         if crc32c::crc32c_append(crc32c::crc32c(&frame[0..4]), &block) != u32_at(&frame, 4) {
             return Err(damaged(Damage::BadPayload));
         }

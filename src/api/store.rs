@@ -162,6 +162,7 @@ impl Store {
         log.set_waker(Box::new(move || {
             let _ = wake_requests.try_send(Request::LogAdvanced);
         }));
+        let images = log.image_store();
         let server = Server {
             state: restored.state,
             log,
@@ -178,6 +179,7 @@ impl Store {
                 options.get_retention(),
                 options.progress_ref().cloned(),
                 options.get_snapshot_write_bytes_per_s(),
+                images,
                 restored.on_disk,
                 recovery.snapshot.clone(),
             ),

@@ -273,6 +273,11 @@ pub enum Workload {
     /// Disk use after compaction of clients x ops tickets each updated 9
     /// times, against the snapshot size plus the segment limit
     CompactDisk,
+    /// A shared log only (--nats): the time for a new host (empty data
+    /// directory) to open a stream of clients x ops tickets each updated 9
+    /// times, by replaying it all, against from the newest snapshot plus a
+    /// 1,000-update tail
+    Join,
     /// Like insert, but over HTTP: an in-process `ticketlog serve` on
     /// 127.0.0.1 and one keep-alive connection per client, each create
     /// answered before the next
@@ -291,6 +296,7 @@ impl Workload {
             Workload::ReopenHistory => "reopen-history",
             Workload::SnapshotLatency => "snapshot-latency",
             Workload::CompactDisk => "compact-disk",
+            Workload::Join => "join",
             #[cfg(feature = "serve")]
             Workload::HttpInsert => "http-insert",
         }

@@ -17,8 +17,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value, json};
 use ticketlog::rng::Rng;
 use ticketlog::{
-    Client, ClientError, Command, Durability, Options, PendingReply, Retention, Status, Store,
-    Ticket, TicketDraft, TicketId, TicketPatch,
+    Client, ClientError, Command, Durability, LogBackend, Options, PendingReply, Retention, Status,
+    Store, Ticket, TicketDraft, TicketId, TicketPatch,
 };
 
 use super::CliError;
@@ -330,6 +330,7 @@ pub(crate) fn run(
         Workload::ReopenHistory => reopen_history(dir, durability, args, &mut fields)?,
         Workload::SnapshotLatency => snapshot_latency(dir, durability, args, &mut fields)?,
         Workload::CompactDisk => compact_disk(dir, args, &mut fields)?,
+        Workload::Join => join(dir, args, &mut fields)?,
         #[cfg(feature = "serve")]
         Workload::HttpInsert => http_insert(dir, durability, args, &mut fields)?,
     }
@@ -941,6 +942,93 @@ fn reopen_history(
     fields.insert("history_query_secs".into(), round3(history_query_secs));
     fields.insert("cold_cache".into(), json!(cold));
     add_disk(fields, &history_dir);
+    Ok(())
+}
+
+/// A new host joining a shared log: opened on an empty directory, first
+/// with no snapshot to load (a full replay of the stream), then after a
+/// snapshot and a short tail; both must reach the writer's state.
+fn join(dir: &Path, args: &BenchArgs, fields: &mut Map<String, Value>) -> Result<(), CliError> {
+    const ROUNDS: u64 = 9;
+    /// Updates written after the snapshot, so the join replays a tail.
+    const TAIL: u64 = 1000;
+    if matches!(super::store_options().get_log_backend(), LogBackend::Local) {
+        return Err(CliError::Failed(
+            "the join workload needs a shared log: give --nats and --stream (a new stream)".into(),
+        ));
+    }
+    let tickets = u64::from(args.clients) * args.ops;
+    let options = || super::store_options().snapshot_every(0);
+    let state = |store: &Store| -> Result<(u64, u64), CliError> {
+        let stats = store.client().stats()?;
+        Ok((stats.digest, stats.tickets()))
+    };
+    let writer = Store::open(dir.join("writer"), options())?;
+    if writer.client().stats()?.last_lsn != 0 {
+        return Err(CliError::Failed(
+            "the join workload needs a new, empty stream".into(),
+        ));
+    }
+    let build_started = Instant::now();
+    build_history(&writer, tickets, ROUNDS, args.clients, "join: build")?;
+    let build_secs = build_started.elapsed().as_secs_f64();
+    let built = state(&writer)?;
+
+    let (replay_secs, host) = timed_open(&dir.join("replay"), options())?;
+    let replay_recovery = host.recovery().clone();
+    let replayed = state(&host)?;
+    host.close()?;
+
+    let snapshot_started = Instant::now();
+    let snapshot = writer.snapshot()?;
+    let snapshot_secs = snapshot_started.elapsed().as_secs_f64();
+    let client = writer.client();
+    for id in 1..=TAIL.min(tickets) {
+        client.update(TicketId::from(id), update_patch(ROUNDS, id))?;
+    }
+    let written = state(&writer)?;
+    let commands = writer.client().stats()?.records;
+    writer.close()?;
+
+    let (join_secs, host) = timed_open(&dir.join("join"), options())?;
+    let join_recovery = host.recovery().clone();
+    let joined = state(&host)?;
+    host.close()?;
+    if replayed != built || joined != written || replay_recovery.snapshot.is_some() {
+        return Err(CliError::Failed(format!(
+            "a new host did not reach the writer's state: replay {replayed:?} vs {built:?}, \
+             join {joined:?} vs {written:?}"
+        )));
+    }
+    if join_recovery.snapshot.as_ref().map(|s| s.lsn) != Some(snapshot.lsn) {
+        return Err(CliError::Failed(format!(
+            "the joining host did not load the snapshot: {join_recovery:?}"
+        )));
+    }
+    fields.insert("ops".into(), json!(commands));
+    fields.insert("tickets".into(), json!(tickets));
+    fields.insert("secs".into(), round3(join_secs));
+    fields.insert("ops_per_s".into(), round3(commands as f64 / join_secs));
+    fields.insert("p50_us".into(), Value::Null);
+    fields.insert("p99_us".into(), Value::Null);
+    fields.insert("build_secs".into(), round3(build_secs));
+    fields.insert("full_replay_open_secs".into(), round3(replay_secs));
+    fields.insert(
+        "full_replay_records".into(),
+        json!(replay_recovery.records_replayed),
+    );
+    fields.insert("snapshot_secs".into(), round3(snapshot_secs));
+    fields.insert("snapshot_lsn".into(), json!(snapshot.lsn));
+    fields.insert("snapshot_bytes".into(), json!(snapshot.bytes));
+    fields.insert("join_open_secs".into(), round3(join_secs));
+    fields.insert(
+        "join_records_replayed".into(),
+        json!(join_recovery.records_replayed),
+    );
+    fields.insert(
+        "open_ratio".into(),
+        round3(join_secs / replay_secs.max(1e-9)),
+    );
     Ok(())
 }
 

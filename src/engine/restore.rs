@@ -26,7 +26,7 @@ use crate::domain::change::Change;
 use crate::domain::codec;
 use crate::engine::retention::DiskSnapshot;
 use crate::error::{Damage, OpenError};
-use crate::log::{CommandLog, LogRecord, OpeningLog, Recovery, Replayed};
+use crate::log::{CommandLog, ImageMark, LogRecord, OpeningLog, Recovery, Replayed};
 use crate::progress::{ProgressFn, ProgressStep};
 use crate::snapshot::{self, RejectedSnapshot, SnapshotInfo};
 use crate::state::State;
@@ -130,15 +130,39 @@ pub(crate) struct Restored {
     pub last_digest_lsn: u64,
 }
 
-/// Loads a snapshot from `dir` and has `log` replay the records after it.
+/// Loads a snapshot from `dir` (or from the log's own
+/// [`ImageStore`](crate::log::ImageStore), if it has one) and has `log`
+/// replay the records after it.
 pub(crate) fn restore(
     storage: &Arc<dyn Storage>,
     dir: &Path,
-    log: Box<dyn OpeningLog>,
+    mut log: Box<dyn OpeningLog>,
     purpose: Purpose<'_>,
 ) -> Result<Restored, OpenError> {
-    let (snapshot_files, temps) = snapshot::list_snapshots(storage.as_ref(), dir)
-        .map_err(|e| OpenError::io("list directory", dir, e))?;
+    // A log that keeps snapshots itself (a shared log) serves from those
+    // only; the directory's files are the local log's.
+    let images = match purpose {
+        Purpose::Serve { .. } => log.image_store(),
+        Purpose::Inspect { .. } => None,
+    };
+    // The log's snapshots, oldest first (empty for the local log).
+    let stored = match &images {
+        Some(images) => images.list().map_err(|e| {
+            OpenError::io("list snapshots", dir, std::io::Error::other(e.to_string()))
+        })?,
+        None => Vec::new(),
+    };
+    let (snapshot_files, temps): (Vec<(u64, PathBuf)>, Vec<PathBuf>) = match &images {
+        Some(_) => (
+            stored
+                .iter()
+                .map(|image| (image.mark.lsn, image.place.clone()))
+                .collect(),
+            Vec::new(),
+        ),
+        None => snapshot::list_snapshots(storage.as_ref(), dir)
+            .map_err(|e| OpenError::io("list directory", dir, e))?,
+    };
     let lsn_max = log.lsn_bound()?;
     let first_lsn = log.first_lsn();
     let strict = matches!(
@@ -166,8 +190,64 @@ pub(crate) fn restore(
     // (LSN, digest, index in `checks`) of every good snapshot, when inspecting.
     let mut digests = Vec::new();
     let mut loaded: Option<(State, SnapshotInfo)> = None;
-    match purpose {
-        Purpose::Serve { .. } => {
+    match (&purpose, &images) {
+        (Purpose::Serve { .. }, Some(images)) => {
+            for image in stored.iter().rev() {
+                let mut report = |done, total| {
+                    if let Some(progress) = progress {
+                        progress.report(ProgressStep::LoadSnapshot, done, total);
+                    }
+                };
+                // The cheap check first: the log's message at the recorded
+                // position must end at the snapshot's LSN (this also sets
+                // where replay starts). Then the bytes, with every check
+                // of a snapshot file.
+                let found = log
+                    .resume_after(image.mark)
+                    .map_err(|damage| (0, damage))
+                    .and_then(|()| images.fetch(image.mark.lsn).map_err(|damage| (0, damage)))
+                    .and_then(|bytes| {
+                        snapshot::decode_snapshot(
+                            bytes,
+                            &image.place,
+                            image.mark.lsn,
+                            lsn_max,
+                            &mut report,
+                        )
+                    });
+                match found {
+                    Ok(found) => {
+                        loaded = Some(found);
+                        break;
+                    }
+                    Err((offset, damage)) if strict => {
+                        return Err(OpenError::Corrupt {
+                            file: image.place.clone(),
+                            offset,
+                            damage,
+                        });
+                    }
+                    Err((offset, damage)) => rejected.push(RejectedSnapshot {
+                        path: image.place.clone(),
+                        offset,
+                        damage,
+                    }),
+                }
+            }
+            if loaded.is_none() {
+                // None was good: replay the whole log.
+                log.resume_after(ImageMark {
+                    lsn: 0,
+                    position: 0,
+                })
+                .map_err(|damage| OpenError::Corrupt {
+                    file: dir.to_path_buf(),
+                    offset: 0,
+                    damage,
+                })?;
+            }
+        }
+        (Purpose::Serve { .. }, None) => {
             for (lsn, path) in snapshot_files.iter().rev() {
                 let mut report = |done, total| {
                     if let Some(progress) = progress {
@@ -194,7 +274,7 @@ pub(crate) fn restore(
                 }
             }
         }
-        Purpose::Inspect { .. } => {
+        (Purpose::Inspect { .. }, _) => {
             // Check every snapshot on its own; keep the newest good one that
             // can stand in for the records compaction removed.
             for (lsn, path) in &snapshot_files {
@@ -358,8 +438,11 @@ pub(crate) fn restore(
         .into_iter()
         .map(|(lsn, path)| {
             let known_bad = rejected.iter().any(|r| r.path == path);
+            let stored_bytes = stored.iter().find(|s| s.mark.lsn == lsn).map(|s| s.bytes);
             let bytes = if snapshot.as_ref().is_some_and(|s| s.lsn == lsn) {
                 snapshot.as_ref().map_or(0, |s| s.bytes)
+            } else if let Some(bytes) = stored_bytes {
+                bytes
             } else {
                 snapshot::file_size(storage.as_ref(), &path).unwrap_or(0)
             };

@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::StorageError;
-use crate::log::CommandLog;
+use crate::log::{CommandLog, ImageStore};
 use crate::progress::{ProgressFn, ProgressStep};
 use crate::snapshot::SnapshotInfo;
 use crate::storage::Storage;
@@ -58,15 +58,49 @@ pub(crate) struct DiskSnapshot {
 ///
 /// `snapshots` lists every snapshot file on disk, oldest first, `newest`
 /// included; it is updated as files go.
+///
+/// With `images` (a log that keeps snapshots itself, shared with other
+/// hosts) the list is read from there first, and what is kept is counted
+/// from the newest snapshot any host stored, not from `newest`: a host
+/// behind the others never removes a newer snapshot than its own.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn apply_retention(
     log: &mut dyn CommandLog,
     storage: &dyn Storage,
     dir: &Path,
+    images: Option<&dyn ImageStore>,
     snapshots: &mut Vec<DiskSnapshot>,
     newest: &SnapshotInfo,
     compact: bool,
     progress: Option<&ProgressFn>,
 ) -> Result<CompactInfo, StorageError> {
+    if let Some(images) = images {
+        let stored = images.list()?;
+        let known_bad: Vec<u64> = snapshots
+            .iter()
+            .filter(|s| s.known_bad)
+            .map(|s| s.lsn)
+            .collect();
+        *snapshots = stored
+            .into_iter()
+            .map(|image| DiskSnapshot {
+                lsn: image.mark.lsn,
+                path: image.place,
+                bytes: image.bytes,
+                known_bad: known_bad.contains(&image.mark.lsn),
+            })
+            .collect();
+        if !snapshots.iter().any(|s| s.lsn == newest.lsn) {
+            // Removed by another host meanwhile (it had newer ones).
+            snapshots.push(DiskSnapshot {
+                lsn: newest.lsn,
+                path: newest.path.clone(),
+                bytes: newest.bytes,
+                known_bad: false,
+            });
+            snapshots.sort_by_key(|s| s.lsn);
+        }
+    }
     debug_assert!(snapshots.windows(2).all(|w| w[0].lsn < w[1].lsn));
     // Not necessarily the last: a damaged snapshot named beyond the log's end
     // (rejected at open) sorts after it.
@@ -88,7 +122,22 @@ pub(crate) fn apply_retention(
         log_bytes: log.size().bytes,
     };
     let keep_snapshots = if compact { 1 } else { 2 };
-    let removable_snapshots = removable_snapshots(snapshots, newest.lsn, keep_snapshots);
+    let keep_from = match images {
+        Some(_) => snapshots
+            .iter()
+            .filter(|s| !s.known_bad)
+            .map(|s| s.lsn)
+            .max()
+            .unwrap_or(newest.lsn)
+            .max(newest.lsn),
+        None => newest.lsn,
+    };
+    let mut removable_snapshots = removable_snapshots(snapshots, keep_from, keep_snapshots);
+    if images.is_some() {
+        // Only older ones: this host may have found a newer one unreadable
+        // for a passing reason (a timeout) that another host reads fine.
+        removable_snapshots.retain(|&lsn| lsn < keep_from);
+    }
     let releasable = if compact {
         log.releasable_through(newest.lsn)
     } else {
@@ -112,7 +161,10 @@ pub(crate) fn apply_retention(
             .position(|s| s.lsn == lsn)
             .expect("removable_snapshots picks from `snapshots`");
         let snapshot = snapshots[index].clone();
-        remove(storage, dir, &snapshot.path)?;
+        match images {
+            Some(images) => images.remove(snapshot.lsn)?,
+            None => remove(storage, dir, &snapshot.path)?,
+        }
         snapshots.remove(index);
         info.snapshots_removed += 1;
         info.bytes_reclaimed += snapshot.bytes;

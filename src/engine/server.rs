@@ -45,7 +45,9 @@ use crate::engine::restore::apply_changes;
 use crate::engine::retention::{self, CompactInfo, DiskSnapshot};
 use crate::engine::subscription::{self, Feed, Subscribers};
 use crate::error::{Damage, StorageError};
-use crate::log::{CommandLog, Flush, LogReader, LogRecord, RECORD_PAYLOAD_BYTES_MAX, RecordBatch};
+use crate::log::{
+    CommandLog, Flush, ImageStore, LogReader, LogRecord, RECORD_PAYLOAD_BYTES_MAX, RecordBatch,
+};
 use crate::options::{Durability, Retention};
 use crate::progress::{ProgressFn, ProgressStep};
 use crate::snapshot::{self, SnapshotInfo};
@@ -132,7 +134,10 @@ pub(crate) struct Snapshots {
     pub progress: Option<ProgressFn>,
     /// The most bytes per second a snapshot is written at (0: no limit).
     pub write_bytes_per_s: u64,
-    /// Every snapshot file in the directory, oldest first.
+    /// Where the log keeps snapshots itself (a shared log), if it does;
+    /// otherwise they are files in the data directory.
+    pub images: Option<Arc<dyn ImageStore>>,
+    /// Every snapshot file in the directory (or the log's), oldest first.
     pub on_disk: Vec<DiskSnapshot>,
     /// The newest snapshot known to be good (loaded at open, or written since).
     pub newest: Option<SnapshotInfo>,
@@ -152,6 +157,7 @@ impl Snapshots {
         retention: Retention,
         progress: Option<ProgressFn>,
         write_bytes_per_s: u64,
+        images: Option<Arc<dyn ImageStore>>,
         on_disk: Vec<DiskSnapshot>,
         newest: Option<SnapshotInfo>,
     ) -> Self {
@@ -161,6 +167,7 @@ impl Snapshots {
             retention,
             progress,
             write_bytes_per_s,
+            images,
             on_disk,
             newest,
             last_attempt_lsn,
@@ -332,6 +339,10 @@ impl Server {
             return;
         }
         let frozen = self.state.freeze();
+        // The log's position of `lsn`, recorded with a snapshot it keeps.
+        let mark = self.log.image_mark();
+        debug_assert_eq!(mark.lsn, lsn);
+        let images = self.snapshots.images.clone();
         let storage = Arc::clone(&self.storage);
         let dir = self.dir.clone();
         let mut report = ReportOnUnwind {
@@ -344,18 +355,36 @@ impl Server {
             .name("ticketlog-snapshot".into())
             .spawn(move || {
                 let total = frozen.tickets;
-                let result = snapshot::write_snapshot(
-                    storage.as_ref(),
-                    &dir,
-                    lsn,
-                    &frozen,
-                    bytes_per_s,
-                    &mut |done| {
-                        if let Some(progress) = &progress {
-                            progress.report(ProgressStep::WriteSnapshot, done, total);
-                        }
-                    },
-                );
+                let mut report_progress = |done| {
+                    if let Some(progress) = &progress {
+                        progress.report(ProgressStep::WriteSnapshot, done, total);
+                    }
+                };
+                let result = match images {
+                    // Encoded in memory, then handed to the log's store.
+                    Some(images) => {
+                        snapshot::encode_snapshot(&dir, lsn, &frozen, &mut report_progress)
+                            .and_then(|bytes| {
+                                let stored = images.put(mark, &bytes)?;
+                                Ok(SnapshotInfo {
+                                    lsn,
+                                    path: stored.place,
+                                    bytes: bytes.len() as u64,
+                                    tickets: frozen.tickets,
+                                    next_id: TicketId::from(frozen.next_id),
+                                    digest: frozen.digest,
+                                })
+                            })
+                    }
+                    None => snapshot::write_snapshot(
+                        storage.as_ref(),
+                        &dir,
+                        lsn,
+                        &frozen,
+                        bytes_per_s,
+                        &mut report_progress,
+                    ),
+                };
                 // Let go of the chunks before reporting, so the server's
                 // next writes need not copy them.
                 drop(frozen);
@@ -423,6 +452,7 @@ impl Server {
             self.log.as_mut(),
             self.storage.as_ref(),
             &self.dir,
+            self.snapshots.images.as_deref(),
             &mut self.snapshots.on_disk,
             &info,
             compact,

@@ -9,7 +9,8 @@
 //! data directory. `docs/LOG_CONTRACT.md` is the contract, written out.
 //!
 //! Architecture invariant: this layer names no ticket, state, change or
-//! snapshot. A payload is bytes; an LSN is a position.
+//! snapshot. A payload is bytes; an LSN is a position. What a shared log
+//! keeps for the engine's snapshots ([`ImageStore`]) is bytes by LSN too.
 
 #[cfg(feature = "jetstream")]
 pub mod jetstream;
@@ -19,6 +20,7 @@ pub mod local;
 use std::fmt;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::error::{Damage, OpenError, StorageError};
 
@@ -263,6 +265,24 @@ pub trait OpeningLog: fmt::Debug {
     /// snapshot claiming to cover more is damaged.
     fn lsn_bound(&self) -> Result<u64, OpenError>;
 
+    /// Where this log keeps snapshots itself, if it does (a shared log: in
+    /// a place every host reads). `None`, the default, means the engine
+    /// keeps them as files in the data directory (the local log).
+    fn image_store(&self) -> Option<Arc<dyn ImageStore>> {
+        None
+    }
+
+    /// Before [`Self::replay`]: a snapshot covering the records through
+    /// `mark.lsn` will be loaded, so replay may start after `mark.position`
+    /// rather than at the start. A log with positions of its own checks
+    /// that its record at `mark.position` ends at `mark.lsn` and refuses the
+    /// mark (leaving the replay's start as it was) if not. The default,
+    /// where positions are LSNs, accepts every mark.
+    fn resume_after(&mut self, mark: ImageMark) -> Result<(), Damage> {
+        let _ = mark;
+        Ok(())
+    }
+
     /// Replays every durable record after `after_lsn` through `visit`, in
     /// order, and returns the log ready to append after the last good one.
     /// A torn tail is cut (under [`Access::ReadWrite`] and
@@ -372,6 +392,63 @@ pub trait CommandLog: Send + fmt::Debug {
     fn set_waker(&mut self, wake: LogWaker) {
         drop(wake);
     }
+
+    /// Where this log keeps snapshots itself (see
+    /// [`OpeningLog::image_store`]); `None` by default.
+    fn image_store(&self) -> Option<Arc<dyn ImageStore>> {
+        None
+    }
+
+    /// The mark a snapshot of everything appended so far carries: the LSN
+    /// of the last record and the log's own position of it (the same LSN
+    /// by default). Called between batches, when the engine freezes its
+    /// state.
+    fn image_mark(&self) -> ImageMark {
+        let lsn = self.next_lsn() - 1;
+        ImageMark { lsn, position: lsn }
+    }
+}
+
+/// Where an image (a snapshot, to the engine) ends, in both of a log's counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageMark {
+    /// The LSN of the last record it covers (0: none).
+    pub lsn: u64,
+    /// The log's own position of that record: a shared log's message
+    /// sequence (0: none). Replay resumes after it.
+    pub position: u64,
+}
+
+/// An image an [`ImageStore`] holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredImage {
+    /// Where it ends.
+    pub mark: ImageMark,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// How reports and errors name it.
+    pub place: PathBuf,
+}
+
+/// Images of the state above the log (the engine's snapshots) kept by the
+/// log itself, as opaque bytes by LSN: the engine encodes and checks them;
+/// this layer only stores, lists and removes them. At most one per LSN. Used from the server thread and from the
+/// snapshot helper thread; every call is bounded in time.
+pub trait ImageStore: Send + Sync + fmt::Debug {
+    /// The snapshots held, oldest (lowest LSN) first.
+    fn list(&self) -> Result<Vec<StoredImage>, StorageError>;
+
+    /// The bytes of the snapshot ending at LSN `lsn`, exactly as stored.
+    /// A snapshot that cannot be read whole is [`Damage::Unreadable`].
+    fn fetch(&self, lsn: u64) -> Result<Vec<u8>, Damage>;
+
+    /// Stores `bytes`, a snapshot of everything through `mark`, durably;
+    /// when it returns `Ok`, [`Self::list`] shows it.
+    fn put(&self, mark: ImageMark, bytes: &[u8]) -> Result<StoredImage, StorageError>;
+
+    /// Removes the snapshot ending at LSN `lsn`; one already gone is not
+    /// an error.
+    fn remove(&self, lsn: u64) -> Result<(), StorageError>;
 }
 
 /// Reads records a log held when the reader was made, on any thread.

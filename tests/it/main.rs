@@ -21,6 +21,8 @@ mod jetstream;
 mod jetstream_common;
 #[cfg(feature = "jetstream")]
 mod jetstream_faults;
+#[cfg(feature = "jetstream")]
+mod jetstream_snapshots;
 mod kill;
 mod lifecycle;
 mod oracle;

@@ -185,8 +185,8 @@ enum ReadBack {
 pub struct Io {
     /// Owns the connection's tasks. A runtime of its own keeps the engine
     /// synchronous: the server thread blocks on it between batches.
-    runtime: Runtime,
-    context: Context,
+    pub(super) runtime: Runtime,
+    pub(super) context: Context,
     pub stream: String,
     pub subject: String,
     pub servers: String,
@@ -538,6 +538,16 @@ impl Io {
             wake_pending,
             task,
         }
+    }
+
+    /// The message the stream's leader holds at `seq`, if any.
+    pub fn read_message(&self, seq: u64) -> Result<Option<Bytes>, String> {
+        self.runtime
+            .block_on(read_back(&self.context, &self.stream, seq))
+            .map(|found| match found {
+                ReadBack::Found(payload) => Some(payload),
+                ReadBack::Absent => None,
+            })
     }
 
     /// Sleeps on the runtime's timer (the server thread between batches).

@@ -25,6 +25,7 @@
 //! Architecture invariant: this module names no ticket; payloads are bytes.
 
 pub mod frame;
+mod images;
 mod io;
 
 use std::collections::VecDeque;
@@ -37,17 +38,19 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+pub use images::bucket_for;
 pub use io::{SERVER_VERSION_MIN, STREAM_REPLICAS, subject_for};
 
 use crate::error::{Damage, OpenError, StorageError};
 use crate::log::jetstream_options::JetStreamOptions;
 use crate::log::local::lock_directory;
 use crate::log::{
-    CommandLog, Flush, LogReader, LogRecord, LogSize, LogWaker, OpeningLog, RecordBatch,
-    RecordPlace, Released, Replayed,
+    CommandLog, Flush, ImageMark, ImageStore, LogReader, LogRecord, LogSize, LogWaker, OpeningLog,
+    RecordBatch, RecordPlace, Released, Replayed,
 };
 use crate::storage::{OpenMode, Storage, StorageLock};
 use frame::{BatchId, FRAME_HEADER_LEN, RECORD_HEADER_LEN};
+use images::Images;
 use io::{Io, Published, Tail, TailItem};
 
 /// A JetStream log connected and checked, not yet replayed.
@@ -58,14 +61,19 @@ pub struct JetStreamOpening {
     first_seq: u64,
     last_payload: Option<Bytes>,
     frame_bytes_max: usize,
+    /// The stream's snapshot bucket.
+    images: Arc<Images>,
+    /// Where replay starts, after a snapshot's mark was checked: the
+    /// sequence it ends at and the LSN of its last record.
+    resume: ImageMark,
     lock: Box<dyn StorageLock>,
 }
 
 impl JetStreamOpening {
-    /// Takes `dir`'s lock (it holds this host's snapshots), connects to the
-    /// servers, refuses one older than [`SERVER_VERSION_MIN`], and creates
-    /// the stream or checks that the existing one is configured as ticketlog
-    /// needs.
+    /// Takes `dir`'s lock, connects to the servers, refuses one older than
+    /// [`SERVER_VERSION_MIN`], creates the stream or checks that the
+    /// existing one is configured as ticketlog needs, and does the same for
+    /// its snapshot bucket ([`bucket_for`]).
     pub fn open(
         storage: &dyn Storage,
         dir: &Path,
@@ -88,12 +96,18 @@ impl JetStreamOpening {
                 opened.created_unix_nanos
             ),
         )?;
+        let images = Arc::new(Images::open(Arc::clone(&opened.io))?);
         Ok(JetStreamOpening {
             io: opened.io,
             last_seq: opened.last_seq,
             first_seq: opened.first_seq,
             last_payload: opened.last_payload,
             frame_bytes_max: opened.frame_bytes_max,
+            images,
+            resume: ImageMark {
+                lsn: 0,
+                position: 0,
+            },
             lock,
         })
     }
@@ -184,6 +198,61 @@ impl OpeningLog for JetStreamOpening {
         Ok(header.first_lsn + u64::from(header.records) - 1)
     }
 
+    fn image_store(&self) -> Option<Arc<dyn ImageStore>> {
+        Some(Arc::clone(&self.images) as Arc<dyn ImageStore>)
+    }
+
+    fn resume_after(&mut self, mark: ImageMark) -> Result<(), Damage> {
+        if mark.lsn == 0 && mark.position == 0 {
+            self.resume = mark;
+            return Ok(());
+        }
+        if mark.position == 0 || mark.lsn == 0 {
+            return Err(Damage::Inconsistent(format!(
+                "it records LSN {} at stream sequence {}: not a position in the stream",
+                mark.lsn, mark.position
+            )));
+        }
+        if mark.position > self.last_seq {
+            return Err(Damage::Inconsistent(format!(
+                "it ends at stream sequence {}, past the stream's last, {}",
+                mark.position, self.last_seq
+            )));
+        }
+        let payload = self
+            .io
+            .read_message(mark.position)
+            .map_err(|cause| {
+                Damage::Unreadable(format!(
+                    "the message at stream sequence {}: {cause}",
+                    mark.position
+                ))
+            })?
+            .ok_or_else(|| {
+                Damage::Inconsistent(format!(
+                    "the stream holds no message at sequence {}",
+                    mark.position
+                ))
+            })?;
+        let header = frame::decode(&payload)
+            .map_err(|damage| {
+                Damage::Inconsistent(format!(
+                    "the message at stream sequence {} is damaged: {damage}",
+                    mark.position
+                ))
+            })?
+            .header;
+        let ends_at = header.first_lsn + u64::from(header.records) - 1;
+        if ends_at != mark.lsn {
+            return Err(Damage::Inconsistent(format!(
+                "the message at stream sequence {} ends at LSN {ends_at}, not at the snapshot's {}",
+                mark.position, mark.lsn
+            )));
+        }
+        self.resume = mark;
+        Ok(())
+    }
+
     fn replay(
         self: Box<Self>,
         after_lsn: u64,
@@ -201,11 +270,13 @@ impl OpeningLog for JetStreamOpening {
                 },
             });
         }
-        let mut tail = self.io.start_tail(1);
-        let mut next_lsn = 1;
+        // From the checked snapshot mark, if one was given: the message
+        // after it must continue it (`check_continuity`).
+        let mut tail = self.io.start_tail(self.resume.position + 1);
+        let mut next_lsn = self.resume.lsn + 1;
         let mut bytes = 0;
         let mut records_replayed = 0;
-        for expected_seq in 1..=self.last_seq {
+        for expected_seq in self.resume.position + 1..=self.last_seq {
             let Some(TailItem::Message { seq, payload }) =
                 self.io.next_tail(&mut tail, self.io.deadline)
             else {
@@ -264,6 +335,7 @@ impl OpeningLog for JetStreamOpening {
             fenced_at: None,
             poisoned: None,
             frame_bytes_max: self.frame_bytes_max,
+            images: self.images,
             lost_last_race: false,
             others_writing: false,
             _lock: self.lock,
@@ -319,6 +391,8 @@ pub struct JetStreamLog {
     fenced_at: Option<u64>,
     poisoned: Option<StorageError>,
     frame_bytes_max: usize,
+    /// The stream's snapshot bucket.
+    images: Arc<Images>,
     /// Whether the last append lost the race (so the next goes at once).
     lost_last_race: bool,
     /// Whether another host appended since this host's last append.
@@ -631,6 +705,17 @@ impl CommandLog for JetStreamLog {
 
     fn set_waker(&mut self, wake: LogWaker) {
         self.tail.set_waker(wake);
+    }
+
+    fn image_store(&self) -> Option<Arc<dyn ImageStore>> {
+        Some(Arc::clone(&self.images) as Arc<dyn ImageStore>)
+    }
+
+    fn image_mark(&self) -> ImageMark {
+        ImageMark {
+            lsn: self.next_lsn - 1,
+            position: self.applied_seq,
+        }
     }
 }
 
