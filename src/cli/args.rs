@@ -37,7 +37,8 @@ pub struct Cli {
 
     /// Keep the command log on a NATS JetStream stream (R3) shared with
     /// other hosts, at these server URLs (comma-separated; give all three),
-    /// instead of in --dir (which still holds the lock and snapshots).
+    /// instead of in --dir (which still holds the lock; snapshots go to the
+    /// stream's object store bucket).
     /// Needs --stream and a build with the `jetstream` feature
     #[arg(
         long,

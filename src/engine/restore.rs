@@ -145,11 +145,36 @@ pub(crate) fn restore(
         Purpose::Serve { .. } => log.image_store(),
         Purpose::Inspect { .. } => None,
     };
-    // The log's snapshots, oldest first (empty for the local log).
+    let strict = matches!(
+        purpose,
+        Purpose::Serve {
+            recovery: Recovery::Strict,
+            ..
+        }
+    );
+    let mut rejected = Vec::new();
+    // The log's snapshots, oldest first (empty for the local log). Ones that
+    // cannot be listed are passed over like damaged ones (a full replay),
+    // unless recovery is strict.
     let stored = match &images {
-        Some(images) => images.list().map_err(|e| {
-            OpenError::io("list snapshots", dir, std::io::Error::other(e.to_string()))
-        })?,
+        Some(images) => match images.list() {
+            Ok(stored) => stored,
+            Err(e) if strict => {
+                return Err(OpenError::io(
+                    "list snapshots",
+                    images.location(),
+                    std::io::Error::other(e.to_string()),
+                ));
+            }
+            Err(e) => {
+                rejected.push(RejectedSnapshot {
+                    path: images.location(),
+                    offset: 0,
+                    damage: Damage::Unreadable(e.to_string()),
+                });
+                Vec::new()
+            }
+        },
         None => Vec::new(),
     };
     let (snapshot_files, temps): (Vec<(u64, PathBuf)>, Vec<PathBuf>) = match &images {
@@ -165,13 +190,6 @@ pub(crate) fn restore(
     };
     let lsn_max = log.lsn_bound()?;
     let first_lsn = log.first_lsn();
-    let strict = matches!(
-        purpose,
-        Purpose::Serve {
-            recovery: Recovery::Strict,
-            ..
-        }
-    );
     let purpose_read_only = matches!(
         purpose,
         Purpose::Serve {
@@ -185,7 +203,6 @@ pub(crate) fn restore(
     };
 
     // The snapshot to start from.
-    let mut rejected = Vec::new();
     let mut checks = Vec::new();
     // (LSN, digest, index in `checks`) of every good snapshot, when inspecting.
     let mut digests = Vec::new();

@@ -449,6 +449,9 @@ pub trait ImageStore: Send + Sync + fmt::Debug {
     /// Removes the snapshot ending at LSN `lsn`; one already gone is not
     /// an error.
     fn remove(&self, lsn: u64) -> Result<(), StorageError>;
+
+    /// How reports and errors name the store as a whole.
+    fn location(&self) -> PathBuf;
 }
 
 /// Reads records a log held when the reader was made, on any thread.

@@ -1,14 +1,18 @@
 //! Helpers the JetStream tests share (`jetstream.rs`, `jetstream_faults.rs`):
 //! the shared cluster, clusters of a test's own, stores on a stream, load,
-//! and the JetStream API over the plain NATS text protocol.
+//! the JetStream API over the plain NATS text protocol, and the snapshot
+//! bucket through the NATS client.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use async_nats::jetstream::object_store::{ObjectMetadata, ObjectStore};
+use tokio::io::AsyncReadExt;
 
 use ticketlog::{
     ClientError, JetStreamOptions, ListQuery, LogBackend, Options, Store, Ticket, TicketId,
@@ -406,5 +410,96 @@ impl Watchdog {
 impl Drop for Watchdog {
     fn drop(&mut self) {
         self.done.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The stream's snapshot bucket, through the NATS client.
+pub struct Bucket {
+    /// The runtime the client runs on.
+    pub runtime: tokio::runtime::Runtime,
+    /// The bucket.
+    pub bucket: ObjectStore,
+}
+
+impl Bucket {
+    pub fn open(urls: &[String], stream: &str) -> Bucket {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let bucket = runtime.block_on(async {
+            let addrs: Vec<async_nats::ServerAddr> =
+                urls.iter().map(|url| url.parse().expect("a URL")).collect();
+            let client = async_nats::connect(addrs.as_slice())
+                .await
+                .expect("connect");
+            async_nats::jetstream::new(client)
+                .get_object_store(format!("ticketlog-{stream}-snapshots"))
+                .await
+                .expect("the stream's snapshot bucket exists")
+        });
+        Bucket { runtime, bucket }
+    }
+
+    /// The names of the objects in the bucket, sorted.
+    pub fn names(&self) -> Vec<String> {
+        use futures_util::StreamExt;
+        self.runtime.block_on(async {
+            let mut list = self.bucket.list().await.unwrap();
+            let mut names = Vec::new();
+            while let Some(info) = list.next().await {
+                names.push(info.unwrap().name);
+            }
+            names.sort();
+            names
+        })
+    }
+
+    /// The object's bytes and metadata.
+    pub fn get(&self, name: &str) -> (Vec<u8>, HashMap<String, String>) {
+        self.runtime.block_on(async {
+            let mut object = self.bucket.get(name).await.unwrap();
+            let metadata = object.info().metadata.clone();
+            let mut bytes = Vec::new();
+            object.read_to_end(&mut bytes).await.unwrap();
+            (bytes, metadata)
+        })
+    }
+
+    /// Replaces the object `name` with `bytes` and `metadata`.
+    pub fn put(&self, name: &str, bytes: &[u8], metadata: HashMap<String, String>) {
+        self.runtime.block_on(async {
+            let mut reader = bytes;
+            self.bucket
+                .put(
+                    ObjectMetadata {
+                        name: name.to_string(),
+                        metadata,
+                        ..ObjectMetadata::default()
+                    },
+                    &mut reader,
+                )
+                .await
+                .unwrap();
+        });
+    }
+
+    /// Deletes every object, so that a new host replays the stream in full.
+    pub fn clear(&self) {
+        for name in self.names() {
+            self.runtime
+                .block_on(self.bucket.delete(&name))
+                .expect("delete a snapshot object");
+        }
+    }
+
+    /// Flips one byte in the middle of the object's bytes (its metadata,
+    /// and the object store's own digest of the new bytes, stay valid):
+    /// only ticketlog's checks can tell.
+    pub fn damage(&self, name: &str) {
+        let (mut bytes, metadata) = self.get(name);
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x40;
+        self.put(name, &bytes, metadata);
     }
 }

@@ -9,15 +9,10 @@
 //! tests reach into the bucket with the NATS client itself, as an operator
 //! or a faulty disk would.
 
-use std::collections::HashMap;
-
-use async_nats::jetstream::object_store::{ObjectMetadata, ObjectStore};
-use tokio::io::AsyncReadExt;
-
 use ticketlog::{Damage, ListQuery, RecoveryReport, Status, Store, Ticket, TicketPatch};
 
 use crate::common::draft;
-use crate::jetstream_common::{open, shared_cluster, stream_name};
+use crate::jetstream_common::{Bucket, open, shared_cluster, stream_name};
 
 /// Opens a new host (a fresh data directory) on `stream`; returns it with
 /// its state: every ticket, and the state digest.
@@ -52,86 +47,6 @@ fn write_some(store: &Store, label: &str, rounds: usize) {
             )
             .unwrap();
         client.delete(made[1].id).unwrap();
-    }
-}
-
-/// The stream's snapshot bucket, through the NATS client.
-struct Bucket {
-    runtime: tokio::runtime::Runtime,
-    bucket: ObjectStore,
-}
-
-impl Bucket {
-    fn open(urls: &[String], stream: &str) -> Bucket {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let bucket = runtime.block_on(async {
-            let addrs: Vec<async_nats::ServerAddr> =
-                urls.iter().map(|url| url.parse().expect("a URL")).collect();
-            let client = async_nats::connect(addrs.as_slice())
-                .await
-                .expect("connect");
-            async_nats::jetstream::new(client)
-                .get_object_store(format!("ticketlog-{stream}-snapshots"))
-                .await
-                .expect("the stream's snapshot bucket exists")
-        });
-        Bucket { runtime, bucket }
-    }
-
-    /// The names of the objects in the bucket, sorted.
-    fn names(&self) -> Vec<String> {
-        use futures_util::StreamExt;
-        self.runtime.block_on(async {
-            let mut list = self.bucket.list().await.unwrap();
-            let mut names = Vec::new();
-            while let Some(info) = list.next().await {
-                names.push(info.unwrap().name);
-            }
-            names.sort();
-            names
-        })
-    }
-
-    /// The object's bytes and metadata.
-    fn get(&self, name: &str) -> (Vec<u8>, HashMap<String, String>) {
-        self.runtime.block_on(async {
-            let mut object = self.bucket.get(name).await.unwrap();
-            let metadata = object.info().metadata.clone();
-            let mut bytes = Vec::new();
-            object.read_to_end(&mut bytes).await.unwrap();
-            (bytes, metadata)
-        })
-    }
-
-    /// Replaces the object `name` with `bytes` and `metadata`.
-    fn put(&self, name: &str, bytes: &[u8], metadata: HashMap<String, String>) {
-        self.runtime.block_on(async {
-            let mut reader = bytes;
-            self.bucket
-                .put(
-                    ObjectMetadata {
-                        name: name.to_string(),
-                        metadata,
-                        ..ObjectMetadata::default()
-                    },
-                    &mut reader,
-                )
-                .await
-                .unwrap();
-        });
-    }
-
-    /// Flips one byte in the middle of the object's bytes (its metadata,
-    /// and the object store's own digest of the new bytes, stay valid):
-    /// only ticketlog's checks can tell.
-    fn damage(&self, name: &str) {
-        let (mut bytes, metadata) = self.get(name);
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 0x40;
-        self.put(name, &bytes, metadata);
     }
 }
 

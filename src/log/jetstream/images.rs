@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::object_store::{self, ObjectInfo, ObjectMetadata, ObjectStore};
@@ -58,9 +58,16 @@ fn transfer_allowance(bytes: u64) -> Duration {
 }
 
 /// The bucket of one stream.
+///
+/// The bucket is an aid to opening, not part of the log: a host whose
+/// bucket does not answer at open still opens (by a full replay, with the
+/// bucket named in the report's rejected snapshots) and looks for the
+/// bucket again when it next lists or stores a snapshot. A bucket that
+/// answers with the wrong configuration is refused at open.
 pub struct Images {
     io: Arc<Io>,
-    bucket: ObjectStore,
+    /// `None` until the bucket has answered once.
+    bucket: Mutex<Option<ObjectStore>>,
     name: String,
 }
 
@@ -72,29 +79,73 @@ impl std::fmt::Debug for Images {
     }
 }
 
+/// Why the bucket could not be had.
+enum Missing {
+    /// No answer within the deadline (no leader yet, servers down).
+    Unreachable(String),
+    /// It answered, with a configuration ticketlog does not use.
+    Refused(OpenError),
+}
+
 impl Images {
     /// Opens the stream's bucket, creating it if needed, and refuses one
     /// whose stream is not file storage on [`STREAM_REPLICAS`] replicas.
+    /// A bucket that does not answer within the deadline is looked for
+    /// again later (see the type's documentation).
     pub fn open(io: Arc<Io>) -> Result<Images, OpenError> {
         let name = bucket_for(&io.stream);
-        let unreachable = |cause: String| OpenError::LogUnreachable {
-            servers: io.servers.clone(),
-            cause,
+        let images = Images {
+            io,
+            bucket: Mutex::new(None),
+            name,
         };
-        let deadline = io.deadline;
-        let context = io.context.clone();
-        let opened = io.runtime.block_on(async {
+        match images.connect() {
+            Ok(bucket) => *images.lock() = Some(bucket),
+            Err(Missing::Refused(error)) => return Err(error),
+            Err(Missing::Unreachable(_)) => {}
+        }
+        Ok(images)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ObjectStore>> {
+        // The guarded value is a handle, whole at every point a panic could
+        // leave it: a poisoned lock still holds a usable one.
+        self.bucket.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The bucket, connecting to it first if it has not answered yet.
+    fn bucket(&self) -> Result<ObjectStore, StorageError> {
+        if let Some(bucket) = self.lock().as_ref() {
+            return Ok(bucket.clone());
+        }
+        match self.connect() {
+            Ok(bucket) => {
+                *self.lock() = Some(bucket.clone());
+                Ok(bucket)
+            }
+            Err(Missing::Unreachable(cause)) => Err(self.unavailable("open", cause)),
+            Err(Missing::Refused(error)) => Err(self.unavailable("open", error)),
+        }
+    }
+
+    /// Looks the bucket up (or creates it) and checks its configuration,
+    /// within the log's deadline.
+    fn connect(&self) -> Result<ObjectStore, Missing> {
+        let name = &self.name;
+        let deadline = self.io.deadline;
+        let context = self.io.context.clone();
+        self.io.runtime.block_on(async {
             let started = std::time::Instant::now();
             // Another host may be creating it at the same moment: look again.
             let bucket = loop {
-                let attempt = match context.get_object_store(&name).await {
+                let attempt = match context.get_object_store(name).await {
                     Ok(bucket) => Ok(bucket),
                     Err(_) => context
                         .create_object_store(object_store::Config {
                             bucket: name.clone(),
                             description: Some(format!(
                                 "ticketlog snapshots of stream {}",
-                                io.stream
+                                self.io.stream
                             )),
                             storage: StorageType::File,
                             num_replicas: STREAM_REPLICAS,
@@ -106,15 +157,15 @@ impl Images {
                 match attempt {
                     Ok(bucket) => break bucket,
                     Err(cause) if started.elapsed() >= deadline => {
-                        return Err(unreachable(format!("snapshot bucket {name}: {cause}")));
+                        return Err(Missing::Unreachable(cause));
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
             };
             let stream = tokio::time::timeout(deadline, context.get_stream(format!("OBJ_{name}")))
                 .await
-                .map_err(|_| unreachable(format!("snapshot bucket {name}: no answer")))?
-                .map_err(|e| unreachable(format!("snapshot bucket {name}: {e}")))?;
+                .map_err(|_| Missing::Unreachable(format!("no answer within {deadline:?}")))?
+                .map_err(|e| Missing::Unreachable(e.to_string()))?;
             let config = &stream.cached_info().config;
             let check = [
                 (
@@ -130,20 +181,15 @@ impl Images {
             ];
             for (field, expected, found) in check {
                 if expected != found {
-                    return Err(OpenError::LogConfigMismatch {
+                    return Err(Missing::Refused(OpenError::LogConfigMismatch {
                         stream: name.clone(),
                         field,
                         expected,
                         found,
-                    });
+                    }));
                 }
             }
             Ok(bucket)
-        });
-        Ok(Images {
-            bucket: opened?,
-            io,
-            name,
         })
     }
 
@@ -177,11 +223,16 @@ impl Images {
 }
 
 impl ImageStore for Images {
+    fn location(&self) -> PathBuf {
+        PathBuf::from(format!("nats-object:{}", self.name))
+    }
+
     fn list(&self) -> Result<Vec<StoredImage>, StorageError> {
         let deadline = self.io.deadline;
+        let bucket = self.bucket()?;
         let infos = self.io.runtime.block_on(async {
             tokio::time::timeout(deadline, async {
-                let mut list = self.bucket.list().await.map_err(|e| e.to_string())?;
+                let mut list = bucket.list().await.map_err(|e| e.to_string())?;
                 let mut infos = Vec::new();
                 while let Some(info) = list.next().await {
                     let info = info.map_err(|e| e.to_string())?;
@@ -206,9 +257,12 @@ impl ImageStore for Images {
     fn fetch(&self, lsn: u64) -> Result<Vec<u8>, Damage> {
         let deadline = self.io.deadline;
         let name = object_name(lsn);
+        let bucket = self
+            .bucket()
+            .map_err(|e| Damage::Unreadable(e.to_string()))?;
         self.io.runtime.block_on(async {
             let unreadable = |cause: String| Damage::Unreadable(cause);
-            let mut object = tokio::time::timeout(deadline, self.bucket.get(&name))
+            let mut object = tokio::time::timeout(deadline, bucket.get(&name))
                 .await
                 .map_err(|_| unreadable(format!("no answer within {deadline:?}")))?
                 .map_err(|e| unreadable(e.to_string()))?;
@@ -240,10 +294,11 @@ impl ImageStore for Images {
             (LSN_KEY.to_string(), mark.lsn.to_string()),
             (SEQ_KEY.to_string(), mark.position.to_string()),
         ]);
+        let bucket = self.bucket()?;
         let info = self.io.runtime.block_on(async {
             // Another host may have stored this LSN's image already: the
             // same state, so the same bytes.
-            if let Ok(Ok(info)) = tokio::time::timeout(deadline, self.bucket.info(&name)).await
+            if let Ok(Ok(info)) = tokio::time::timeout(deadline, bucket.info(&name)).await
                 && !info.deleted
                 && info.metadata == metadata
                 && info.size == bytes.len()
@@ -253,7 +308,7 @@ impl ImageStore for Images {
             let mut reader = bytes;
             tokio::time::timeout(
                 deadline + transfer_allowance(bytes.len() as u64),
-                self.bucket.put(
+                bucket.put(
                     ObjectMetadata {
                         name: name.clone(),
                         description: Some(format!(
@@ -277,13 +332,14 @@ impl ImageStore for Images {
     fn remove(&self, lsn: u64) -> Result<(), StorageError> {
         let deadline = self.io.deadline;
         let name = object_name(lsn);
+        let bucket = self.bucket()?;
         let removed = self.io.runtime.block_on(async {
-            match tokio::time::timeout(deadline, self.bucket.delete(&name)).await {
+            match tokio::time::timeout(deadline, bucket.delete(&name)).await {
                 Err(_) => Err(format!("no answer within {deadline:?}")),
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(error)) => {
                     // Gone already (another host's retention got there first).
-                    match tokio::time::timeout(deadline, self.bucket.info(&name)).await {
+                    match tokio::time::timeout(deadline, bucket.info(&name)).await {
                         Ok(Ok(info)) if !info.deleted => Err(error.to_string()),
                         Ok(Ok(_)) | Ok(Err(_)) => Ok(()),
                         Err(_) => Err(error.to_string()),
