@@ -57,9 +57,7 @@ fn apply(c: &mut Criterion) {
 fn replay(c: &mut Criterion) {
     const RECORDS: u64 = 100_000;
     let dir = tempfile::tempdir().unwrap();
-    let mut bytes = inspect::record::FileHeader { first_lsn: 1 }
-        .encode()
-        .to_vec();
+    let mut bytes = inspect::record::FileHeader::new(1).encode().to_vec();
     for id in 1..=RECORDS {
         frame_record(&mut bytes, 0, &[created(id)]).unwrap();
     }

@@ -19,6 +19,13 @@ pub const CHANNEL_CAPACITY_DEFAULT: usize = 1024;
 pub const BATCH_COMMANDS_MAX_DEFAULT: usize = 4096;
 /// Default size at which the log moves on to a new segment file: 64 MiB.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
+/// The most [`Options::preallocate_bytes`] may be: 16 MiB (the zeros go
+/// out in the batch's own write buffer).
+pub const PREALLOCATE_BYTES_MAX: u64 = 16 << 20;
+/// The bounds of the default preallocation (an eighth of the segment size,
+/// at least 4 KiB and at most 1 MiB).
+const PREALLOCATE_BYTES_DEFAULT_RANGE: (u64, u64) = (4 << 10, 1 << 20);
+
 /// Default number of records after which the server takes a snapshot.
 ///
 /// A snapshot writes the whole state, so snapshotting often trades write
@@ -164,6 +171,7 @@ pub struct Options {
     batch_commands_max: usize,
     durability: Durability,
     segment_bytes: u64,
+    preallocate_bytes: Option<u64>,
     snapshot_every: u64,
     snapshot_write_bytes_per_s: u64,
     digest_every: u64,
@@ -181,6 +189,7 @@ impl Default for Options {
             batch_commands_max: BATCH_COMMANDS_MAX_DEFAULT,
             durability: Durability::Always,
             segment_bytes: SEGMENT_BYTES_DEFAULT,
+            preallocate_bytes: None,
             snapshot_every: SNAPSHOT_EVERY_DEFAULT,
             snapshot_write_bytes_per_s: SNAPSHOT_WRITE_BYTES_PER_S_DEFAULT,
             digest_every: DIGEST_EVERY_DEFAULT,
@@ -200,6 +209,7 @@ impl fmt::Debug for Options {
             .field("batch_commands_max", &self.batch_commands_max)
             .field("durability", &self.durability)
             .field("segment_bytes", &self.segment_bytes)
+            .field("preallocate_bytes", &self.get_preallocate_bytes())
             .field("snapshot_every", &self.snapshot_every)
             .field(
                 "snapshot_write_bytes_per_s",
@@ -244,6 +254,18 @@ impl Options {
     /// sooner, at the cost of more files.
     pub fn segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes;
+        self
+    }
+
+    /// How far ahead of the records the local log zero-fills its segment
+    /// file (default: an eighth of [`Self::segment_bytes`], at least 4 KiB and
+    /// at most 1 MiB; 0 turns it off; at most [`PREALLOCATE_BYTES_MAX`]).
+    /// A durable append that stays inside the filled part changes no file
+    /// size, so its `fdatasync` writes the data and no file-system metadata;
+    /// the zeros are written and synced with the batch that passes the end
+    /// of the filled part. See docs/FORMAT.md, "The zero tail".
+    pub fn preallocate_bytes(mut self, bytes: u64) -> Self {
+        self.preallocate_bytes = Some(bytes);
         self
     }
 
@@ -342,6 +364,13 @@ impl Options {
         self.segment_bytes
     }
 
+    /// How far ahead of the records segments are zero-filled (0: not at all).
+    pub fn get_preallocate_bytes(&self) -> u64 {
+        let (low, high) = PREALLOCATE_BYTES_DEFAULT_RANGE;
+        self.preallocate_bytes
+            .unwrap_or_else(|| (self.segment_bytes / 8).clamp(low, high))
+    }
+
     /// Records between automatic snapshots (0: none).
     pub fn get_snapshot_every(&self) -> u64 {
         self.snapshot_every
@@ -380,6 +409,11 @@ impl Options {
             return Err(OpenError::InvalidOptions(
                 "segment_bytes must be at least 1".into(),
             ));
+        }
+        if self.get_preallocate_bytes() > PREALLOCATE_BYTES_MAX {
+            return Err(OpenError::InvalidOptions(format!(
+                "preallocate_bytes must be at most {PREALLOCATE_BYTES_MAX}"
+            )));
         }
         if self.durability == Durability::Interval(Duration::ZERO) {
             return Err(OpenError::InvalidOptions(

@@ -112,6 +112,7 @@ fn read_only() -> LocalOptions {
         segment_bytes: SEGMENT_BYTES_ANY,
         recovery: Recovery::TruncateTornTail,
         access: Access::ReadOnly,
+        preallocate_bytes: 0,
         seal_payload: codec::EMPTY_PAYLOAD,
     }
 }

@@ -78,6 +78,7 @@ impl Store {
                     segment_bytes: options.get_segment_bytes(),
                     recovery: options.get_recovery(),
                     access: Access::ReadWrite,
+                    preallocate_bytes: options.get_preallocate_bytes(),
                     seal_payload: codec::EMPTY_PAYLOAD,
                 },
             )?),
@@ -127,6 +128,7 @@ impl Store {
                 segment_bytes: options.get_segment_bytes(),
                 recovery: Recovery::TruncateTornTail,
                 access: Access::ReadOnly,
+                preallocate_bytes: 0,
                 seal_payload: codec::EMPTY_PAYLOAD,
             },
         )?;

@@ -205,6 +205,13 @@ pub struct LogScan {
     pub next_lsn: u64,
     /// A torn tail, if there is one.
     pub torn_tail: Option<TornTail>,
+    /// Bytes of zero-filled tail after the last record (only a version-2
+    /// segment has one: space preallocated for records not yet written).
+    /// `valid_bytes` plus this, or plus the torn tail's bytes, is
+    /// `file_bytes`.
+    pub zero_tail_bytes: u64,
+    /// The segment's format version (from its header; 0 if it has none).
+    pub version: u32,
     /// The `unsynced before` field of the last good record, if there is one:
     /// not 0 means that record's durability is proven by no header after it.
     pub last_unsynced_before: Option<u32>,

@@ -148,13 +148,21 @@ pub struct Driver {
     clients: usize,
 }
 
+/// How far ahead the driver's stores zero-fill their segments.
+pub const PREALLOCATE_BYTES: u64 = 1024;
+
 impl Driver {
+    /// A driver of stores opened with `options`, except that segments are
+    /// preallocated [`PREALLOCATE_BYTES`] ahead: small enough that sweeps
+    /// over the file stay short, and filled every few batches, so every
+    /// crash and fault meets both a batch that passes the zero tail's end
+    /// and batches that overwrite it.
     pub fn new(sim: SimStorage, dir: &Path, options: Options, clients: usize) -> Driver {
         let never = options.get_durability() == Durability::Never;
         Driver {
             sim,
             dir: dir.to_path_buf(),
-            options,
+            options: options.preallocate_bytes(PREALLOCATE_BYTES),
             history: Vec::new(),
             acked: 0,
             synced: 0,

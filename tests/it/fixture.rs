@@ -303,3 +303,138 @@ fn segments_fixture_state() -> Vec<Ticket> {
         ),
     ]
 }
+
+// ---------------------------------------------------------------- version 2: the zero tail
+
+fn v2_fixture_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/v2/store"))
+}
+
+/// How `data/v2/store` was written (kept so the fixture can be understood,
+/// not to rewrite it: fixtures are frozen): format version 2, two segments,
+/// 512 bytes preallocated ahead, and the store never closed — left as a
+/// `kill -9` leaves it, the last segment ending in its zero tail. Run with
+/// `TICKETLOG_WRITE_FIXTURE=DIR cargo test --test it write_v2_fixture -- --ignored`.
+#[test]
+#[ignore = "writes a fixture; run by hand only"]
+fn write_v2_fixture() {
+    let Some(dir) = std::env::var_os("TICKETLOG_WRITE_FIXTURE") else {
+        return;
+    };
+    let options = ticketlog::Options::default()
+        .segment_bytes(600)
+        .preallocate_bytes(512)
+        .snapshot_every(0)
+        .digest_every(5);
+    let store = ticketlog::Store::open(&dir, options).unwrap();
+    let client = store.client();
+    let draft = |title: &str, description: &str| ticketlog::TicketDraft {
+        title: title.try_into().unwrap(),
+        description: description.try_into().unwrap(),
+    };
+    client
+        .create(draft("Preallocate", "Zeros ahead of the records."))
+        .unwrap();
+    client
+        .create_many(vec![
+            draft("Zero tail ✓", "Ends the log: 日本語 🎫."),
+            draft("Overwrite", "A durable append changes no file size."),
+        ])
+        .unwrap();
+    client
+        .update(
+            TicketId::from(1),
+            ticketlog::TicketPatch {
+                status: Some(Status::InProgress),
+                ..ticketlog::TicketPatch::default()
+            },
+        )
+        .unwrap();
+    client.delete(TicketId::from(3)).unwrap();
+    client
+        .create(draft(&"t".repeat(50), &"d".repeat(500)))
+        .unwrap();
+    client
+        .create(draft("Left open", "The last segment keeps its zero tail."))
+        .unwrap();
+    println!("digest {:#x}", client.stats().unwrap().digest);
+    // Not closed: a clean close would cut the zero tail.
+    std::mem::forget(store);
+}
+
+/// The fixture's state digest, printed when it was written.
+const V2_DIGEST: u64 = 0xecc1_c8e1_a7cd_31d3;
+
+#[test]
+fn format_v2_fixture_with_a_zero_tail_opens_to_its_exact_state() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(v2_fixture_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let last = last_segment(dir.path());
+    let before = std::fs::read(&last).unwrap();
+    let store = open(dir.path());
+    let recovery = store.recovery().clone();
+    assert_eq!(recovery.torn_tail, None, "a zero tail is not a torn tail");
+    assert!(recovery.segments >= 2, "{recovery:?}");
+    let client = store.client();
+    let stats = client.stats().unwrap();
+    assert_eq!(stats.digest, V2_DIGEST);
+    assert_eq!(stats.next_id, TicketId::from(6));
+    assert_eq!((stats.todo, stats.in_progress, stats.done), (3, 1, 0));
+    let tickets = client.list(ListQuery::default()).unwrap();
+    assert_eq!(tickets[1].title.as_str(), "Zero tail ✓");
+    assert_eq!(tickets[2].description.as_str(), "d".repeat(500));
+    assert_eq!(tickets[3].title.as_str(), "Left open");
+    // Opening neither cut nor moved the records; a write goes where the
+    // records end, into the preallocated zeros.
+    let after_open = std::fs::read(&last).unwrap();
+    assert_eq!(after_open.len(), before.len(), "the zero tail was kept");
+    assert_eq!(after_open, before);
+    let fresh = client.create(crate::common::draft("after")).unwrap();
+    assert_eq!(fresh.id, TicketId::from(6));
+    store.close().unwrap();
+    let store = open(dir.path());
+    assert_eq!(store.client().get(fresh.id).unwrap(), Some(fresh));
+    store.close().unwrap();
+}
+
+#[test]
+fn format_v2_fixture_verifies_in_place_without_changes() {
+    let last = last_segment(v2_fixture_dir());
+    let before = std::fs::read(&last).unwrap();
+    let report = inspect::read_log(v2_fixture_dir(), |_| {}).unwrap();
+    assert_eq!(report.scan.torn_tail, None);
+    assert_eq!(report.scan.version, 2);
+    assert!(report.scan.zero_tail_bytes > 0, "{:?}", report.scan);
+    assert_eq!(
+        report.scan.valid_bytes + report.scan.zero_tail_bytes,
+        report.scan.file_bytes
+    );
+    assert!(
+        before[report.scan.valid_bytes as usize..]
+            .iter()
+            .all(|&b| b == 0)
+    );
+    for segment in &report.segments[..report.segments.len() - 1] {
+        assert_eq!(
+            segment.zero_tail_bytes, 0,
+            "a finished segment was cut back"
+        );
+        assert_eq!(segment.valid_bytes, segment.file_bytes);
+    }
+    assert_eq!(report.next_id, TicketId::from(6));
+    assert_eq!(std::fs::read(&last).unwrap(), before);
+}
+
+/// The last segment file in `dir`.
+fn last_segment(dir: &Path) -> std::path::PathBuf {
+    let mut segments: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    segments.sort();
+    segments.pop().unwrap()
+}

@@ -105,7 +105,7 @@ fn write_log_decode_seeds() {
         seed.extend_from_slice(bytes);
         fs::write(dir.join(name), seed).unwrap();
     };
-    let header = |first_lsn: u64| FileHeader { first_lsn }.encode().to_vec();
+    let header = |first_lsn: u64| FileHeader::new(first_lsn).encode().to_vec();
     let at = |ms: u64| Timestamp::from_unix_millis(1_795_000_000_000 + ms);
     let created = |id: u64, title: &str, ms: u64| Change::Created {
         id: TicketId::from(id),

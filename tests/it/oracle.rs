@@ -30,6 +30,9 @@ pub fn commands_in_log(log: &[u8]) -> (usize, Option<u64>) {
     let mut commands = 0;
     while offset < log.len() {
         let Ok((header, events)) = ticketlog::inspect::decode_record(&log[offset..]) else {
+            if zero_tail_at(log, offset as u64) {
+                return (commands, None);
+            }
             return (commands, Some(offset as u64));
         };
         if !events.is_empty() {
@@ -40,7 +43,23 @@ pub fn commands_in_log(log: &[u8]) -> (usize, Option<u64>) {
     (commands, None)
 }
 
-/// Fails unless a reopened log is valid records to its last byte: whatever
+/// Whether `log` (a version-2 segment) ends at `offset` in its zero tail:
+/// every byte from there on is zero (docs/FORMAT.md, "The zero tail").
+pub fn zero_tail_at(log: &[u8], offset: u64) -> bool {
+    let version_2 = log
+        .get(..FILE_HEADER_LEN)
+        .and_then(|h| <[u8; FILE_HEADER_LEN]>::try_from(h).ok())
+        .and_then(|h| FileHeader::decode(&h).ok())
+        .is_some_and(|h| h.allows_zero_tail());
+    version_2
+        && usize::try_from(offset)
+            .ok()
+            .and_then(|at| log.get(at..))
+            .is_some_and(|tail| tail.iter().all(|&b| b == 0))
+}
+
+/// Fails unless a reopened log is valid records to its last byte (or to
+/// its zero tail): whatever
 /// recovery cut must be gone (unless a lying disk dropped the cut).
 pub fn check_whole(log: &[u8]) -> Result<(), String> {
     match commands_in_log(log) {
@@ -228,6 +247,9 @@ pub fn record_spans(log: &[u8]) -> Vec<RecordSpan> {
     let mut spans = Vec::new();
     let mut offset = FILE_HEADER_LEN;
     while offset < log.len() {
+        if zero_tail_at(log, offset as u64) {
+            return spans;
+        }
         let (header, events) =
             ticketlog::inspect::decode_record(&log[offset..]).expect("a clean log");
         spans.push(RecordSpan {

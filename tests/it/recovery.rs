@@ -82,7 +82,10 @@ fn torn_tail_at_every_offset_of_the_last_record_is_cut_back() {
             assert_eq!(report.torn_tail.as_ref().unwrap().offset, last.offset);
         }
         assert_eq!(all_tickets(&store), before_last, "cut at {cut}");
-        assert_eq!(fs::metadata(&path).unwrap().len(), last.offset);
+        // A version-2 segment's torn tail is zeroed in place, not cut.
+        let after = fs::read(&path).unwrap();
+        assert_eq!(after.len() as u64, cut, "cut at {cut}");
+        assert!(after[last.offset as usize..].iter().all(|&b| b == 0));
 
         // New writes append cleanly after the cut.
         let next_id = store.client().stats().unwrap().next_id;
@@ -100,27 +103,71 @@ fn torn_tail_at_every_offset_of_the_last_record_is_cut_back() {
 }
 
 #[test]
-fn garbage_or_zeros_after_the_last_record_are_a_torn_tail() {
-    for tail in [
-        vec![0u8; 700],
-        vec![0xA5; 13],
-        b"not a record at all".to_vec(),
+fn garbage_after_the_last_record_is_a_torn_tail_and_zeros_are_one_only_in_version_1() {
+    // (tail, format version of the segment, whether it is a torn tail)
+    for (tail, version, torn) in [
+        (vec![0u8; 700], 2, false),
+        (vec![0u8; 3], 2, false),
+        (vec![0u8; 700], 1, true),
+        (vec![0xA5; 13], 2, true),
+        (b"not a record at all".to_vec(), 2, true),
+        (b"not a record at all".to_vec(), 1, true),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let (entries, tickets) = build_log(dir.path(), 5);
         let path = log_path(dir.path());
         let clean_len = fs::metadata(&path).unwrap().len();
         let mut bytes = fs::read(&path).unwrap();
+        let header = ticketlog::inspect::record::FileHeader {
+            first_lsn: 1,
+            version,
+        };
+        bytes[..FILE_HEADER_LEN].copy_from_slice(&header.encode());
         bytes.extend_from_slice(&tail);
         fs::write(&path, &bytes).unwrap();
 
         let store = open(dir.path());
-        assert_eq!(store.recovery().bytes_dropped(), tail.len() as u64);
+        let dropped = if torn { tail.len() as u64 } else { 0 };
+        let case = format!("{} tail bytes, version {version}", tail.len());
+        assert_eq!(store.recovery().bytes_dropped(), dropped, "{case}");
+        assert_eq!(store.recovery().torn_tail.is_some(), torn, "{case}");
         assert_eq!(store.recovery().records_replayed, entries.len() as u64);
         assert_eq!(all_tickets(&store), tickets);
         store.close().unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().len(), clean_len);
+        // Closing seals the segment, which ends it at its last record.
+        assert_eq!(fs::metadata(&path).unwrap().len(), clean_len, "{case}");
     }
+}
+
+#[test]
+fn a_torn_tail_of_a_version_2_segment_is_zeroed_in_place_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (entries, tickets) = build_log(dir.path(), 5);
+    let path = log_path(dir.path());
+    let clean_len = fs::metadata(&path).unwrap().len() as usize;
+    let mut bytes = fs::read(&path).unwrap();
+    // A torn batch: garbage, then the preallocated zeros.
+    bytes.extend_from_slice(b"a torn batch");
+    bytes.extend_from_slice(&[0u8; 500]);
+    fs::write(&path, &bytes).unwrap();
+    let total = bytes.len();
+    let store = Store::open(dir.path(), Options::default().preallocate_bytes(4096)).unwrap();
+    assert_eq!(store.recovery().bytes_dropped(), (total - clean_len) as u64);
+    assert_eq!(store.recovery().records_replayed, entries.len() as u64);
+    let after = fs::read(&path).unwrap();
+    assert_eq!(after.len(), total, "the space stays allocated");
+    assert_eq!(&after[..clean_len], &bytes[..clean_len]);
+    assert!(
+        after[clean_len..].iter().all(|&b| b == 0),
+        "the torn bytes are zeroed"
+    );
+    assert_eq!(all_tickets(&store), tickets);
+    store.close().unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().len() as usize, clean_len);
+    let store = open(dir.path());
+    assert_eq!(store.recovery().torn_tail, None);
+    assert_eq!(all_tickets(&store), tickets);
+    store.close().unwrap();
 }
 
 fn assert_corrupt_at(dir: &Path, offset: u64) -> Damage {
@@ -205,7 +252,7 @@ fn a_zeroed_sector_in_the_middle_of_the_log_is_corruption() {
 
 /// Builds a log by hand: the file header, then the given records.
 fn write_log(dir: &Path, records: &[(u32, Vec<Change>)]) -> Vec<u64> {
-    let mut bytes = ticketlog::inspect::record::FileHeader { first_lsn: 1 }
+    let mut bytes = ticketlog::inspect::record::FileHeader::new(1)
         .encode()
         .to_vec();
     let mut offsets = Vec::new();
@@ -322,7 +369,7 @@ fn a_duplicated_record_is_corruption() {
 fn an_incomplete_file_header_is_a_log_that_was_never_written() {
     for len in [0usize, 1, 8, 31, 32] {
         let dir = tempfile::tempdir().unwrap();
-        let header = ticketlog::inspect::record::FileHeader { first_lsn: 1 }.encode();
+        let header = ticketlog::inspect::record::FileHeader::new(1).encode();
         let mut bytes = header[..len].to_vec();
         if len == 32 {
             bytes[20] ^= 1; // a whole header, damaged, with nothing after it
@@ -358,13 +405,13 @@ fn a_newer_format_version_is_refused_without_changes() {
     build_log(dir.path(), 2);
     let path = log_path(dir.path());
     let mut bytes = fs::read(&path).unwrap();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     let crc = crate::common::crc32c(&bytes[..28]);
     bytes[28..32].copy_from_slice(&crc.to_le_bytes());
     fs::write(&path, &bytes).unwrap();
     let damage = assert_corrupt_at(dir.path(), 0);
     assert!(
-        matches!(damage, Damage::UnsupportedVersion { found: 2, .. }),
+        matches!(damage, Damage::UnsupportedVersion { found: 3, .. }),
         "{damage}"
     );
 }
@@ -406,7 +453,7 @@ fn strict_recovery_refuses_a_torn_tail_and_changes_nothing() {
     for damaged in [
         {
             let mut bytes = fs::read(&path).unwrap();
-            bytes.extend_from_slice(&[0u8; 40]);
+            bytes.extend_from_slice(&[0xA5u8; 40]);
             bytes
         },
         fs::read(&path).unwrap()[..(last.offset + 5) as usize].to_vec(),
@@ -448,7 +495,7 @@ fn strict_recovery_refuses_a_torn_tail_and_changes_nothing() {
 #[test]
 fn strict_recovery_refuses_an_interrupted_header_and_mid_log_corruption() {
     let dir = tempfile::tempdir().unwrap();
-    let header = ticketlog::inspect::record::FileHeader { first_lsn: 1 }.encode();
+    let header = ticketlog::inspect::record::FileHeader::new(1).encode();
     fs::write(log_path(dir.path()), &header[..10]).unwrap();
     assert!(matches!(
         open_strict(dir.path()),

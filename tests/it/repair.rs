@@ -261,7 +261,7 @@ fn a_newer_format_version_is_never_repaired() {
     store_with(dir.path(), 2);
     let path = log_path(dir.path());
     let mut bytes = fs::read(&path).unwrap();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     let crc = crc32c::crc32c(&bytes[..28]);
     bytes[28..32].copy_from_slice(&crc.to_le_bytes());
     fs::write(&path, &bytes).unwrap();

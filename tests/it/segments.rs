@@ -296,10 +296,7 @@ fn a_crash_while_creating_the_next_segment_leaves_a_log_that_opens() {
             fs::copy(file, scratch.path().join(file.file_name().unwrap())).unwrap();
         }
         let new_segment = scratch.path().join(segment_file_name(next_lsn));
-        let header = inspect::record::FileHeader {
-            first_lsn: next_lsn,
-        }
-        .encode();
+        let header = inspect::record::FileHeader::new(next_lsn).encode();
         fs::write(&new_segment, &header[..partial]).unwrap();
 
         let store = open_small(scratch.path());
@@ -334,4 +331,41 @@ fn a_torn_tail_in_the_last_segment_is_still_cut_back() {
     assert_eq!(store.client().list(ListQuery::default()).unwrap(), tickets);
     store.close().unwrap();
     assert_eq!(fs::metadata(last).unwrap().len(), clean as u64);
+}
+
+#[test]
+fn durable_appends_inside_the_preallocated_tail_leave_the_file_size_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let fill_bytes = 8 << 10;
+    let store = Store::open(dir.path(), Options::default().preallocate_bytes(fill_bytes)).unwrap();
+    let client = store.client();
+    let path = crate::common::log_path(dir.path());
+    let mut sizes = Vec::new();
+    let mut log_bytes = Vec::new();
+    for n in 0..200 {
+        client.create(draft(&format!("ticket {n}"))).unwrap();
+        sizes.push(fs::metadata(&path).unwrap().len());
+        log_bytes.push(client.stats().unwrap().log_bytes);
+    }
+    // Each change of size is a fill: the batch that passed the end wrote
+    // `fill_bytes` of zeros past itself; every other batch overwrote zeros.
+    let changes = sizes.windows(2).filter(|w| w[0] != w[1]).count();
+    let records = log_bytes.last().unwrap() - log_bytes[0];
+    assert!(
+        (changes as u64) <= records / fill_bytes + 1,
+        "{changes} size changes for {records} bytes of records"
+    );
+    assert!(changes >= 1, "200 creates pass one 8 KiB fill");
+    for (size, logical) in sizes.iter().zip(&log_bytes) {
+        assert!(
+            size > logical && size - logical <= fill_bytes,
+            "{size} vs {logical}"
+        );
+    }
+    // The file holds the records and then only zeros; a clean close cuts them.
+    let bytes = fs::read(&path).unwrap();
+    let end = *log_bytes.last().unwrap() as usize;
+    assert!(bytes[end..].iter().all(|&b| b == 0));
+    store.close().unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().len(), end as u64);
 }

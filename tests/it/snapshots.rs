@@ -389,9 +389,7 @@ fn a_digest_record_that_disagrees_with_replay_fails_the_open() {
 
     for (digest, should_open) in [(real, true), (real ^ 1, false)] {
         let scratch = tempfile::tempdir().unwrap();
-        let mut bytes = inspect::record::FileHeader { first_lsn: 1 }
-            .encode()
-            .to_vec();
+        let mut bytes = inspect::record::FileHeader::new(1).encode().to_vec();
         for entry in &written {
             let changes: Vec<Change> = entry
                 .changes

@@ -74,6 +74,8 @@ pub struct LocalOptions {
     pub recovery: Recovery,
     /// Whether the open may change anything.
     pub access: Access,
+    /// How far ahead of the records a segment is zero-filled (0: never).
+    pub preallocate_bytes: u64,
     /// The payload of a seal — the empty record a clean close or a roll
     /// appends when the last record's durability is unproven. The layer
     /// above decides what an empty record is; the log only frames it.
@@ -238,6 +240,7 @@ impl OpeningLog for LocalOpening {
         )?;
         let mut writer = writer;
         writer.set_seal_payload(options.seal_payload);
+        writer.set_preallocate_bytes(options.preallocate_bytes);
         let log = LocalLog {
             writer,
             segment_bytes: options.segment_bytes,

@@ -112,6 +112,11 @@ impl<'f> RecordWindow<'f> {
         Ok(Ok(RawRecord { header, payload }))
     }
 
+    /// Whether every byte from `offset` to the end of the file is zero.
+    pub fn zero_to_end(&mut self, offset: u64) -> io::Result<bool> {
+        Ok(self.next_nonzero(offset)? == self.file_len)
+    }
+
     /// After damage at `damaged_at`, looks at every later byte offset for a
     /// valid record that was written when the damaged bytes were already
     /// durable (its `unsynced_before` puts the durable end past `damaged_at`).
@@ -139,9 +144,32 @@ impl<'f> RecordWindow<'f> {
                     // A whole valid record: nothing inside it can start another.
                     offset += header.record_len();
                 }
-                _ => offset += 1,
+                _ => {
+                    // No header lies wholly inside a run of zeros (a
+                    // version-2 tail): go on at the first one that holds a
+                    // byte that is not zero.
+                    let next = self.next_nonzero(offset)?;
+                    offset = (offset + 1).max(next.saturating_sub(RECORD_HEADER_LEN as u64 - 1));
+                }
             }
         }
         Ok(None)
+    }
+
+    /// The offset of the first byte at or after `from` that is not zero
+    /// (the file's length if there is none).
+    fn next_nonzero(&mut self, from: u64) -> io::Result<u64> {
+        let mut at = from;
+        while at < self.file_len {
+            let len = (self.file_len - at).min(READ_CHUNK_BYTES as u64) as usize;
+            let bytes = self
+                .bytes(at, len)?
+                .expect("the range lies within the file");
+            if let Some(i) = bytes.iter().position(|&b| b != 0) {
+                return Ok(at + i as u64);
+            }
+            at += len as u64;
+        }
+        Ok(self.file_len)
     }
 }

@@ -9,8 +9,11 @@ use crate::error::Damage;
 
 /// The first eight bytes of every log file.
 pub const FILE_MAGIC: [u8; 8] = *b"TKTLOG\r\n";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes. Version 2 is version 1 plus one
+/// rule: the last segment may end in a zero-filled (preallocated) tail.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads.
+pub const FORMAT_VERSION_OLDEST: u32 = 1;
 /// Length of the file header in bytes.
 pub const FILE_HEADER_LEN: usize = 32;
 /// Length of a record header in bytes.
@@ -25,15 +28,31 @@ pub const RECORD_PAYLOAD_BYTES_MAX: usize = crate::log::RECORD_PAYLOAD_BYTES_MAX
 pub struct FileHeader {
     /// The log sequence number of the file's first record (1 for a new log).
     pub first_lsn: u64,
+    /// The segment's format version, from [`FORMAT_VERSION_OLDEST`] to
+    /// [`FORMAT_VERSION`].
+    pub version: u32,
 }
 
 impl FileHeader {
+    /// The header of a new segment, in the version this build writes.
+    pub fn new(first_lsn: u64) -> FileHeader {
+        FileHeader {
+            first_lsn,
+            version: FORMAT_VERSION,
+        }
+    }
+
+    /// Whether the segment may end in a zero-filled tail (version 2 on).
+    pub fn allows_zero_tail(&self) -> bool {
+        self.version >= 2
+    }
+
     /// Encodes the header. Layout: `magic[8]` | version u32 | flags u32 (0) | first_lsn u64 |
     /// reserved u32 (0) | crc u32 over bytes 0..28.
     pub fn encode(&self) -> [u8; FILE_HEADER_LEN] {
         let mut bytes = [0u8; FILE_HEADER_LEN];
         bytes[0..8].copy_from_slice(&FILE_MAGIC);
-        bytes[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes[8..12].copy_from_slice(&self.version.to_le_bytes());
         // 12..16 flags and 24..28 reserved stay zero.
         bytes[16..24].copy_from_slice(&self.first_lsn.to_le_bytes());
         let crc = crc32c::crc32c(&bytes[0..28]);
@@ -50,7 +69,7 @@ impl FileHeader {
             return Err(Damage::BadFileHeader);
         }
         let version = read_u32(bytes, 8);
-        if version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_OLDEST..=FORMAT_VERSION).contains(&version) {
             return Err(Damage::UnsupportedVersion {
                 found: version,
                 supported: FORMAT_VERSION,
@@ -63,9 +82,10 @@ impl FileHeader {
         if first_lsn == 0 {
             return Err(Damage::BadFileHeader);
         }
-        Ok(FileHeader { first_lsn })
+        Ok(FileHeader { first_lsn, version })
     }
 }
+
 
 /// A record header, as decoded after its own checksum has passed.
 ///
@@ -164,8 +184,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_zeroed_record_header_never_passes_its_checksum() {
+        // The rule that lets a version-2 segment end in zeros.
+        assert_eq!(crc32c::crc32c(&[0u8; 12]), 0x2B60_B55D);
+        assert!(RecordHeader::decode(&[0u8; RECORD_HEADER_LEN]).is_err());
+    }
+
+    #[test]
+    fn both_versions_decode_and_others_are_refused() {
+        for version in FORMAT_VERSION_OLDEST..=FORMAT_VERSION {
+            let header = FileHeader {
+                first_lsn: 7,
+                version,
+            };
+            assert_eq!(FileHeader::decode(&header.encode()), Ok(header));
+        }
+        for version in [0, FORMAT_VERSION + 1] {
+            let bytes = FileHeader {
+                first_lsn: 7,
+                version,
+            }
+            .encode();
+            assert!(matches!(
+                FileHeader::decode(&bytes),
+                Err(Damage::UnsupportedVersion { found, .. }) if found == version
+            ));
+        }
+        assert!(
+            !FileHeader {
+                first_lsn: 1,
+                version: 1
+            }
+            .allows_zero_tail()
+        );
+        assert!(FileHeader::new(1).allows_zero_tail());
+    }
+
+    #[test]
     fn file_header_round_trips_and_rejects_every_bit_flip() {
-        let header = FileHeader { first_lsn: 1 };
+        let header = FileHeader::new(1);
         let bytes = header.encode();
         assert_eq!(FileHeader::decode(&bytes), Ok(header));
         for bit in 0..FILE_HEADER_LEN * 8 {

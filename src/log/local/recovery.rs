@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::error::{Damage, OpenError};
 use crate::log::local::reader::RecordWindow;
-use crate::log::local::record::{FILE_HEADER_LEN, FileHeader};
+use crate::log::local::record::{FILE_HEADER_LEN, FORMAT_VERSION, FileHeader};
 use crate::log::local::segment::{self, ClosedSegment, Segment};
 use crate::log::local::writer::LogWriter;
 use crate::log::{Access, LogRecord, LogScan, RecordPlace, Recovery, Replayed, TornTail};
@@ -68,6 +68,8 @@ pub(crate) fn scan_log(
         valid_bytes: 0,
         next_lsn: first_lsn,
         torn_tail: None,
+        zero_tail_bytes: 0,
+        version: 0,
         last_unsynced_before: None,
     };
 
@@ -108,12 +110,19 @@ pub(crate) fn scan_log(
             },
         ));
     }
+    scan.version = header.version;
     let mut offset = FILE_HEADER_LEN as u64;
 
     while offset < file_bytes {
         let raw = match reader.record_at(offset).map_err(io_error)? {
             Ok(raw) => raw,
             Err(damage) => {
+                if header.allows_zero_tail() && reader.zero_to_end(offset).map_err(io_error)? {
+                    // The preallocated tail: the end of the log, not damage.
+                    scan.valid_bytes = offset;
+                    scan.zero_tail_bytes = file_bytes - offset;
+                    return Ok(scan);
+                }
                 return match reader.find_durable_record_after(offset).map_err(io_error)? {
                     Some(next_valid) => Err(corrupt(
                         offset,
@@ -417,15 +426,21 @@ pub(crate) fn open_log(
     }
     if let Some(torn) = &last.torn_tail {
         debug_assert_eq!(torn.offset, last.valid_bytes);
-        file.set_len(last.valid_bytes)
-            .map_err(|e| OpenError::io("truncate", &path, e))?;
+        if last.version >= 2 && last.valid_bytes > 0 {
+            // Zeroed, not cut: the space stays preallocated, and no stale
+            // byte of the torn batch is left past the records written next
+            // (where a record of it that still checks out could later be
+            // taken for proof that damage was durable).
+            zero_range(file.as_mut(), last.valid_bytes, last.file_bytes)
+                .map_err(|e| OpenError::io("write", &path, e))?;
+        } else {
+            file.set_len(last.valid_bytes)
+                .map_err(|e| OpenError::io("truncate", &path, e))?;
+        }
     }
     let mut len = last.valid_bytes;
     if len == 0 {
-        let header = FileHeader {
-            first_lsn: last.first_lsn,
-        }
-        .encode();
+        let header = FileHeader::new(last.first_lsn).encode();
         file.write_all_at(0, &header)
             .map_err(|e| OpenError::io("write", &path, e))?;
         len = header.len() as u64;
@@ -439,7 +454,17 @@ pub(crate) fn open_log(
     file.sync_data()
         .map_err(|e| OpenError::io("fdatasync", &path, e))?;
     let closed = closed_segments(closed, &scans);
-    let writer = LogWriter::new(
+    let allocated = if last.version >= 2 {
+        last.file_bytes.max(len)
+    } else {
+        len
+    };
+    let version = if last.valid_bytes == 0 {
+        FORMAT_VERSION
+    } else {
+        last.version
+    };
+    let mut writer = LogWriter::new(
         Arc::clone(storage),
         dir.to_path_buf(),
         file,
@@ -450,6 +475,7 @@ pub(crate) fn open_log(
         closed,
         last.last_unsynced_before,
     );
+    writer.set_segment_format(version, allocated);
     Ok((
         writer,
         Replayed {
@@ -457,6 +483,19 @@ pub(crate) fn open_log(
             scans,
         },
     ))
+}
+
+/// Writes zeros over `[from, to)` of `file` (not synced here).
+fn zero_range(file: &mut dyn StorageFile, from: u64, to: u64) -> io::Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let zeros = vec![0u8; CHUNK.min(to.saturating_sub(from)) as usize];
+    let mut at = from;
+    while at < to {
+        let len = (to - at).min(CHUNK) as usize;
+        file.write_all_at(at, &zeros[..len])?;
+        at += len as u64;
+    }
+    Ok(())
 }
 
 /// `closed` (the segments before the ones read) followed by every segment

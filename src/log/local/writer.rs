@@ -3,8 +3,15 @@
 //! written durable with one `fdatasync` (`sync`): group commit. Between
 //! batches, `roll` seals the current segment and starts the next.
 //!
-//! Invariant: `durable_len <= written_len`, and nothing past `durable_len` has
-//! been reported durable to anyone. After any write or sync failure the writer
+//! A version-2 segment is kept preallocated: when a batch would pass the
+//! end of the file, the writer appends zeros well past it to the same
+//! write, synced with it, so most batches overwrite bytes the file already holds
+//! and their `fdatasync` has no file size to commit. A roll cuts the
+//! finished segment back to its records.
+//!
+//! Invariant: `durable_len <= written_len <= allocated_len`, and nothing past
+//! `durable_len` has been reported durable to anyone; every byte of the
+//! segment past `written_len` is zero (in the file, once synced). After any write or sync failure the writer
 //! is poisoned and refuses every later append, write and sync: a retried fsync can
 //! report success for pages the kernel already dropped.
 
@@ -49,6 +56,14 @@ pub(crate) struct LogWriter {
     written_len: u64,
     /// Bytes of the current segment known to be on stable storage.
     durable_len: u64,
+    /// The current segment's length in the file: its records, then zeros.
+    allocated_len: u64,
+    /// The current segment's format version (a version-1 segment found at
+    /// open is continued as it is, never preallocated).
+    version: u32,
+    /// How far past a batch's end the file is zero-filled when the batch
+    /// would pass its end (0: never).
+    preallocate_bytes: u64,
     /// The sequence number the next record gets.
     next_lsn: u64,
     /// Framed records not yet written.
@@ -102,6 +117,9 @@ impl LogWriter {
             closed,
             written_len: len,
             durable_len: len,
+            allocated_len: len,
+            version: record::FORMAT_VERSION,
+            preallocate_bytes: 0,
             next_lsn,
             pending: Vec::with_capacity(64 << 10),
             pending_records: 0,
@@ -112,6 +130,19 @@ impl LogWriter {
             poisoned: None,
             seal_payload: &[],
         }
+    }
+
+    /// Says what the current segment is: its format version, and its
+    /// length in the file (at least the valid length; past it, zeros).
+    pub fn set_segment_format(&mut self, version: u32, allocated_len: u64) {
+        debug_assert!(allocated_len >= self.written_len);
+        self.version = version;
+        self.allocated_len = allocated_len;
+    }
+
+    /// Sets how far ahead of a batch a version-2 segment is zero-filled.
+    pub fn set_preallocate_bytes(&mut self, bytes: u64) {
+        self.preallocate_bytes = bytes;
     }
 
     /// Sets the payload a seal record carries.
@@ -276,10 +307,24 @@ impl LogWriter {
         if self.pending.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.file.write_all_at(self.written_len, &self.pending) {
+        let records_len = self.pending.len();
+        let end = self.written_len + records_len as u64;
+        let fill = if end > self.allocated_len && self.version >= 2 {
+            // Zeros ahead, in the same write and synced with the batch: the
+            // next batches are overwrites. (Written, not `fallocate`d: an
+            // unwritten extent still changes metadata when first written.)
+            self.preallocate_bytes
+        } else {
+            0
+        };
+        self.pending.resize(records_len + fill as usize, 0);
+        let written = self.file.write_all_at(self.written_len, &self.pending);
+        self.pending.truncate(records_len);
+        if let Err(e) = written {
             return Err(self.poison(StorageError::io("write", &self.path, e)));
         }
-        self.written_len += self.pending.len() as u64;
+        self.written_len = end;
+        self.allocated_len = self.allocated_len.max(end + fill);
         self.pending.clear();
         self.pending_records = 0;
         Ok(())
@@ -308,20 +353,38 @@ impl LogWriter {
     ///
     /// Without the seal, damage inside the last batch of a cleanly closed log
     /// would look like a torn write and be cut off; with it, recovery knows
-    /// those bytes were durable and reports corruption instead.
+    /// those bytes were durable and reports corruption instead. Last, a
+    /// preallocated tail is cut off, so the segment ends at its last record.
     pub fn seal(&mut self) -> Result<(), StorageError> {
         self.write()?;
-        self.sync()?;
         if self
             .last_unsynced_before
             .is_some_and(|unsynced| unsynced > 0)
         {
+            self.sync()?;
             self.append(self.seal_payload)?;
             self.write()?;
-            self.sync()?;
             debug_assert_eq!(self.last_unsynced_before, Some(0));
         }
-        Ok(())
+        let cut = self.allocated_len > self.written_len;
+        if cut {
+            // A sealed segment ends at its last record: a closed store
+            // keeps no preallocated space, and a finished segment (a roll
+            // seals it) has no zero tail. The sync below makes it durable.
+            if let Err(e) = self.file.set_len(self.written_len) {
+                return Err(self.poison(StorageError::io("truncate", &self.path, e)));
+            }
+            self.allocated_len = self.written_len;
+        }
+        if self.unsynced_bytes() > 0 {
+            self.sync()
+        } else if cut {
+            self.file
+                .sync_data()
+                .map_err(|e| self.poison(StorageError::io("fdatasync", &self.path, e)))
+        } else {
+            Ok(())
+        }
     }
 
     /// Ends the current segment and starts the next, between batches: seals
@@ -349,6 +412,8 @@ impl LogWriter {
         self.segment_first_lsn = first_lsn;
         self.written_len = FILE_HEADER_LEN as u64;
         self.durable_len = FILE_HEADER_LEN as u64;
+        self.allocated_len = FILE_HEADER_LEN as u64;
+        self.version = record::FORMAT_VERSION;
         self.last_unsynced_before = None;
         Ok(())
     }
@@ -373,7 +438,7 @@ impl LogWriter {
             .storage
             .open_file(path, OpenMode::CreateReadWrite)
             .map_err(|e| ("create", e))?;
-        let header = FileHeader { first_lsn }.encode();
+        let header = FileHeader::new(first_lsn).encode();
         file.write_all_at(0, &header).map_err(|e| ("write", e))?;
         file.sync_data().map_err(|e| ("fdatasync", e))?;
         self.storage

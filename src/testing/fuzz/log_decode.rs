@@ -4,18 +4,19 @@
 //!
 //! - `read_log` gives a consistent report (records back to back from the
 //!   header, sequence numbers without gaps, each record's bytes decoding to
-//!   its events and re-encoding to exactly those bytes, a torn tail that
-//!   covers the rest of the file) or a typed `Corrupt` error inside the
-//!   file; and it changes nothing on disk;
+//!   its events and re-encoding to exactly those bytes, then either a
+//!   version-2 zero tail or a torn tail that covers the rest of the file) or
+//!   a typed `Corrupt` error inside the file; and it changes nothing on disk;
 //! - `Store::open` then fails with the very same error and changes nothing,
 //!   or succeeds with the report's records, the state an independent model
-//!   replays them to, and the torn tail cut off — after which the store can
+//!   replays them to, and the torn tail cut off (version 1) or zeroed in
+//!   place (version 2) — after which the store can
 //!   append, and a second read finds a clean log.
 
 use std::fs;
 use std::path::Path;
 
-use crate::api::inspect::record::{FILE_HEADER_LEN, FileHeader};
+use crate::api::inspect::record::{FILE_HEADER_LEN, FORMAT_VERSION, FileHeader};
 use crate::api::inspect::{self, LOG_FILE_NAME, LogEntry, LogReport, decode_record, frame_record};
 use crate::api::store::Store;
 use crate::domain::command::ListQuery;
@@ -27,7 +28,8 @@ use crate::testing::model::Model;
 
 /// Builds the log file from `data`: the first byte chooses whether a valid
 /// file header is put in front of the rest (bit 0) and, if so, whether its
-/// first LSN is 1 or taken from the next byte (bit 1). Then checks it.
+/// first LSN is 1 or taken from the next byte (bit 1) and whether it is of
+/// format version 1 (bit 2) or 2 (the zero tail). Then checks it.
 pub fn check_bytes(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -42,7 +44,8 @@ pub fn check_bytes(data: &[u8]) {
             first_lsn = u64::from(lsn).max(1);
             rest = tail;
         }
-        log.extend_from_slice(&FileHeader { first_lsn }.encode());
+        let version = if mode & 4 == 4 { 1 } else { FORMAT_VERSION };
+        log.extend_from_slice(&FileHeader { first_lsn, version }.encode());
     }
     log.extend_from_slice(rest);
     let dir = scratch_dir().expect("a scratch directory for the log");
@@ -167,8 +170,14 @@ fn check_report(log: &[u8], report: &LogReport, entries: &[LogEntry]) -> Result<
         .torn_tail
         .as_ref()
         .map(|torn| (torn.offset, torn.bytes));
-    let expected_torn = (offset < log.len() as u64).then(|| (offset, log.len() as u64 - offset));
+    // After the records: nothing, a version-2 zero tail, or a torn tail.
+    let rest = &log[offset as usize..];
+    let zero_tail = header.allows_zero_tail() && rest.iter().all(|&b| b == 0);
+    let expected_torn = (!rest.is_empty() && !zero_tail).then_some((offset, rest.len() as u64));
     ensure_eq(&torn, &expected_torn, context, "torn tail")?;
+    let expected_zeros = if zero_tail { rest.len() as u64 } else { 0 };
+    ensure_eq(&scan.zero_tail_bytes, &expected_zeros, context, "zero tail")?;
+    ensure_eq(&scan.version, &header.version, context, "version")?;
 
     let model = Model::replay(entries)
         .map_err(|e| Failure::new(context, format!("records the store replayed: {e}")))?;
@@ -211,7 +220,12 @@ fn check_open_succeeds(
     )?;
     let kept = report.scan.valid_bytes as usize;
     let expected_file = if kept == 0 {
-        FileHeader { first_lsn: 1 }.encode().to_vec()
+        FileHeader::new(1).encode().to_vec()
+    } else if report.scan.version >= 2 {
+        // A zero tail stays; a torn tail is zeroed in place.
+        let mut file = log[..kept].to_vec();
+        file.resize(log.len(), 0);
+        file
     } else {
         log[..kept].to_vec()
     };
@@ -226,7 +240,7 @@ fn check_open_succeeds(
     })?;
     ensure_eq(
         &recovery.log_bytes,
-        &(file.len() as u64),
+        &(kept.max(FILE_HEADER_LEN) as u64),
         context,
         "log bytes",
     )?;
