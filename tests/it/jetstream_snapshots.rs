@@ -12,7 +12,7 @@
 use ticketlog::{Damage, ListQuery, RecoveryReport, Status, Store, Ticket, TicketPatch};
 
 use crate::common::draft;
-use crate::jetstream_common::{Bucket, open, shared_cluster, stream_name};
+use crate::jetstream_common::{Bucket, jetstream, open, request_raw, shared_cluster, stream_name};
 
 /// Opens a new host (a fresh data directory) on `stream`; returns it with
 /// its state: every ticket, and the state digest.
@@ -201,4 +201,60 @@ fn a_snapshot_whose_recorded_sequence_does_not_end_at_its_lsn_is_refused() {
     assert_eq!(report.snapshot.as_ref().map(|s| s.lsn), Some(snapshot.lsn));
     assert!(report.snapshots_rejected.is_empty(), "{report:?}");
     assert_eq!(tickets, expected);
+}
+
+#[test]
+fn a_host_whose_bucket_cannot_be_had_opens_by_a_full_replay_and_finds_the_bucket_later() {
+    let Some(urls) = shared_cluster("bucket_cannot_be_had") else {
+        return;
+    };
+    let stream = stream_name("nobucket");
+    let bucket = format!("ticketlog-{stream}-snapshots");
+    // Another stream holds the bucket's subjects: the bucket's own stream
+    // cannot be created, and the JetStream API says so on every try.
+    let blocker = format!("{stream}_blocker");
+    let config = format!(
+        r#"{{"name":"{blocker}","subjects":["$O.{bucket}.>"],"storage":"memory","num_replicas":1}}"#
+    );
+    let created = request_raw(
+        &urls[0],
+        &format!("$JS.API.STREAM.CREATE.{blocker}"),
+        config.as_bytes(),
+    )
+    .expect("the JetStream API answers");
+    assert!(!created.contains("\"error\""), "{created}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let deadline = std::time::Duration::from_secs(2);
+    let store = Store::open(dir.path(), jetstream(&urls, &stream, deadline))
+        .expect("the log opens without its bucket");
+    let rejected = &store.recovery().snapshots_rejected;
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(
+        rejected[0].path,
+        std::path::PathBuf::from(format!("nats-object:{bucket}"))
+    );
+    assert!(
+        matches!(rejected[0].damage, Damage::Unreadable(_)),
+        "{rejected:?}"
+    );
+    write_some(&store, "without a bucket", 3);
+    let snapshot = store.snapshot();
+    assert!(snapshot.is_err(), "a snapshot with no bucket: {snapshot:?}");
+    // Writes went on regardless.
+    let tickets = store.client().list(ListQuery::default()).unwrap();
+    assert_eq!(tickets.len(), 3 * 19);
+
+    // The subjects are free again: the next snapshot finds the bucket.
+    let deleted = request_raw(&urls[0], &format!("$JS.API.STREAM.DELETE.{blocker}"), b"")
+        .expect("the JetStream API answers");
+    assert!(deleted.contains("\"success\":true"), "{deleted}");
+    let info = store
+        .snapshot()
+        .expect("a snapshot once the bucket can be had");
+    store.close().unwrap();
+    let (report, replayed, _) = new_host(&urls, &stream);
+    assert_eq!(report.snapshot.as_ref().map(|s| s.lsn), Some(info.lsn));
+    assert!(report.snapshots_rejected.is_empty(), "{report:?}");
+    assert_eq!(replayed, tickets);
 }

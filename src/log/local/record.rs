@@ -86,7 +86,6 @@ impl FileHeader {
     }
 }
 
-
 /// A record header, as decoded after its own checksum has passed.
 ///
 /// Records carry no sequence number of their own: a record's LSN is the file
