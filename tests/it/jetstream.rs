@@ -454,33 +454,64 @@ fn losing_the_majority_gives_unavailable_and_one_node_back_resumes_writes() {
 }
 
 /// Publishes `payload` on `subject` with the plain NATS text protocol, as a
-/// foreign writer would (no fence, no ticketlog framing).
-fn publish_raw(url: &str, subject: &str, payload: &[u8]) {
-    use std::io::{BufRead, BufReader, Write};
+/// foreign writer would (no fence, no ticketlog framing), and waits for the
+/// stream's publish acknowledgement, returning the sequence it was stored at.
+/// Waiting for the acknowledgement, not just the server's PONG, matters: the
+/// PONG only says the server read the PUB, and a ticketlog append sent right
+/// after it could otherwise be stored first.
+fn publish_raw(url: &str, subject: &str, payload: &[u8]) -> u64 {
+    use std::io::{BufRead, BufReader, Read, Write};
     let address = url.trim_start_matches("nats://");
     let stream = std::net::TcpStream::connect(address).expect("connect to NATS");
     stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
+        .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     reader.read_line(&mut line).expect("the server's INFO");
     assert!(line.starts_with("INFO"), "{line}");
     let mut writer = stream;
+    let inbox = "_INBOX.ticketlog-test-raw";
     write!(
         writer,
-        "CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nPUB {subject} {}\r\n",
+        "CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nSUB {inbox} 1\r\nPUB {subject} {inbox} {}\r\n",
         payload.len()
     )
     .unwrap();
     writer.write_all(payload).unwrap();
-    writer.write_all(b"\r\nPING\r\n").unwrap();
+    writer.write_all(b"\r\n").unwrap();
     loop {
         line.clear();
-        reader.read_line(&mut line).expect("the server's PONG");
+        reader
+            .read_line(&mut line)
+            .expect("the stream's acknowledgement");
         assert!(!line.starts_with("-ERR"), "{line}");
-        if line.starts_with("PONG") {
-            return;
+        if line.starts_with("PING") {
+            writer.write_all(b"PONG\r\n").unwrap();
+            continue;
+        }
+        if let Some(header) = line.strip_prefix("MSG ") {
+            let size: usize = header
+                .split_whitespace()
+                .last()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("a MSG line: {line}"));
+            let mut body = vec![0; size + 2];
+            reader
+                .read_exact(&mut body)
+                .expect("the acknowledgement's body");
+            let body = String::from_utf8_lossy(&body[..size]).into_owned();
+            assert!(!body.contains("\"error\""), "the stream refused: {body}");
+            let seq = body
+                .split("\"seq\":")
+                .nth(1)
+                .and_then(|rest| {
+                    rest.split(|c: char| !c.is_ascii_digit())
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                })
+                .unwrap_or_else(|| panic!("no sequence in the acknowledgement: {body}"));
+            return seq;
         }
     }
 }
@@ -495,10 +526,14 @@ fn a_damaged_message_in_the_stream_stops_writes_loudly() {
     let store = open(dir.path(), &urls, &stream);
     let client = store.client();
     let first = client.create(draft("before the damage")).unwrap();
-    publish_raw(
+    let seq = publish_raw(
         &urls[0],
         &format!("ticketlog.{stream}"),
         b"not a ticketlog batch",
+    );
+    assert_eq!(
+        seq, 2,
+        "the foreign message is stored right after the first batch"
     );
     let error = client.create(draft("after the damage")).unwrap_err();
     assert!(
