@@ -369,3 +369,40 @@ fn durable_appends_inside_the_preallocated_tail_leave_the_file_size_alone() {
     store.close().unwrap();
     assert_eq!(fs::metadata(&path).unwrap().len(), end as u64);
 }
+
+#[test]
+fn a_zero_tail_left_on_a_segment_that_is_not_the_last_ends_its_records_for_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let tickets = build(dir.path());
+    let before = entries(dir.path());
+    // A crash after a roll's truncate was issued but before it was durable
+    // leaves the finished segment with its zero tail: extend one with zeros.
+    let files = segment_files(dir.path());
+    let victim = &files[1];
+    let len = fs::metadata(victim).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(victim)
+        .unwrap()
+        .set_len(len + 4096)
+        .unwrap();
+    let store = open_small(dir.path());
+    let client = store.client();
+    assert_eq!(client.list(ListQuery::default()).unwrap(), tickets);
+    // The readers of closed segments (history, a subscription from the
+    // start) stop at that segment's last record and go on into the next.
+    for ticket in &tickets {
+        let events = client.history(ticket.id).unwrap();
+        assert_eq!(events.last().unwrap().version, ticket.version, "{ticket:?}");
+    }
+    let mut events = client.subscribe(0).unwrap();
+    let expected_events: usize = tickets.iter().map(|t| t.version as usize).sum();
+    for n in 0..expected_events {
+        match events.next_timeout(std::time::Duration::from_secs(30)) {
+            Some(Ok(_)) => {}
+            other => panic!("event {n} of {expected_events}: {other:?}"),
+        }
+    }
+    store.close().unwrap();
+    assert_eq!(entries(dir.path()), before);
+}

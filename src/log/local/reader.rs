@@ -161,7 +161,15 @@ impl<'f> RecordWindow<'f> {
     fn next_nonzero(&mut self, from: u64) -> io::Result<u64> {
         let mut at = from;
         while at < self.file_len {
-            let len = (self.file_len - at).min(READ_CHUNK_BYTES as u64) as usize;
+            // Scan what the window already holds before reading more: a
+            // refill per call would re-read a whole chunk for every byte
+            // find_durable_record_after steps over.
+            let window_end = self.window_start + self.window.len() as u64;
+            let len = if (self.window_start..window_end).contains(&at) {
+                (window_end - at) as usize
+            } else {
+                (self.file_len - at).min(READ_CHUNK_BYTES as u64) as usize
+            };
             let bytes = self
                 .bytes(at, len)?
                 .expect("the range lies within the file");
@@ -171,5 +179,71 @@ impl<'f> RecordWindow<'f> {
             at += len as u64;
         }
         Ok(self.file_len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::local::record::{FileHeader, encode_record};
+
+    /// An in-memory file that counts the bytes read from it.
+    #[derive(Debug, Default)]
+    struct CountingFile {
+        bytes: Vec<u8>,
+        read: u64,
+    }
+
+    impl StorageFile for CountingFile {
+        fn size(&self) -> io::Result<u64> {
+            Ok(self.bytes.len() as u64)
+        }
+        fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+            let start = (offset as usize).min(self.bytes.len());
+            let n = buf.len().min(self.bytes.len() - start);
+            buf[..n].copy_from_slice(&self.bytes[start..start + n]);
+            self.read += n as u64;
+            Ok(n)
+        }
+        fn write_all_at(&mut self, _: u64, _: &[u8]) -> io::Result<()> {
+            Err(io::Error::other("a read-only test file"))
+        }
+        fn sync_data(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn set_len(&mut self, _: u64) -> io::Result<()> {
+            Err(io::Error::other("a read-only test file"))
+        }
+    }
+
+    /// Mid-log damage (one record's header CRC flipped) with more than
+    /// READ_CHUNK_BYTES of durable records after it: the scan for a durable
+    /// record must not re-read a 4 MiB window for every byte it steps over.
+    #[test]
+    fn scan_after_damage_does_not_reread_a_chunk_per_byte() {
+        let mut log = FileHeader::new(1).encode().to_vec();
+        let damaged_at = log.len() as u64;
+        // The damaged record: 2 KiB of non-zero payload.
+        encode_record(&mut log, 0, &[0xA5; 2048]);
+        log[damaged_at as usize] ^= 1; // header CRC no longer matches
+        // 5 MiB of durable records after it (each synced on its own).
+        while log.len() < 5 << 20 {
+            encode_record(&mut log, 0, &[0x5A; 4096]);
+        }
+        let mut file = CountingFile {
+            bytes: log,
+            read: 0,
+        };
+        let found = {
+            let mut window = RecordWindow::new(&mut file).unwrap();
+            window.find_durable_record_after(damaged_at).unwrap()
+        };
+        assert_eq!(found, Some(damaged_at + 16 + 2048), "MidLog is found");
+        // One pass over the file would read ~5 MiB; allow 8x.
+        assert!(
+            file.read < 40 << 20,
+            "read {} MiB to step over a 2 KiB record",
+            file.read >> 20
+        );
     }
 }

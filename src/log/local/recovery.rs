@@ -505,7 +505,9 @@ fn closed_segments(mut closed: Vec<ClosedSegment>, scans: &[LogScan]) -> Vec<Clo
         closed.push(ClosedSegment {
             first_lsn: scan.first_lsn,
             path: scan.path.clone(),
-            bytes: scan.file_bytes,
+            // Its records, not a zero tail a lost truncate may have left
+            // (readers stop at the records' end, not the file's).
+            bytes: scan.valid_bytes,
         });
     }
     closed

@@ -37,6 +37,16 @@ pub(crate) struct BatchStart {
     next_lsn: u64,
 }
 
+/// Whether a write may carry zeros ahead of its records (see
+/// [`LogWriter::write`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fill {
+    /// Zero-fill past the records when they pass the preallocated end.
+    Ahead,
+    /// The records only (a seal, whose segment is cut back right after).
+    None,
+}
+
 /// The log's writer, owned by the server thread: the segment being written,
 /// and the list of earlier segments still on disk.
 #[derive(Debug)]
@@ -303,13 +313,18 @@ impl LogWriter {
     /// Writes the pending records with one positioned write, without syncing.
     /// On failure the writer is poisoned and the pending records are dropped.
     pub fn write(&mut self) -> Result<(), StorageError> {
+        self.write_records(Fill::Ahead)
+    }
+
+    /// [`Self::write`], with or without zeros ahead of the records.
+    fn write_records(&mut self, fill: Fill) -> Result<(), StorageError> {
         self.check_poisoned()?;
         if self.pending.is_empty() {
             return Ok(());
         }
         let records_len = self.pending.len();
         let end = self.written_len + records_len as u64;
-        let fill = if end > self.allocated_len && self.version >= 2 {
+        let fill = if fill == Fill::Ahead && end > self.allocated_len && self.version >= 2 {
             // Zeros ahead, in the same write and synced with the batch: the
             // next batches are overwrites. (Written, not `fallocate`d: an
             // unwritten extent still changes metadata when first written.)
@@ -356,14 +371,17 @@ impl LogWriter {
     /// those bytes were durable and reports corruption instead. Last, a
     /// preallocated tail is cut off, so the segment ends at its last record.
     pub fn seal(&mut self) -> Result<(), StorageError> {
-        self.write()?;
+        // No zeros ahead: they would be cut at once, and on a nearly full
+        // disk their write could fail the seal (and poison the log) where
+        // the records alone fit.
+        self.write_records(Fill::None)?;
         if self
             .last_unsynced_before
             .is_some_and(|unsynced| unsynced > 0)
         {
             self.sync()?;
             self.append(self.seal_payload)?;
-            self.write()?;
+            self.write_records(Fill::None)?;
             debug_assert_eq!(self.last_unsynced_before, Some(0));
         }
         let cut = self.allocated_len > self.written_len;
