@@ -706,3 +706,82 @@ fn a_subscriber_on_one_host_sees_both_hosts_events_in_the_streams_order() {
     a.close().unwrap();
     b.close().unwrap();
 }
+
+/// A NATS server older than 2.12.3, started by the test: Debian's 2.9.10
+/// (`TICKETLOG_OLD_NATS_SERVER` names its binary; `.ci/run` unpacks it from
+/// Debian's package), a single node with JetStream on port 29222.
+struct OldServer {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl OldServer {
+    fn start(test: &str) -> Option<OldServer> {
+        let Ok(binary) = std::env::var("TICKETLOG_OLD_NATS_SERVER") else {
+            eprintln!(
+                "{test}: skipped: TICKETLOG_OLD_NATS_SERVER is unset. Unpack Debian's 2.9.10 \
+                 with `apt-get download nats-server && dpkg-deb -x nats-server_*.deb old-nats` \
+                 and set TICKETLOG_OLD_NATS_SERVER=old-nats/usr/sbin/nats-server"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = 29222;
+        let child = Command::new(&binary)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+        let server = OldServer {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        // Bounded: a server that never listens fails the test, not hangs it.
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{binary} did not listen on {port} within 20 s"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        Some(server)
+    }
+}
+
+impl Drop for OldServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_server_older_than_2_12_3_is_refused_and_nothing_is_created_on_it() {
+    let test = "old_server_refused";
+    let Some(server) = OldServer::start(test) else {
+        return;
+    };
+    let stream = stream_name("old_server");
+    let dir = tempfile::tempdir().unwrap();
+    let urls = vec![server.url.clone()];
+    let refused = Store::open(dir.path(), open_options(&urls, &stream));
+    match refused {
+        Err(OpenError::LogServerTooOld { version, min, .. }) => {
+            assert!(version.starts_with("2.9."), "the server said {version}");
+            assert_eq!(min, "2.12.3");
+        }
+        Err(other) => panic!("expected LogServerTooOld, got {other}"),
+        Ok(_) => panic!("a 2.9 server was accepted"),
+    }
+    // Refused before anything was asked of it: no stream was created.
+    let info = request_raw(&server.url, &format!("$JS.API.STREAM.INFO.{stream}"), b"")
+        .expect("the old server answers stream info");
+    assert!(info.contains("\"code\":404"), "{info}");
+    // And the data directory was not bound to any stream.
+    assert!(!dir.path().join("jetstream-stream").exists());
+}

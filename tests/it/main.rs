@@ -22,6 +22,8 @@ mod jetstream_common;
 #[cfg(feature = "jetstream")]
 mod jetstream_faults;
 #[cfg(feature = "jetstream")]
+mod jetstream_serve;
+#[cfg(feature = "jetstream")]
 mod jetstream_snapshots;
 mod kill;
 mod lifecycle;

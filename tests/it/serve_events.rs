@@ -21,7 +21,7 @@ use crate::serve::{Http, Reply, Server, WAIT_LIMIT, check_schema, openapi};
 
 /// What the stream carried.
 #[derive(Debug, Clone, PartialEq)]
-enum Item {
+pub(crate) enum Item {
     /// An event: its `id:`, `event:` and `data:` (parsed as JSON).
     Event {
         id: String,
@@ -34,7 +34,7 @@ enum Item {
 
 /// What waiting for the next item found.
 #[derive(Debug)]
-enum Next {
+pub(crate) enum Next {
     Item(Item),
     TimedOut,
     /// The server ended the response (or closed the connection).
@@ -43,7 +43,7 @@ enum Next {
 
 /// One open `GET /events` response, decoded as it arrives: HTTP/1.1
 /// chunked framing, then SSE fields.
-struct EventStream {
+pub(crate) struct EventStream {
     socket: TcpStream,
     /// Bytes read but not yet de-chunked.
     raw: Vec<u8>,
@@ -56,7 +56,7 @@ struct EventStream {
 impl EventStream {
     /// Opens `GET /events{query}` with `headers`; panics unless it answers
     /// 200 with a reply the document allows.
-    fn open(url: &str, query: &str, headers: &[(&str, &str)]) -> EventStream {
+    pub(crate) fn open(url: &str, query: &str, headers: &[(&str, &str)]) -> EventStream {
         Self::try_open(url, query, headers)
             .unwrap_or_else(|(status, head)| panic!("GET /events{query}: {status}: {head}"))
     }
@@ -228,7 +228,7 @@ impl EventStream {
     /// The next event (heartbeats skipped): (id, event, data), the data
     /// checked against the document's Event schema and its `type` against
     /// the SSE event name.
-    fn next_event(&mut self) -> (String, String, Value) {
+    pub(crate) fn next_event(&mut self) -> (String, String, Value) {
         loop {
             match self.next_within(WAIT_LIMIT) {
                 Next::Item(Item::Comment(_)) => {}
@@ -257,7 +257,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|window| window == needle)
 }
 
-fn create(http: &Http, title: &str) -> u64 {
+pub(crate) fn create(http: &Http, title: &str) -> u64 {
     let reply = http.post(
         "/tickets",
         &json!({"title": title, "description": "d"}).to_string(),
@@ -266,7 +266,7 @@ fn create(http: &Http, title: &str) -> u64 {
     reply.json()["id"].as_u64().unwrap()
 }
 
-fn create_batch(http: &Http, titles: &[&str]) {
+pub(crate) fn create_batch(http: &Http, titles: &[&str]) {
     let tickets: Vec<Value> = titles
         .iter()
         .map(|title| json!({"title": title, "description": "d"}))
