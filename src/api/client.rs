@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::task::{Context, Poll};
+use std::thread;
 
 use crate::domain::command::{Applied, Command, ListQuery, Operation, Stats};
 use crate::domain::event::Event;
@@ -21,6 +22,7 @@ use crate::engine::history::{self, History};
 use crate::engine::reply::{ReplyReceiver, reply_channel};
 use crate::engine::request::{ClientError, QueryRequest, ReplyTo, Request, Subscribed};
 use crate::engine::server::Shared;
+use crate::error::StorageError;
 
 /// A handle for talking to a [`Store`](crate::Store) from any thread.
 /// Cheap to clone; every clone talks to the same server thread.
@@ -30,11 +32,16 @@ pub struct Client {
     shared: Arc<Shared>,
 }
 
-/// Whether a request waits for room in a full request channel.
+/// What sending a request does when the request channel is full.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum WhenFull {
+    /// The caller waits for room.
     Wait,
+    /// The request fails at once with [`ClientError::Overloaded`].
     Refuse,
+    /// A thread of its own waits for room and sends it, so the caller (an
+    /// async task) never blocks; the caller awaits the answer as usual.
+    HandOff,
 }
 
 impl Client {
@@ -163,6 +170,18 @@ impl Client {
         self.send(|reply| Request::Subscribe { after, reply }, WhenFull::Wait)
     }
 
+    /// [`Self::request_feed`] for async callers: never blocks, even when
+    /// the request channel is full.
+    pub(crate) fn request_feed_handed_off(
+        &self,
+        after: Option<Position>,
+    ) -> Result<ReplyReceiver<Result<Subscribed, ClientError>>, ClientError> {
+        self.send(
+            |reply| Request::Subscribe { after, reply },
+            WhenFull::HandOff,
+        )
+    }
+
     /// Sends a command without waiting for its reply, so one thread can keep
     /// many commands in flight; waits only for room in the request channel.
     /// Commands from one client are applied in the order they were submitted.
@@ -222,6 +241,25 @@ impl Client {
                 TrySendError::Full(_) => ClientError::Overloaded,
                 TrySendError::Disconnected(_) => ClientError::Closed,
             })?,
+            WhenFull::HandOff => match self.requests.try_send(request) {
+                Ok(()) => {}
+                Err(TrySendError::Disconnected(_)) => return Err(ClientError::Closed),
+                Err(TrySendError::Full(request)) => {
+                    // The thread ends once the request is in, or once the
+                    // server is gone (then the request and its reply end are
+                    // dropped, and the answer reads as closed): the server
+                    // drains the channel for as long as it runs.
+                    let requests = self.requests.clone();
+                    thread::Builder::new()
+                        .name("ticketlog-request".into())
+                        .spawn(move || {
+                            let _ = requests.send(request);
+                        })
+                        .map_err(|e| {
+                            ClientError::Storage(StorageError::io("spawn", "request thread", e))
+                        })?;
+                }
+            },
         }
         Ok(answer)
     }

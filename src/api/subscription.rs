@@ -269,8 +269,9 @@ impl Subscription {
                     }
                 }
             } else {
-                // Sending waits only for room in the bounded request channel.
-                match self.client.request_feed(self.after) {
+                // Never waits for room in the request channel: this runs on
+                // an async worker (a full channel hands the send to a thread).
+                match self.client.request_feed_handed_off(self.after) {
                     Ok(answer) => {
                         self.requested = Some(answer);
                         Step::Continue

@@ -317,3 +317,87 @@ fn stats_report_the_last_lsn_and_a_digest_two_copies_can_compare() {
     assert_eq!(again.last_lsn, stats[0].last_lsn);
     store.close().unwrap();
 }
+
+#[test]
+fn an_awaited_subscription_restarting_after_a_lag_never_blocks_on_a_full_request_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let faulty = FaultyStorage::new(FileSystem);
+    let options = Options::default()
+        .durability(Durability::Always)
+        .channel_capacity(2)
+        .storage(Arc::new(faulty.clone()));
+    let store = Store::open(dir.path(), options).unwrap();
+    let client = store.client();
+    let mut lagging = client.subscribe(0).unwrap();
+    // More than the live feed holds: the server drops the subscription's
+    // feed, and the subscription must ask for a new one.
+    let writes = ticketlog::testing::FEED_EVENTS_MAX + 100;
+    for chunk in (0..writes).collect::<Vec<_>>().chunks(64) {
+        let pending: Vec<_> = chunk
+            .iter()
+            .map(|n| {
+                client
+                    .submit(Command::Create(draft(&format!("t{n}"))))
+                    .unwrap()
+            })
+            .collect();
+        for reply in pending {
+            reply.wait().unwrap();
+        }
+    }
+    // Hold the server in its next fdatasync, then fill the queue behind it.
+    let gate = faulty.gate(Ops::Only(OpKind::SyncData));
+    let held = {
+        let client = store.client();
+        thread::spawn(move || client.create(draft("held")).unwrap())
+    };
+    assert!(
+        gate.entered_within(BOUND),
+        "the batch reached its fdatasync"
+    );
+    let mut queued = Vec::new();
+    loop {
+        match client.try_submit(Command::Create(draft("queued"))) {
+            Ok(reply) => queued.push(reply),
+            Err(ClientError::Overloaded) => break,
+            Err(other) => panic!("{other}"),
+        }
+    }
+    // Polled as an async executor would: the buffered events come out, then
+    // the restart must answer Pending at once, not wait for room.
+    let (polled, polled_in_time) = std::sync::mpsc::channel();
+    let poller = thread::spawn(move || {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut delivered = Vec::new();
+        loop {
+            let mut next = lagging.next_event();
+            match std::pin::Pin::new(&mut next).poll(&mut cx) {
+                Poll::Ready(Some(Ok(event))) => delivered.push(event.ticket_id.get()),
+                Poll::Ready(other) => panic!("before the restart: {other:?}"),
+                Poll::Pending => break,
+            }
+        }
+        polled.send(delivered.len()).unwrap();
+        (lagging, delivered)
+    });
+    let buffered = polled_in_time
+        .recv_timeout(BOUND)
+        .expect("polling the subscription blocked on the full request queue");
+    assert!(buffered > 0 && buffered < writes, "{buffered} delivered");
+    gate.release();
+    let (mut lagging, mut seen) = poller.join().unwrap();
+    held.join().unwrap();
+    let total = writes + 1 + queued.len();
+    for reply in queued {
+        reply.wait().unwrap();
+    }
+    // Then everything, once, in order: the restart lost and repeated nothing.
+    while seen.len() < total {
+        match block_on(lagging.next_event()) {
+            Some(Ok(event)) => seen.push(event.ticket_id.get()),
+            other => panic!("after {} events: {other:?}", seen.len()),
+        }
+    }
+    assert_eq!(seen, (1..=total as u64).collect::<Vec<_>>());
+    store.close().unwrap();
+}
