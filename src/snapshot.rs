@@ -483,6 +483,17 @@ fn load_from(
             },
         ));
     }
+    // Replay goes on at the LSN after the snapshot's, and every ticket's
+    // next version must fit below it (see the per-ticket checks below).
+    if header.lsn == u64::MAX {
+        return Err((
+            0,
+            Damage::Inconsistent(format!(
+                "it covers LSN {}, which leaves no LSN for a record after it",
+                header.lsn
+            )),
+        ));
+    }
     // Every ticket id was minted by a record at or before `lsn`, and one
     // record creates at most CREATE_MANY_MAX tickets.
     if header.lsn.saturating_mul(CREATE_MANY_MAX as u64) < header.next_id - 1 {
@@ -539,6 +550,23 @@ fn load_from(
         let tickets = codec::decode_snapshot_block(&block)
             .map_err(|reason| damaged(Damage::Undecodable(reason)))?;
         for ticket in tickets {
+            // Checked before the builder sizes the state from the id (a huge
+            // one would overflow `id + 1` or pad the state out to it).
+            if ticket.id.get() >= header.next_id {
+                return Err(damaged(Damage::Inconsistent(format!(
+                    "ticket {} is not below the next id {}",
+                    ticket.id, header.next_id
+                ))));
+            }
+            // A ticket's version counts the records that changed it, so it
+            // is at most the LSN covered; this keeps every later `version + 1`
+            // (deciding or replaying an update) from overflowing.
+            if ticket.version > header.lsn {
+                return Err(damaged(Damage::Inconsistent(format!(
+                    "ticket {} is at version {}, past the {} records the snapshot covers",
+                    ticket.id, ticket.version, header.lsn
+                ))));
+            }
             builder
                 .push(ticket)
                 .map_err(|reason| damaged(Damage::Inconsistent(reason)))?;
@@ -629,6 +657,77 @@ mod tests {
         ] {
             assert_eq!(parse_snapshot_file_name(other), None, "{other}");
         }
+    }
+
+    /// A snapshot whose checksums all pass, holding `tickets`.
+    fn snapshot_bytes(lsn: u64, next_id: u64, tickets: &[crate::domain::ticket::Ticket]) -> Vec<u8> {
+        let mut block = Vec::new();
+        codec::encode_snapshot_block(tickets.iter(), &mut block).unwrap();
+        let mut payload = Vec::new();
+        frame_block(&block, &mut payload);
+        let header = SnapshotHeader {
+            lsn,
+            next_id,
+            tickets: tickets.len() as u64,
+            digest: 0,
+            last_at: 0,
+            payload_len: payload.len() as u64,
+            blocks: 1,
+        };
+        let mut bytes = header.encode().to_vec();
+        bytes.extend_from_slice(&payload);
+        bytes
+    }
+
+    fn ticket(id: u64, version: u64) -> crate::domain::ticket::Ticket {
+        crate::domain::ticket::Ticket {
+            id: TicketId::from(id),
+            title: "t".try_into().unwrap(),
+            description: "d".try_into().unwrap(),
+            status: crate::domain::ticket::Status::ToDo,
+            version,
+            created_at: Timestamp::from_unix_millis(0),
+            updated_at: Timestamp::from_unix_millis(0),
+        }
+    }
+
+    #[test]
+    fn a_ticket_id_at_or_past_the_next_id_is_damage_not_a_panic() {
+        // Ticket u64::MAX used to overflow `id + 1` in the state builder
+        // (and a large id padded the state out to it before any check).
+        for id in [u64::MAX, 10, 1 << 40] {
+            let bytes = snapshot_bytes(5, 10, &[ticket(id, 1)]);
+            let found = decode_snapshot(bytes, Path::new("s"), 5, 5, &mut |_, _| {});
+            assert!(
+                matches!(found, Err((72, Damage::Inconsistent(_)))),
+                "id {id}: {:?}",
+                found.map(|(_, info)| info)
+            );
+        }
+    }
+
+    #[test]
+    fn a_ticket_version_past_the_snapshot_lsn_is_damage() {
+        // A version of u64::MAX made the next update's `version + 1` overflow.
+        let bytes = snapshot_bytes(5, 10, &[ticket(1, u64::MAX)]);
+        let found = decode_snapshot(bytes, Path::new("s"), 5, 5, &mut |_, _| {});
+        assert!(
+            matches!(found, Err((72, Damage::Inconsistent(_)))),
+            "{:?}",
+            found.map(|(_, info)| info)
+        );
+    }
+
+    #[test]
+    fn a_snapshot_at_the_last_lsn_is_damage() {
+        // Replay starts at the LSN after the snapshot's: there is none.
+        let bytes = snapshot_bytes(u64::MAX, 1, &[]);
+        let found = decode_snapshot(bytes, Path::new("s"), u64::MAX, u64::MAX, &mut |_, _| {});
+        assert!(
+            matches!(found, Err((0, Damage::Inconsistent(_)))),
+            "{:?}",
+            found.map(|(_, info)| info)
+        );
     }
 
     #[test]

@@ -308,6 +308,9 @@ impl State {
                 }
                 Ok(Change::Updated {
                     id,
+                    // A version is at most the LSN of the record that set it
+                    // (snapshot loading checks this of every ticket it
+                    // loads), and LSNs stop below u64::MAX: no overflow.
                     version: ticket.version + 1,
                     title: patch.title,
                     description: patch.description,
@@ -381,6 +384,8 @@ impl State {
                 let Some(current) = self.ticket(id) else {
                     return inconsistent(format!("update of ticket {id}, which does not exist"));
                 };
+                // No overflow: `current.version` is at most the LSN of an
+                // earlier record (see `decide_command`).
                 if version != current.version + 1 {
                     return inconsistent(format!(
                         "update of ticket {id} to version {version}, but it is at version {}",
