@@ -172,6 +172,20 @@ pub fn decode(bytes: &[u8]) -> Result<Frame<'_>, Damage> {
     if header.records == 0 {
         return Err(Damage::Inconsistent("a batch frame with no record".into()));
     }
+    // LSNs start at 1, and the LSN after the frame's last one must exist
+    // (replay and a snapshot's resume go on from it): this bounds every
+    // `first_lsn + records` the log computes from a header.
+    if header.first_lsn == 0
+        || header
+            .first_lsn
+            .checked_add(u64::from(header.records))
+            .is_none()
+    {
+        return Err(Damage::Inconsistent(format!(
+            "a batch frame of {} records starting at LSN {}: not LSNs a log can hold",
+            header.records, header.first_lsn
+        )));
+    }
     let mut records =
         Vec::with_capacity((header.records as usize).min(bytes.len() / RECORD_HEADER_LEN));
     let mut at = FRAME_HEADER_LEN;
@@ -226,6 +240,30 @@ mod tests {
         let decoded: Vec<&[u8]> = frame.records.iter().map(|r| r.2).collect();
         assert_eq!(decoded, payloads);
         assert_eq!(ID.msg_id(), "000000000000feed0000000000000007");
+    }
+
+    #[test]
+    fn a_frame_whose_lsns_run_past_u64_max_is_refused() {
+        // A checksummed frame from the stream claiming LSNs 2^64-1 and on
+        // used to overflow `first_lsn + records - 1` when the log read its
+        // last message (lsn_bound) or a snapshot's (resume_after).
+        let good = encode(1, 1, ID, [&b"a"[..], b"b"].into_iter());
+        for first_lsn in [0, u64::MAX - 1, u64::MAX] {
+            let mut bytes = good.clone();
+            bytes[24..32].copy_from_slice(&first_lsn.to_le_bytes());
+            let crc = frame_crc(&bytes);
+            bytes[8..12].copy_from_slice(&crc.to_le_bytes());
+            assert!(
+                matches!(decode(&bytes), Err(Damage::Inconsistent(_))),
+                "first LSN {first_lsn}: {:?}",
+                decode(&bytes).map(|frame| frame.header)
+            );
+        }
+        let mut bytes = good.clone();
+        bytes[24..32].copy_from_slice(&(u64::MAX - 2).to_le_bytes());
+        let crc = frame_crc(&bytes);
+        bytes[8..12].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(&bytes).unwrap().header.first_lsn, u64::MAX - 2);
     }
 
     #[test]

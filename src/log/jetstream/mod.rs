@@ -195,6 +195,8 @@ impl OpeningLog for JetStreamOpening {
                 damage,
             })?
             .header;
+        // No overflow: decode refuses a frame whose LSNs run past u64::MAX,
+        // and one with no record.
         Ok(header.first_lsn + u64::from(header.records) - 1)
     }
 
@@ -242,6 +244,7 @@ impl OpeningLog for JetStreamOpening {
                 ))
             })?
             .header;
+        // No overflow: see `lsn_bound`.
         let ends_at = header.first_lsn + u64::from(header.records) - 1;
         if ends_at != mark.lsn {
             return Err(Damage::Inconsistent(format!(
