@@ -156,9 +156,21 @@ pub(crate) fn scan_log(
             })
             .map_err(|damage| corrupt(offset, damage))?;
         }
+        // A segment named for LSN 2^64-1 (or one just below it, after a
+        // snapshot that covers the rest) can hold a record whose LSN has no
+        // successor: corruption, not an overflow.
+        let Some(next_lsn) = scan.next_lsn.checked_add(1) else {
+            return Err(corrupt(
+                offset,
+                Damage::Inconsistent(format!(
+                    "a record at LSN {}, which leaves no LSN for the next one",
+                    scan.next_lsn
+                )),
+            ));
+        };
         scan.records += 1;
         scan.last_unsynced_before = Some(header.unsynced_before);
-        scan.next_lsn += 1;
+        scan.next_lsn = next_lsn;
         offset += header.record_len();
     }
     debug_assert_eq!(
@@ -222,6 +234,8 @@ pub(crate) fn scan_segments(
         check_follows(dir, scan.next_lsn, next)?;
         scans.push(scan);
     }
+    // Every caller passes `from < segments.len()` (open_log's `rposition`
+    // index), so the loop runs and returns at the last segment.
     unreachable!("the loop returns at the last segment, and `from` is in bounds")
 }
 
@@ -377,7 +391,7 @@ pub(crate) fn open_log(
     progress(total_bytes, total_bytes);
     let last = scans
         .last()
-        .expect("scan_segments scans at least one segment");
+        .expect("scan_segments returns Ok only after pushing the last segment's scan");
     if last.next_lsn - 1 < base_lsn {
         return Err(OpenError::Corrupt {
             file: last.path.clone(),
@@ -511,4 +525,34 @@ fn closed_segments(mut closed: Vec<ClosedSegment>, scans: &[LogScan]) -> Vec<Clo
         });
     }
     closed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::local::record::encode_record;
+    use crate::storage::FileSystem;
+
+    #[test]
+    fn a_record_at_lsn_u64_max_is_corruption_not_an_overflow() {
+        // Used to overflow `next_lsn += 1` after the record.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(segment::segment_file_name(u64::MAX));
+        let mut bytes = FileHeader::new(u64::MAX).encode().to_vec();
+        encode_record(&mut bytes, 0, crate::domain::codec::EMPTY_PAYLOAD);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut file = FileSystem.open_file(&path, OpenMode::ReadOnly).unwrap();
+        let result = scan_log(file.as_mut(), &path, u64::MAX, 0, |_| Ok(()));
+        assert!(
+            matches!(
+                result,
+                Err(OpenError::Corrupt {
+                    offset: 32,
+                    damage: Damage::Inconsistent(_),
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
 }
