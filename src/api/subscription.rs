@@ -113,8 +113,9 @@ impl Subscription {
     /// time (the subscription goes on), `Some(Err(Closed))` once the store
     /// has closed.
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<Event, ClientError>> {
-        let deadline = Instant::now() + timeout;
-        self.next_until(Some(deadline))
+        // A timeout too long for an `Instant` (`Duration::MAX`) is no
+        // deadline at all.
+        self.next_until(Instant::now().checked_add(timeout))
     }
 
     /// The next event, for async code: a future any executor can poll (the

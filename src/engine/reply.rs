@@ -128,7 +128,11 @@ impl<T> ReplyReceiver<T> {
     /// Waits at most `timeout`: `Err(self)` if nothing came in time, else
     /// what [`Self::wait`] would return.
     pub(crate) fn wait_timeout(self, timeout: Duration) -> Result<Option<T>, Self> {
-        let deadline = Instant::now() + timeout;
+        // A timeout too long for an `Instant` (a caller's `Duration::MAX`)
+        // is no deadline at all.
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            return Ok(self.wait());
+        };
         let mut slot = self.0.lock();
         while !slot.done {
             let now = Instant::now();
@@ -195,6 +199,14 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn a_timeout_past_what_an_instant_holds_waits_without_a_deadline() {
+        // `Instant::now() + Duration::MAX` used to panic.
+        let (tx, rx) = reply_channel();
+        tx.send(5).unwrap();
+        assert_eq!(rx.wait_timeout(Duration::MAX).ok(), Some(Some(5)));
     }
 
     #[test]

@@ -401,3 +401,21 @@ fn an_awaited_subscription_restarting_after_a_lag_never_blocks_on_a_full_request
     assert_eq!(seen, (1..=total as u64).collect::<Vec<_>>());
     store.close().unwrap();
 }
+
+#[test]
+fn timeouts_too_long_for_an_instant_wait_without_a_deadline() {
+    // `Instant::now() + Duration::MAX` used to panic inside the library.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let client = store.client();
+    let pending = client.submit(Command::Create(draft("patient"))).unwrap();
+    let created = match pending.wait_timeout(Duration::MAX) {
+        Ok(reply) => reply.unwrap(),
+        Err(_) => panic!("a wait without a deadline does not time out"),
+    };
+    let mut subscription = client.subscribe(0).unwrap();
+    let event = subscription.next_timeout(Duration::MAX).unwrap().unwrap();
+    assert_eq!(event.ticket_id, created.id);
+    drop(subscription);
+    store.close().unwrap();
+}
