@@ -271,7 +271,7 @@ impl ImageStore for Images {
             // its SHA-256 digest once the last chunk is in.
             let mut bytes = Vec::new();
             let read = tokio::time::timeout(
-                deadline + transfer_allowance(size),
+                deadline.saturating_add(transfer_allowance(size)),
                 (&mut object).take(size + 1).read_to_end(&mut bytes),
             )
             .await
@@ -307,7 +307,7 @@ impl ImageStore for Images {
             }
             let mut reader = bytes;
             tokio::time::timeout(
-                deadline + transfer_allowance(bytes.len() as u64),
+                deadline.saturating_add(transfer_allowance(bytes.len() as u64)),
                 bucket.put(
                     ObjectMetadata {
                         name: name.clone(),
