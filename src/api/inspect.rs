@@ -141,7 +141,7 @@ fn inspect(
     let scans = restored.replayed.scans;
     let scan = scans
         .last()
-        .expect("replay scans at least one segment")
+        .expect("a local open scans at least one segment (with none, it fails NotFound)")
         .clone();
     let stats = restored.state.stats();
     Ok(LogReport {

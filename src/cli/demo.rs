@@ -166,6 +166,8 @@ fn run_client(client: &Client, index: u32, ops: u64, mut rng: Rng) -> Result<Tal
     let mut mine: Vec<Ticket> = Vec::new();
     for op in 0..ops {
         let roll = rng.below(100);
+        // Every other branch indexes `mine` with `rng.below(mine.len())`:
+        // an empty `mine` always takes this one, so those indexes are in bounds.
         if mine.is_empty() || roll < 30 {
             let ticket = client.create(TicketDraft {
                 title: format!("Client {index} ticket {op}")

@@ -377,6 +377,8 @@ pub(crate) fn restore(
             // A snapshot taken at this LSN must describe this state.
             for (lsn, digest, check) in &digests {
                 if *lsn == record.lsn && *digest != state.digest() {
+                    // `check` is the index of the entry pushed just before
+                    // the digest (see where `digests` is filled).
                     checks[*check].result = Err((
                         0,
                         Damage::DigestMismatch {

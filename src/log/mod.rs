@@ -142,6 +142,8 @@ impl RecordBatch {
     pub fn payloads(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
         let mut start = 0;
         self.ends.iter().map(move |&end| {
+            // `ends` ascend and stop at `bytes.len()`: push_with records
+            // each payload's end after appending it.
             let payload = &self.bytes[start..end];
             start = end;
             payload

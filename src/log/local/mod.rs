@@ -404,6 +404,8 @@ impl CommandLog for LocalLog {
         );
         let mut released = Released::default();
         for _ in 0..self.releasable_through(lsn) {
+            // releasable_through counted at most the closed segments, and
+            // each pass forgets exactly one (below): one is left for this pass.
             let segment = self.writer.closed_segments()[0].clone();
             let storage = Arc::clone(self.writer.storage());
             let dir = self.writer.dir().to_path_buf();

@@ -77,6 +77,9 @@ impl<'f> RecordWindow<'f> {
             read_exact_at(self.file, offset, &mut self.window)?;
             self.window_start = offset;
         }
+        // In bounds: either the window already held `offset..end`, or it was
+        // just refilled from `offset` with at least `len` bytes (`end` is
+        // within the file, checked above).
         let from = (offset - self.window_start) as usize;
         Ok(Some(&self.window[from..from + len]))
     }
@@ -172,7 +175,7 @@ impl<'f> RecordWindow<'f> {
             };
             let bytes = self
                 .bytes(at, len)?
-                .expect("the range lies within the file");
+                .expect("at + len <= file_len by the loop condition and the min above");
             if let Some(i) = bytes.iter().position(|&b| b != 0) {
                 return Ok(at + i as u64);
             }
