@@ -660,7 +660,11 @@ mod tests {
     }
 
     /// A snapshot whose checksums all pass, holding `tickets`.
-    fn snapshot_bytes(lsn: u64, next_id: u64, tickets: &[crate::domain::ticket::Ticket]) -> Vec<u8> {
+    fn snapshot_bytes(
+        lsn: u64,
+        next_id: u64,
+        tickets: &[crate::domain::ticket::Ticket],
+    ) -> Vec<u8> {
         let mut block = Vec::new();
         codec::encode_snapshot_block(tickets.iter(), &mut block).unwrap();
         let mut payload = Vec::new();

@@ -1176,6 +1176,8 @@ fn apply_line(
                     plan.seq
                 ));
             }
+            // `unavailable` has one flag per plan (the caller sizes it so),
+            // and `plans.get(client)` just found this one.
             unavailable[client] = true;
             return Ok(Line::Unavailable);
         }

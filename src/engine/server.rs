@@ -587,13 +587,10 @@ impl Server {
         let mut tickets = Vec::with_capacity(if one { 0 } else { changes.len() });
         let mut last = None;
         for change in decision.into_changes() {
-            let undo = self
-                .state
-                .apply(change)
-                .expect(
-                    "decide() only produces changes consistent with the state it read, \
-                     timestamped by now(), which is never before the state's last",
-                );
+            let undo = self.state.apply(change).expect(
+                "decide() only produces changes consistent with the state it read, \
+                 timestamped by now(), which is never before the state's last",
+            );
             // A pointer to the ticket, not a copy of its strings: the
             // client copies it, if it wants to, on its own thread.
             let ticket = match &undo {
