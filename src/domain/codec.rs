@@ -403,6 +403,18 @@ impl<'p> PayloadReader<'p> {
     /// A bincode varint (see `docs/FORMAT.md`), in its shortest form only.
     #[inline]
     fn varint(&mut self, what: &str) -> Read<u64> {
+        // Most fields (counts, variants, lengths, small ids) are one byte.
+        if let Some((&marker @ 0..=250, rest)) = self.rest.split_first() {
+            self.rest = rest;
+            return Ok(u64::from(marker));
+        }
+        self.wide_varint(what)
+    }
+
+    /// A varint that is not one byte below 251: a marker and 2, 4 or 8
+    /// bytes, refused if a narrower form would hold the value.
+    #[inline(never)]
+    fn wide_varint(&mut self, what: &str) -> Read<u64> {
         let marker = self.byte(what)?;
         // The smallest value each marker may carry: anything below fits a
         // narrower form, and then the payload is not canonical.
