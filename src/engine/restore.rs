@@ -356,8 +356,11 @@ pub(crate) fn restore(
     } else {
         base_lsn
     };
+    // Every record is decoded into this one buffer, which applying empties:
+    // serving allocates no vector per record.
+    let mut changes = Vec::new();
     let mut visit = |record: LogRecord<'_>| -> Result<(), Damage> {
-        let changes = codec::decode_changes(record.payload).map_err(Damage::Undecodable)?;
+        codec::decode_changes_into(record.payload, &mut changes).map_err(Damage::Undecodable)?;
         if record.lsn > base_lsn {
             let applied = if on_entry.is_some() {
                 // Cloned: this is the inspection path, and the entry goes to
@@ -367,9 +370,9 @@ pub(crate) fn restore(
                         .apply(change.clone())
                         .map_err(|e| e.into_damage(record.lsn))?;
                 }
-                Some(changes)
+                Some(std::mem::take(&mut changes))
             } else {
-                if apply_changes(&mut state, changes, record.lsn)? {
+                if apply_changes(&mut state, changes.drain(..), record.lsn)? {
                     last_digest_lsn = record.lsn;
                 }
                 None
@@ -393,7 +396,7 @@ pub(crate) fn restore(
                 on_entry(&entry(&record, changes));
             }
         } else if let Some(on_entry) = on_entry.as_mut() {
-            on_entry(&entry(&record, changes));
+            on_entry(&entry(&record, std::mem::take(&mut changes)));
         }
         Ok(())
     };
@@ -501,7 +504,7 @@ pub(crate) fn restore(
 /// catch-up with other hosts' records.
 pub(crate) fn apply_changes(
     state: &mut State,
-    changes: Vec<Change>,
+    changes: impl IntoIterator<Item = Change>,
     lsn: u64,
 ) -> Result<bool, Damage> {
     let mut digest = false;

@@ -13,8 +13,12 @@ use crate::log::local::record::{
 };
 use crate::storage::{StorageFile, read_exact_at};
 
-/// Bytes read from the file at a time.
-const READ_CHUNK_BYTES: usize = 4 << 20;
+/// Bytes read from the file at a time. Small on purpose: the kernel's
+/// sequential readahead (128 KiB by default) then fetches the next piece
+/// while replay checks and applies this one. A 4 MiB read waited for all of
+/// it with nothing to overlap: on a cold 25 MB log, replay spent 12-25 ms
+/// blocked in `pread` instead of ~6 ms.
+const READ_CHUNK_BYTES: usize = 128 << 10;
 
 /// A sliding window over a file, so that replay reads large sequential chunks
 /// while holding at most one chunk (plus one record) in memory.
