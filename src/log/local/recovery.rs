@@ -539,7 +539,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(segment::segment_file_name(u64::MAX));
         let mut bytes = FileHeader::new(u64::MAX).encode().to_vec();
-        encode_record(&mut bytes, 0, crate::domain::codec::EMPTY_PAYLOAD);
+        encode_record(&mut bytes, 0, b"any payload: the log never reads it");
         std::fs::write(&path, &bytes).unwrap();
         let mut file = FileSystem.open_file(&path, OpenMode::ReadOnly).unwrap();
         let result = scan_log(file.as_mut(), &path, u64::MAX, 0, |_| Ok(()));
