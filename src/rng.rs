@@ -9,6 +9,25 @@
 //!
 //! This module sits at the bottom of the crate: it imports nothing from it.
 
+/// The seed of a randomised test: `TICKETLOG_SEED` when set (to replay a
+/// failure), else one drawn from the clock; printed on stderr with the
+/// variable that replays it. Test support only: the library never prints,
+/// so this exists only in test builds and with the `testing` feature.
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub fn test_seed(test: &str) -> u64 {
+    let seed = std::env::var("TICKETLOG_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("{test}: seed {seed} (replay with TICKETLOG_SEED={seed})");
+    seed
+}
+
 /// SplitMix64 (Steele, Lea and Flood), as in `java.util.SplittableRandom`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rng(u64);

@@ -681,15 +681,8 @@ mod tests {
 
     #[test]
     fn the_hand_written_encoder_writes_exactly_what_bincode_writes() {
-        let seed = std::env::var("CODEC_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-            });
-        println!("seed {seed} (replay with CODEC_SEED={seed})");
+        let seed =
+            crate::rng::test_seed("the_hand_written_encoder_writes_exactly_what_bincode_writes");
         let mut rng = crate::rng::Rng::new(seed);
         for round in 0..2_000 {
             let count = (rng.next_u64() % 5) as usize;
@@ -745,15 +738,9 @@ mod tests {
 
     #[test]
     fn the_hand_written_decoder_accepts_exactly_what_bincode_and_the_canonical_check_accept() {
-        let seed = std::env::var("CODEC_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-            });
-        println!("seed {seed} (replay with CODEC_SEED={seed})");
+        let seed = crate::rng::test_seed(
+            "the_hand_written_decoder_accepts_exactly_what_bincode_and_the_canonical_check_accept",
+        );
         let mut rng = crate::rng::Rng::new(seed);
         let (mut accepted, mut refused) = (0, 0);
         let mut reused = vec![sample()[0].clone()];

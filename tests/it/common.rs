@@ -26,20 +26,9 @@ pub fn open(dir: &Path) -> Store {
     Store::open(dir, Options::default()).expect("open store")
 }
 
-/// A seed for a randomised test: `TICKETLOG_SEED` if set, else from the clock.
-/// Printed so a failure can be replayed.
-pub fn seed(test: &str) -> u64 {
-    let seed = std::env::var("TICKETLOG_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
-    eprintln!("{test}: seed {seed} (replay with TICKETLOG_SEED={seed})");
-    seed
-}
+/// A seed for a randomised test: `TICKETLOG_SEED` if set, else from the
+/// clock; printed so a failure can be replayed (the crate's one helper).
+pub use ticketlog::rng::test_seed as seed;
 
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), bitwise: the
 /// tests' own, written from the spec in docs/FORMAT.md rather than reusing
