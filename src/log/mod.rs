@@ -68,10 +68,13 @@ pub enum Flush {
 ///
 /// Invariant: `ends` is non-decreasing and its last element is
 /// `bytes.len()`; every payload is at most [`RECORD_PAYLOAD_BYTES_MAX`].
+/// An encoder writes into `scratch`, never into `bytes`, so it cannot
+/// change a record already pushed.
 #[derive(Clone, Debug, Default)]
 pub struct RecordBatch {
     bytes: Vec<u8>,
     ends: Vec<usize>,
+    scratch: Vec<u8>,
 }
 
 impl RecordBatch {
@@ -80,12 +83,15 @@ impl RecordBatch {
         RecordBatch {
             bytes: Vec::with_capacity(bytes),
             ends: Vec::with_capacity(64),
+            scratch: Vec::new(),
         }
     }
 
-    /// Appends one record whose payload `encode` writes to the end of the
-    /// buffer it is given. If `encode` fails, or writes more than
-    /// [`RECORD_PAYLOAD_BYTES_MAX`] bytes, the batch is left as it was.
+    /// Appends one record whose payload `encode` writes into the empty
+    /// buffer it is given (the batch's own scratch buffer, so an encoder
+    /// cannot touch a record already pushed). If `encode` fails, or writes
+    /// more than [`RECORD_PAYLOAD_BYTES_MAX`] bytes, the batch is left as it
+    /// was.
     pub fn push_with(
         &mut self,
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), StorageError>,
@@ -102,25 +108,15 @@ impl RecordBatch {
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
         let max = limit.min(RECORD_PAYLOAD_BYTES_MAX);
-        let start = self.bytes.len();
-        let result = encode(&mut self.bytes).and_then(|()| {
-            let len = self.bytes.len() - start;
-            if len > max {
-                Err(StorageError::RecordTooLarge { len, max })
-            } else {
-                Ok(())
-            }
-        });
-        match result {
-            Ok(()) => {
-                self.ends.push(self.bytes.len());
-                Ok(())
-            }
-            Err(error) => {
-                self.bytes.truncate(start);
-                Err(error)
-            }
+        self.scratch.clear();
+        encode(&mut self.scratch)?;
+        let len = self.scratch.len();
+        if len > max {
+            return Err(StorageError::RecordTooLarge { len, max });
         }
+        self.bytes.extend_from_slice(&self.scratch);
+        self.ends.push(self.bytes.len());
+        Ok(())
     }
 
     /// Records in the batch.
@@ -513,5 +509,34 @@ mod tests {
         assert_eq!(batch.payload_bytes(), 8);
         batch.clear();
         assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn an_encoder_is_given_an_empty_buffer_and_cannot_touch_earlier_records() {
+        let mut batch = RecordBatch::default();
+        batch
+            .push_with(|out| {
+                out.extend_from_slice(b"first");
+                Ok(())
+            })
+            .unwrap();
+        batch
+            .push_with(|out| {
+                // Whatever an encoder does to its buffer stays in its own record.
+                assert!(out.is_empty(), "an encoder starts from an empty buffer");
+                out.extend_from_slice(b"junk");
+                out.clear();
+                out.extend_from_slice(b"2nd");
+                Ok(())
+            })
+            .unwrap();
+        let failed = batch.push_with(|out| {
+            out.extend_from_slice(b"half");
+            Err(StorageError::Closed)
+        });
+        assert!(matches!(failed, Err(StorageError::Closed)));
+        let payloads: Vec<&[u8]> = batch.payloads().collect();
+        assert_eq!(payloads, vec![&b"first"[..], b"2nd"]);
+        assert_eq!(batch.payload_bytes(), 8);
     }
 }
