@@ -251,6 +251,10 @@ pub struct BenchArgs {
     /// Segment size limit for the store under test (bytes)
     #[arg(long, value_name = "BYTES")]
     pub segment_bytes: Option<u64>,
+    /// snapshot-latency only: the snapshot writer's pace in bytes per second
+    /// (0: no limit) [default: the store's, 32 MiB/s]
+    #[arg(long, value_name = "BYTES")]
+    pub snapshot_write_bytes_per_s: Option<u64>,
 }
 
 /// `ticketlog bench --workload`

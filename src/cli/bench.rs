@@ -1073,6 +1073,10 @@ fn update_until(
     })
 }
 
+/// Updates each client makes in the baseline phase even if a snapshot takes
+/// less time than that.
+const BASELINE_MIN_PER_CLIENT: u64 = 500;
+
 fn snapshot_latency(
     dir: &Path,
     durability: Durability,
@@ -1086,6 +1090,9 @@ fn snapshot_latency(
         .snapshot_every(0);
     if let Some(bytes) = args.segment_bytes {
         options = options.segment_bytes(bytes);
+    }
+    if let Some(bytes_per_s) = args.snapshot_write_bytes_per_s {
+        options = options.snapshot_write_bytes_per_s(bytes_per_s);
     }
     let store = Store::open(dir, options)?;
     {
@@ -1102,14 +1109,26 @@ fn snapshot_latency(
         }
         progress.finish();
     }
-    // Without a snapshot: a fixed number of updates, about as many as fit
-    // in the snapshot's duration (measured below, so run it once first).
+    // Without a snapshot: updates for as long as a snapshot takes (timed
+    // here, with nothing else running), so that both phases' p99 rest on
+    // about as many samples.
     let started = Instant::now();
     let first = store.snapshot()?;
     let snapshot_secs_warmup = started.elapsed().as_secs_f64();
+    let baseline_started = Instant::now();
+    let baseline = {
+        let stop = AtomicU64::new(0);
+        let phase = Duration::from_secs_f64(snapshot_secs_warmup);
+        thread::scope(|scope| {
+            let writer = scope
+                .spawn(|| update_until(&store, tickets, clients, BASELINE_MIN_PER_CLIENT, &stop));
+            thread::sleep(phase);
+            stop.store(1, Ordering::Release);
+            writer.join().unwrap_or(Err(ClientError::Closed))
+        })?
+    };
+    let baseline_secs = baseline_started.elapsed().as_secs_f64();
     let stop = AtomicU64::new(0);
-    let per_client = 2_000;
-    let baseline = update_until(&store, tickets, clients, per_client, &AtomicU64::new(1))?;
 
     // During a snapshot: clients update until the snapshot is durable.
     let (during, snapshot, snapshot_secs) = thread::scope(|scope| {
@@ -1136,6 +1155,7 @@ fn snapshot_latency(
     fields.insert("p99_us".into(), p(&during, 99.0));
     fields.insert("max_us".into(), p(&during, 100.0));
     fields.insert("baseline_ops".into(), json!(baseline.len()));
+    fields.insert("baseline_secs".into(), round3(baseline_secs));
     fields.insert("baseline_p50_us".into(), p(&baseline, 50.0));
     fields.insert("baseline_p99_us".into(), p(&baseline, 99.0));
     fields.insert("baseline_max_us".into(), p(&baseline, 100.0));

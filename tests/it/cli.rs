@@ -1073,6 +1073,47 @@ fn bench_prints_one_json_line_with_the_peers_fields_and_cleans_up() {
 }
 
 #[test]
+fn bench_snapshot_latency_times_a_baseline_as_long_as_a_snapshot_at_the_pace_it_is_given() {
+    let parent = tempfile::tempdir().unwrap();
+    // 6,000 tickets make a snapshot of about 1.5 MB: at 1 MiB/s, the writer
+    // must wait at its first 1 MiB sync until a second has passed.
+    let run = ticketlog(
+        parent.path(),
+        &[
+            "bench",
+            "--workload",
+            "snapshot-latency",
+            "--clients",
+            "2",
+            "--ops",
+            "3000",
+            "--snapshot-write-bytes-per-s",
+            "1048576",
+            "--json",
+        ],
+    );
+    assert!(run.success(), "{run:#?}");
+    let line = run.json();
+    assert_eq!(line["workload"], "snapshot-latency");
+    assert_eq!(line["tickets"].as_u64(), Some(6000), "{line}");
+    let snapshot_bytes = line["snapshot_bytes"].as_u64().unwrap();
+    assert!(snapshot_bytes > 1 << 20, "{line}");
+    let first = line["first_snapshot_secs"].as_f64().unwrap();
+    let during = line["snapshot_secs"].as_f64().unwrap();
+    assert!(
+        first >= 0.99 && during >= 0.99,
+        "the pace was not kept: {line}"
+    );
+    // The baseline phase lasts as long as the first snapshot took.
+    let baseline_secs = line["baseline_secs"].as_f64().unwrap();
+    assert!(baseline_secs >= first, "{line}");
+    assert!(line["baseline_ops"].as_u64().unwrap() >= 2 * 500, "{line}");
+    assert!(line["ops"].as_u64().unwrap() > 0, "{line}");
+    assert!(line["p99_ratio"].as_f64().unwrap() > 0.0, "{line}");
+    assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn a_bad_durability_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let run = ticketlog(dir.path(), &["--durability", "sometimes", "stats"]);
