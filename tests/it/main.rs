@@ -32,6 +32,8 @@ mod power_cut;
 mod recovery;
 mod repair;
 mod retention;
+#[cfg(feature = "jetstream")]
+mod route_proxy;
 mod segments;
 mod serve;
 mod serve_events;

@@ -369,7 +369,11 @@ impl Io {
     /// reading back first: the Msg-Id turns a copy that did land into a
     /// duplicate acknowledgement and the fence refuses one that would land
     /// anywhere else, so only those two answers need the read-back of
-    /// sequence `expected_last + 1`. While the stream has no leader (an
+    /// sequence `expected_last + 1`. A fence refusal is never taken on its
+    /// own word, even for a first copy: it may come from a deposed leader
+    /// while the new one stores the copy, so the read-back decides (what a
+    /// server holds was committed: a replica stores an entry only once a
+    /// majority has it). While the stream has no leader (an
     /// election after the leader died) a read-back gets no answer and would
     /// cost a full request timeout per try, where a publish is refused at
     /// once ("no responders"); so the retries follow the election closely
@@ -380,9 +384,6 @@ impl Io {
             let target = expected_last + 1;
             let mut pause = RETRY_PAUSE_MIN;
             let mut cause = String::from("no answer yet");
-            // Copies sent that a stream may have taken (all but those
-            // refused as "no responders": no stream was listening).
-            let mut maybe_landed = 0u32;
             loop {
                 let elapsed = started.elapsed();
                 if elapsed >= self.deadline {
@@ -429,12 +430,15 @@ impl Io {
                         true
                     }
                     Ok(Err(error)) if error.kind() == PublishErrorKind::WrongLastSequence => {
-                        // The server refused this copy; with no earlier copy
-                        // that may have landed, nothing of it is in the stream.
-                        if maybe_landed == 0 {
-                            return Published::Fenced;
-                        }
-                        cause = "the fence refused a resend".into();
+                        // Not proof that this copy did not land: a deposed
+                        // leader that has not yet heard of its successor
+                        // still answers publishes, from its older last
+                        // sequence, while the real leader takes the same
+                        // copy. Seen with a leader cut off from the other
+                        // nodes and healed: every "fenced" batch of a host
+                        // was in the stream, decided again and published
+                        // again, 64 times. The read-back decides.
+                        cause = format!("the fence refused a copy ({error})");
                         true
                     }
                     Ok(Err(error)) if error.kind() == PublishErrorKind::StreamNotFound => {
@@ -444,12 +448,10 @@ impl Io {
                         false
                     }
                     Ok(Err(error)) => {
-                        maybe_landed += 1;
                         cause = error.to_string();
                         false
                     }
                     Err(_) => {
-                        maybe_landed += 1;
                         cause = format!("no acknowledgement within {REQUEST_TIMEOUT:?}");
                         false
                     }
@@ -459,6 +461,7 @@ impl Io {
                     // What does the stream hold at `target`?
                     match read_back(&self.context, &self.stream, target).await {
                         Ok(ReadBack::Found(stored)) if stored == frame => {
+                            trace(|| format!("read back {target}: this batch ({cause})"));
                             return Published::Committed(target);
                         }
                         Ok(ReadBack::Found(_)) => return Published::Fenced,
