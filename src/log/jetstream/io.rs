@@ -60,10 +60,6 @@ const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// publish: short, so that the first try after an election gets in.
 const RETRY_PAUSE_MIN: Duration = Duration::from_millis(50);
 const RETRY_PAUSE_MAX: Duration = Duration::from_millis(250);
-/// After a fence refusal whose read-back found nothing yet at the fenced
-/// sequence (the winning batch proposed, not yet stored): the wait before
-/// the copy is sent again.
-const FENCE_SETTLE_PAUSE: Duration = Duration::from_millis(2);
 
 /// Set (to anything) to have every unsettled publish attempt described on
 /// stderr: for finding out where a pause in acknowledgements goes.
@@ -412,7 +408,6 @@ impl Io {
                         ack.await
                     })
                     .await;
-                let mut refused = false;
                 let read_back_needed = match attempt {
                     Ok(Ok(ack)) if ack.sequence == target && !ack.duplicate => {
                         return Published::Committed(target);
@@ -444,7 +439,6 @@ impl Io {
                         // was in the stream, decided again and published
                         // again, 64 times. The read-back decides.
                         cause = format!("the fence refused a copy ({error})");
-                        refused = true;
                         true
                     }
                     Ok(Err(error)) if error.kind() == PublishErrorKind::StreamNotFound => {
@@ -472,17 +466,7 @@ impl Io {
                         }
                         Ok(ReadBack::Found(_)) => return Published::Fenced,
                         // Not there: sending the same bytes again is safe.
-                        Ok(ReadBack::Absent) => {
-                            if refused {
-                                // A leader refuses against what it has
-                                // proposed, and stores only what is
-                                // committed: the batch that won is most
-                                // likely on its way. Look again soon, not
-                                // after a retry pause.
-                                tokio::time::sleep(FENCE_SETTLE_PAUSE).await;
-                                continue;
-                            }
-                        }
+                        Ok(ReadBack::Absent) => {}
                         Err(read_cause) => cause = format!("{cause}; read-back: {read_cause}"),
                     }
                     trace(|| format!("read back {target} at {:?}: {cause}", started.elapsed()));
