@@ -302,6 +302,20 @@ fn check_nothing_lost(
     stats
 }
 
+/// Each host reaches the end of the stream a fresh host replayed (a host
+/// can trail another's last batches on its tail, so they are compared at
+/// one LSN) with the same state digest.
+fn assert_hosts_equal_the_replay(hosts: &[Store], replayed: &ticketlog::Stats) {
+    for (h, host) in hosts.iter().enumerate() {
+        let stats = wait_for_lsn(host, replayed.last_lsn, Duration::from_secs(20));
+        assert_eq!(
+            (stats.last_lsn, stats.digest),
+            (replayed.last_lsn, replayed.digest),
+            "host {h} differs from a full replay of the stream"
+        );
+    }
+}
+
 /// The longest time between two acknowledgements in `[from, to]`.
 fn longest_gap(acked: &[(Instant, Ticket)], from: Instant, to: Instant) -> Duration {
     let mut last = from;
@@ -397,16 +411,8 @@ fn a_leader_paused_past_the_election_timeout_loses_nothing_and_writes_resume() {
     }
     let replayed = check_nothing_lost("paused_leader", &cluster, &stream, &load);
     // The hosts agree with a full replay of the stream once the old leader
-    // is back: each reaches the stream's end (a host can trail another's
-    // last batches on its tail; compared at one LSN) with the same state.
-    for (h, host) in hosts.iter().enumerate() {
-        let stats = wait_for_lsn(host, replayed.last_lsn, Duration::from_secs(20));
-        assert_eq!(
-            (stats.last_lsn, stats.digest),
-            (replayed.last_lsn, replayed.digest),
-            "host {h} differs from a full replay of the stream"
-        );
-    }
+    // is back.
+    assert_hosts_equal_the_replay(&hosts, &replayed);
     drop(hosts);
 }
 
@@ -516,14 +522,7 @@ fn a_leader_cut_off_from_the_other_nodes_takes_no_writes_and_the_cluster_converg
     eprintln!("partition: the cut-off node's host wrote again {first_after_heal:?} after the heal");
     assert!(first_after_heal.is_some());
     let replayed = check_nothing_lost("partition", &cluster, &stream, &load);
-    for (h, host) in hosts.iter().enumerate() {
-        let stats = wait_for_lsn(host, replayed.last_lsn, Duration::from_secs(20));
-        assert_eq!(
-            (stats.last_lsn, stats.digest),
-            (replayed.last_lsn, replayed.digest),
-            "host {h} differs from a full replay of the stream"
-        );
-    }
+    assert_hosts_equal_the_replay(&hosts, &replayed);
     drop(hosts);
     drop(cluster);
     drop(proxies);
