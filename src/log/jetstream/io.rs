@@ -66,7 +66,7 @@ const RETRY_PAUSE_MAX: Duration = Duration::from_millis(250);
 pub const TRACE_ENV: &str = "TICKETLOG_JETSTREAM_TRACE";
 
 /// Writes `line()` to stderr if [`TRACE_ENV`] is set.
-fn trace(line: impl FnOnce() -> String) {
+pub(crate) fn trace(line: impl FnOnce() -> String) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *ON.get_or_init(|| std::env::var_os(TRACE_ENV).is_some()) {
         eprintln!("ticketlog jetstream: {}", line());

@@ -291,17 +291,45 @@ impl OpeningLog for JetStreamOpening {
                     ),
                 });
             };
+            let (seq, payload) = if seq == expected_seq {
+                (seq, payload)
+            } else {
+                // The consumer delivered something else than the next
+                // message. Only the stream can say a message is missing:
+                // ask it, and go on from there with a new consumer.
+                io::trace(|| {
+                    format!("replay: the consumer delivered {seq} where {expected_seq} was due")
+                });
+                match self.io.read_message(expected_seq) {
+                    Ok(Some(payload)) => {
+                        tail = self.io.start_tail(expected_seq + 1);
+                        (expected_seq, payload)
+                    }
+                    Ok(None) => {
+                        return Err(OpenError::Corrupt {
+                            file: place.clone(),
+                            offset: expected_seq,
+                            damage: Damage::MissingRecords {
+                                first: expected_seq,
+                                last: seq.saturating_sub(1).max(expected_seq),
+                            },
+                        });
+                    }
+                    Err(cause) => {
+                        return Err(OpenError::LogUnreachable {
+                            servers: self.io.servers.clone(),
+                            cause: format!(
+                                "replay could not read sequence {expected_seq}: {cause}"
+                            ),
+                        });
+                    }
+                }
+            };
             let corrupt = |damage| OpenError::Corrupt {
                 file: place.clone(),
                 offset: seq,
                 damage,
             };
-            if seq != expected_seq {
-                return Err(corrupt(Damage::MissingRecords {
-                    first: expected_seq,
-                    last: seq.saturating_sub(1),
-                }));
-            }
             let frame = frame::decode(&payload).map_err(corrupt)?;
             check_continuity(&frame.header, seq, next_lsn).map_err(corrupt)?;
             for (offset, len, record) in frame.records {
