@@ -369,10 +369,11 @@ impl Io {
     /// reading back first: the Msg-Id turns a copy that did land into a
     /// duplicate acknowledgement and the fence refuses one that would land
     /// anywhere else, so only those two answers need the read-back of
-    /// sequence `expected_last + 1`. A fence refusal is never taken on its
-    /// own word, even for a first copy: it may come from a deposed leader
-    /// while the new one stores the copy, so the read-back decides (what a
-    /// server holds was committed: a replica stores an entry only once a
+    /// sequence `expected_last + 1`. A fence refusal counts as fenced only
+    /// when it names a last sequence at or past that one: a refusal from
+    /// behind what this host saw committed comes from a deposed leader
+    /// while the new one may store the copy, so the read-back decides (what
+    /// a server holds was committed: a replica stores an entry only once a
     /// majority has it). While the stream has no leader (an
     /// election after the leader died) a read-back gets no answer and would
     /// cost a full request timeout per try, where a publish is refused at
@@ -430,15 +431,22 @@ impl Io {
                         true
                     }
                     Ok(Err(error)) if error.kind() == PublishErrorKind::WrongLastSequence => {
-                        // Not proof that this copy did not land: a deposed
-                        // leader that has not yet heard of its successor
-                        // still answers publishes, from its older last
-                        // sequence, while the real leader takes the same
-                        // copy. Seen with a leader cut off from the other
-                        // nodes and healed: every "fenced" batch of a host
-                        // was in the stream, decided again and published
-                        // again, 64 times. The read-back decides.
-                        cause = format!("the fence refused a copy ({error})");
+                        // A leader refuses with its own last sequence. One
+                        // at or past `target` has something there: another
+                        // host got in first. One behind `expected_last`
+                        // (which this host saw committed) is a deposed
+                        // leader that has not yet heard of its successor,
+                        // while the real leader may be taking this very
+                        // copy: seen with a leader cut off from the other
+                        // nodes and healed, where every "fenced" batch of a
+                        // host was in the stream, decided again and
+                        // published again, 64 times. Then, or if the answer
+                        // names no sequence, the read-back decides.
+                        let reported = refused_at(&error.to_string());
+                        if reported.is_some_and(|last| last >= target) {
+                            return Published::Fenced;
+                        }
+                        cause = format!("a stale refusal ({error})");
                         true
                     }
                     Ok(Err(error)) if error.kind() == PublishErrorKind::StreamNotFound => {
@@ -618,6 +626,22 @@ impl Drop for Tail {
 }
 
 /// A pause between retries of an opening request.
+/// The last sequence a fence refusal names ("wrong last sequence: 683"),
+/// if it names one.
+fn refused_at(text: &str) -> Option<u64> {
+    const MARK: &str = "wrong last sequence: ";
+    let mut found = None;
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        rest = &rest[at + MARK.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(number) = digits.parse() {
+            found = Some(number);
+        }
+    }
+    found
+}
+
 async fn pause_before_retry() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
@@ -726,6 +750,19 @@ async fn tail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_names_the_last_sequence_it_was_checked_against() {
+        assert_eq!(
+            refused_at(
+                "wrong last sequence: wrong last sequence: 683 (code 400, error code 10071)"
+            ),
+            Some(683)
+        );
+        assert_eq!(refused_at("wrong last sequence: 0"), Some(0));
+        assert_eq!(refused_at("wrong last sequence"), None);
+        assert_eq!(refused_at("stream not found"), None);
+    }
 
     #[test]
     fn versions_older_than_the_minimum_are_refused() {
