@@ -370,8 +370,9 @@ impl Io {
     /// duplicate acknowledgement and the fence refuses one that would land
     /// anywhere else, so only those two answers need the read-back of
     /// sequence `expected_last + 1`. A fence refusal counts as fenced only
-    /// when it names a last sequence at or past that one: a refusal from
-    /// behind what this host saw committed comes from a deposed leader
+    /// when it names a last sequence at or past that one: a refusal naming
+    /// one short of it (no further than what this host saw committed) comes
+    /// from a deposed leader
     /// while the new one may store the copy, so the read-back decides (what
     /// a server holds was committed: a replica stores an entry only once a
     /// majority has it). While the stream has no leader (an
@@ -433,15 +434,15 @@ impl Io {
                     Ok(Err(error)) if error.kind() == PublishErrorKind::WrongLastSequence => {
                         // A leader refuses with its own last sequence. One
                         // at or past `target` has something there: another
-                        // host got in first. One behind `expected_last`
-                        // (which this host saw committed) is a deposed
-                        // leader that has not yet heard of its successor,
-                        // while the real leader may be taking this very
-                        // copy: seen with a leader cut off from the other
-                        // nodes and healed, where every "fenced" batch of a
-                        // host was in the stream, decided again and
-                        // published again, 64 times. Then, or if the answer
-                        // names no sequence, the read-back decides.
+                        // host got in first. One short of it (at most
+                        // `expected_last`, which this host saw committed) is
+                        // a deposed leader that has not yet heard of its
+                        // successor, while the real leader may be taking
+                        // this very copy: seen with a leader cut off from
+                        // the other nodes and healed, where every "fenced"
+                        // batch of a host was in the stream, decided again
+                        // and published again, 64 times. Then, or if the
+                        // answer names no sequence, the read-back decides.
                         let reported = refused_at(&error.to_string());
                         if reported.is_some_and(|last| last >= target) {
                             return Published::Fenced;
@@ -625,7 +626,6 @@ impl Drop for Tail {
     }
 }
 
-/// A pause between retries of an opening request.
 /// The last sequence a fence refusal names ("wrong last sequence: 683"),
 /// if it names one.
 fn refused_at(text: &str) -> Option<u64> {
@@ -642,6 +642,7 @@ fn refused_at(text: &str) -> Option<u64> {
     found
 }
 
+/// A pause between retries of an opening request.
 async fn pause_before_retry() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
